@@ -1,0 +1,241 @@
+"""The composition root: the only module that wires config, clock, database, doors and senders.
+
+Everything made here (engine, clients, clock) is passed down; nothing below keeps globals.
+``Deskbell.serve(roles)`` runs any mix of the SMTP door, the web app and the outbox worker on
+one event loop and stops cleanly on SIGTERM. No domain logic here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import aiohttp
+import uvicorn
+
+from bot import __version__
+from bot.clock import Clock
+from bot.config import Settings, parse_listen
+from bot.core import groups, outbox, reports
+from bot.core.intake import Intake, ingest, quarantine
+from bot.core.views import CardView, MessageView, OutboxView, OutgoingEmail, QuarantineView, TicketView
+from bot.inbound.smtp import SmtpHandler, SmtpServer
+from bot.outbound.compose import EmailComposer
+from bot.outbound.email import EmailSender
+from bot.outbox.dispatcher import Dispatcher, Sender
+from bot.slack import blocks
+from bot.slack.poster import SlackPoster, make_client
+from bot.store import migrate
+from bot.store.db import Database
+from bot.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+ROLES = ("smtp", "web", "worker")
+
+
+class Renderers:
+    """Core's ``Renderers`` port, backed by the Slack Block Kit and email template adapters."""
+
+    def __init__(self, composer: EmailComposer) -> None:
+        self.composer = composer
+
+    def ticket_card(self, card: CardView) -> dict[str, Any]:
+        return blocks.ticket_card(card)
+
+    def thread_message(self, ticket: TicketView, message: MessageView) -> dict[str, Any]:
+        return blocks.thread_message(ticket, message)
+
+    def notice(self, text: str) -> dict[str, Any]:
+        return blocks.notice(text)
+
+    def quarantine_notice(self, item: QuarantineView) -> dict[str, Any]:
+        return blocks.quarantine_notice(item)
+
+    def customer_email(self, mail: OutgoingEmail) -> str:
+        return self.composer.customer_email(mail)
+
+
+@dataclass
+class Listening:
+    """Where a running instance can be reached (ports resolved when 0 was asked for)."""
+
+    smtp: tuple[str, int] | None = None
+    web: tuple[str, int] | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+class Deskbell:
+    def __init__(self, settings: Settings, *, clock: Clock, environ: Mapping[str, str] | None = None) -> None:
+        self.settings, self.clock = settings, clock
+        self.db = Database(settings.database.url)
+        composer = EmailComposer(from_address=settings.email_out.from_address,
+                                 from_name=settings.email_out.from_name,
+                                 loop_marker=settings.email_out.reply_domain)
+        self.renderers = Renderers(composer)
+        self.intake = Intake(db=self.db, settings=settings, clock=clock, renderers=self.renderers)
+        self.listening = Listening()
+        self._stop = asyncio.Event()
+        self.dispatcher: Dispatcher | None = None
+
+    # ----- set-up -------------------------------------------------------------------------
+
+    async def prepare(self, *, auto_migrate: bool | None = None) -> None:
+        """Bring the schema up to date (SQLite: always) and mirror the handler groups."""
+        if auto_migrate is None:
+            auto_migrate = self.db.is_sqlite
+        if auto_migrate:
+            await migrate.upgrade(self.db)
+        else:
+            current, head = await migrate.current_revision(self.db), migrate.head_revision()
+            if current != head:
+                raise RuntimeError(f"database schema is at {current or 'nothing'}, the code needs "
+                                   f"{head}: run `deskbell db upgrade` first")
+        await groups.sync_groups(self.db, self.settings)
+
+    def senders(self, session: aiohttp.ClientSession) -> dict[str, Sender]:
+        s = self.settings
+        senders: dict[str, Sender] = {"email": EmailSender(
+            host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
+            username=s.email_out.username, password=s.email_out.password.get_secret_value(),
+            timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
+        token = s.slack.bot_token.get_secret_value()
+        if token:
+            senders["slack"] = SlackPoster(make_client(token=token, base_url=s.slack.api_url,
+                                                       session=session))
+        return senders
+
+    def make_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
+        s = self.settings
+        dispatcher = Dispatcher(
+            db=self.db, clock=self.clock, senders=self.senders(session),
+            policy=outbox.RetryPolicy(max_attempts=s.outbox.max_attempts,
+                                      base_seconds=s.outbox.backoff_base_seconds,
+                                      max_seconds=s.outbox.backoff_max_seconds),
+            concurrency=s.outbox.concurrency, lease_seconds=s.outbox.lease_seconds,
+            notice=self._dead_notice, notice_channel=s.slack.fallback_channel)
+        self.db.on_outbox_commit(dispatcher.wake)
+        return dispatcher
+
+    def _dead_notice(self, item: OutboxView, error: str) -> dict[str, Any]:
+        ticket = f" for ticket #{item.ticket_number}" if item.ticket_number else ""
+        return self.renderers.notice(
+            f"⚠️ Gave up delivering {item.kind}{ticket} after {item.attempts} tries: {error}. "
+            f"Retry with: deskbell outbox retry {item.id}")
+
+    # ----- running ------------------------------------------------------------------------
+
+    async def serve(self, roles: Iterable[str] = ROLES, *, out: TextIO = sys.stdout,
+                    on_ready: Callable[[Listening], None] | None = None) -> None:
+        """Run the given roles until SIGTERM/SIGINT or ``stop()``; then drain and return."""
+        roles = set(roles)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                pass
+        await self.prepare()
+        http = aiohttp.ClientSession()
+        tasks: list[asyncio.Task[Any]] = []
+        smtp_server: SmtpServer | None = None
+        web_server: uvicorn.Server | None = None
+        try:
+            if "worker" in roles:
+                self.dispatcher = self.make_dispatcher(http)
+                tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+            if "web" in roles:
+                web_server, sock = self._web_server()
+                self.listening.web = sock.getsockname()[:2]
+                tasks.append(asyncio.create_task(web_server.serve(sockets=[sock]), name="web"))
+            if "smtp" in roles:
+                smtp_server = self._smtp_server()
+                self.listening.smtp = await smtp_server.start()
+            self._print_summary(roles, out)
+            if on_ready is not None:
+                on_ready(self.listening)
+            await self._stop.wait()
+        finally:
+            log.info("stopping roles=%s", ",".join(sorted(roles)))
+            if smtp_server is not None:
+                await smtp_server.stop()
+            if web_server is not None:
+                web_server.should_exit = True
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=8)
+                for task in pending:
+                    task.cancel()
+            await http.close()
+            await self.db.dispose()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _smtp_server(self) -> SmtpServer:
+        s = self.settings.smtp_in
+        host, port = parse_listen(s.listen)
+        handler = SmtpHandler(ingest=lambda msg: ingest(self.intake, msg),
+                              quarantine=lambda **kw: quarantine(self.intake, **kw),
+                              clock=self.clock, domains=s.domains)
+        tls = None
+        if s.tls_cert and s.tls_key:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(s.tls_cert, s.tls_key)
+        return SmtpServer(handler, host=host, port=port, hostname=self.settings.email_out.reply_domain,
+                          max_message_bytes=s.max_message_bytes, tls_context=tls)
+
+    def _web_server(self) -> tuple[uvicorn.Server, socket.socket]:
+        host, port = parse_listen(self.settings.web.listen)
+        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text)
+        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return server, sock
+
+    async def metrics_text(self) -> str:
+        c = await reports.counts(self.db)
+        lines = ["# TYPE deskbell_tickets gauge"]
+        lines += [f'deskbell_tickets{{status="{k}"}} {v}' for k, v in sorted(c["tickets"].items())]
+        lines.append("# TYPE deskbell_outbox gauge")
+        for key, v in sorted(c["outbox"].items()):
+            channel, status = key.split(":")
+            lines.append(f'deskbell_outbox{{channel="{channel}",status="{status}"}} {v}')
+        lines += ["# TYPE deskbell_quarantine_held gauge", f"deskbell_quarantine_held {c['quarantine']['held']}"]
+        return "\n".join(lines) + "\n"
+
+    def _print_summary(self, roles: set[str], out: TextIO) -> None:
+        s = self.settings
+        lines = [f"Deskbell {__version__} running ({', '.join(r for r in ROLES if r in roles)})"]
+        if self.listening.smtp:
+            host, port = self.listening.smtp
+            domains = ", ".join(s.smtp_in.domains) or "any domain"
+            lines.append(f"  SMTP      listening on {host}:{port} for {domains}")
+        if self.listening.web:
+            host, port = self.listening.web
+            lines.append(f"  Web       listening on http://{host}:{port} (/healthz, /readyz, /metrics)")
+        lines.append(f"  Database  {s.database.redacted_url}")
+        if "worker" in roles:
+            if s.slack.bot_token.get_secret_value():
+                lines.append(f"  Slack     on — cards go to {s.slack.api_url}")
+            else:
+                lines.append("  Slack     off — no slack.bot_token; cards are queued until one is set")
+            lines.append(f"  Email out relay {s.email_out.host}:{s.email_out.port}, "
+                         f"from {s.email_out.from_address}")
+        lines.append("  Stop with Ctrl-C (SIGTERM drains in-flight mail first)")
+        self.listening.lines = lines
+        out.write("\n".join(lines) + "\n")
+        out.flush()

@@ -1,0 +1,74 @@
+"""Adapter: ``deskbell check`` probes — can we reach what the config names?
+
+Each probe returns a ``Probe`` (name, ok, detail) and never raises; the CLI prints them all.
+Must not change anything it probes (no mail sent, no message posted, no migration run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+import aiosmtplib
+
+from bot.config import Settings
+from bot.slack.poster import make_client
+from bot.store import migrate
+from bot.store.db import Database
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def probe_database(settings: Settings) -> Probe:
+    db = Database(settings.database.url)
+    try:
+        await asyncio.wait_for(db.ping(), 10)
+        current, head = await migrate.current_revision(db), migrate.head_revision()
+        if current != head:
+            hint = "run `deskbell db upgrade`" if not db.is_sqlite else "`deskbell run` migrates it"
+            return Probe("database", db.is_sqlite,
+                         f"reachable; schema at {current or 'nothing'}, code needs {head} ({hint})")
+        return Probe("database", True, f"reachable, schema {current}")
+    except Exception as exc:
+        return Probe("database", False, f"{settings.database.redacted_url}: {type(exc).__name__}: {exc}")
+    finally:
+        await db.dispose()
+
+
+async def probe_smtp_relay(settings: Settings) -> Probe:
+    out = settings.email_out
+    where = f"{out.host}:{out.port}"
+    client = aiosmtplib.SMTP(hostname=out.host, port=out.port, start_tls=out.starttls or None,
+                             timeout=10)
+    try:
+        await client.connect()
+        if out.username:
+            await client.login(out.username, out.password.get_secret_value())
+        await client.quit()
+        return Probe("email_out", True, f"relay {where} answers" + (" (login ok)" if out.username else ""))
+    except Exception as exc:
+        return Probe("email_out", False, f"relay {where}: {type(exc).__name__}: {exc}")
+
+
+async def probe_slack(settings: Settings) -> Probe:
+    token = settings.slack.bot_token.get_secret_value()
+    if not token:
+        return Probe("slack", True, "off (no slack.bot_token): cards will wait in the outbox")
+    async with aiohttp.ClientSession() as session:
+        client = make_client(token=token, base_url=settings.slack.api_url, session=session, timeout=10)
+        try:
+            response = await client.auth_test()
+            return Probe("slack", True, f"auth.test ok as {response.get('user')} in {response.get('team')}")
+        except Exception as exc:
+            return Probe("slack", False, f"auth.test failed: {type(exc).__name__}: {exc}")
+
+
+async def run_probes(settings: Settings) -> list[Probe]:
+    return list(await asyncio.gather(probe_database(settings), probe_smtp_relay(settings),
+                                     probe_slack(settings)))

@@ -1,0 +1,305 @@
+"""Adapter: the ``deskbell`` command line (click).
+
+Parses arguments, loads the config once, calls the composition root or one core function,
+prints. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config. No domain logic here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from bot import __version__
+from bot.clock import Clock
+from bot.config import ConfigError, Settings, find_config_path, load_settings
+from bot.core import outbox as outbox_core
+from bot.core import reports
+from bot.core.errors import DeskbellError
+from bot.logsetup import configure_logging
+
+T = TypeVar("T")
+CONFIG_OPTION = click.option("--config", "config_path", metavar="FILE", envvar="DESKBELL_CONFIG",
+                             help="YAML config (default: $DESKBELL_CONFIG, ./deskbell.yaml, "
+                                  "else embedded defaults).")
+
+
+def _settings(config_path: str | None) -> Settings:
+    path = find_config_path(config_path, os.environ)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        where = str(path) if path else "embedded defaults"
+        click.echo(f"deskbell: {where}: {len(exc.problems)} problem(s) in the config:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        click.echo(f"deskbell: cannot read config {path}: {exc.strerror or exc}", err=True)
+        raise SystemExit(2) from None
+    secrets = tuple(x.get_secret_value() for x in (
+        settings.slack.bot_token, settings.slack.app_token, settings.slack.signing_secret,
+        settings.email_out.password, settings.twilio.auth_token))
+    configure_logging(settings.log.level, extra_secrets=secrets)
+    return settings
+
+
+def _clock() -> Clock:
+    try:
+        return Clock.from_environ(dict(os.environ))
+    except ValueError as exc:
+        click.echo(f"deskbell: DESKBELL_NOW: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro_fn())
+    except DeskbellError as exc:
+        click.echo(f"deskbell: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deskbell")
+def main() -> None:
+    """Deskbell: customers write by email or SMS, staff answer from Slack."""
+
+
+def _serve(config_path: str | None, roles: tuple[str, ...]) -> None:
+    from bot.app import Deskbell  # the composition root: heavy imports only when serving
+
+    settings = _settings(config_path)
+    app = Deskbell(settings, clock=_clock())
+    try:
+        asyncio.run(app.serve(roles))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, RuntimeError) as exc:
+        click.echo(f"deskbell: cannot start: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+@main.command()
+@CONFIG_OPTION
+def run(config_path: str | None) -> None:
+    """Run everything in one process: SMTP door, web app and outbox worker.
+
+    With no config file it uses the embedded defaults: SQLite file deskbell.db here,
+    SMTP on 127.0.0.1:2525 for any domain, web on 127.0.0.1:8080, one group "support".
+    """
+    _serve(config_path, ("smtp", "web", "worker"))
+
+
+@main.command()
+@CONFIG_OPTION
+def smtp(config_path: str | None) -> None:
+    """Run only the SMTP door (Procfile role)."""
+    _serve(config_path, ("smtp",))
+
+
+@main.command()
+@CONFIG_OPTION
+def web(config_path: str | None) -> None:
+    """Run only the web app: /healthz, /readyz, /metrics (Procfile role)."""
+    _serve(config_path, ("web",))
+
+
+@main.command()
+@CONFIG_OPTION
+def worker(config_path: str | None) -> None:
+    """Run only the outbox worker that delivers Slack cards and email (Procfile role)."""
+    _serve(config_path, ("worker",))
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+def db_upgrade(config_path: str | None, revision: str) -> None:
+    """Apply pending migrations (safe to run again: it does nothing when up to date)."""
+    from bot.store import migrate
+    from bot.store.db import Database
+
+    settings = _settings(config_path)
+
+    async def go() -> tuple[str | None, str | None]:
+        database = Database(settings.database.url)
+        try:
+            return await migrate.upgrade(database, revision)
+        finally:
+            await database.dispose()
+
+    try:
+        before, after = asyncio.run(go())
+    except Exception as exc:  # process boundary: say what failed, exit 1
+        click.echo(f"deskbell: migration failed on {settings.database.redacted_url}: "
+                   f"{type(exc).__name__}: {exc}", err=True)
+        raise SystemExit(1) from None
+    if before == after:
+        click.echo(f"Database {settings.database.redacted_url} already at {after}.")
+    else:
+        click.echo(f"Database {settings.database.redacted_url} upgraded {before or 'empty'} → {after}.")
+
+
+@main.command()
+@CONFIG_OPTION
+def check(config_path: str | None) -> None:
+    """Validate the config (every problem at once), then probe database, SMTP relay and Slack."""
+    from bot.checks import run_probes
+
+    settings = _settings(config_path)
+    click.echo("Config: ok")
+    probes = asyncio.run(run_probes(settings))
+    for probe in probes:
+        click.echo(f"  {'ok  ' if probe.ok else 'FAIL'} {probe.name}: {probe.detail}")
+    failed = [p.name for p in probes if not p.ok]
+    if failed:
+        click.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
+        raise SystemExit(1)
+    click.echo("All checks passed.")
+
+
+def _database(settings: Settings):  # noqa: ANN202 - a Database; imported lazily
+    from bot.store.db import Database
+
+    return Database(settings.database.url)
+
+
+@main.group()
+def tickets() -> None:
+    """List and show tickets."""
+
+
+@tickets.command("list")
+@CONFIG_OPTION
+@click.option("--status", help="new, open, waiting, on_hold, resolved, closed, or 'open' for all unresolved.")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tickets_list(config_path: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List tickets, newest first."""
+    settings, clock = _settings(config_path), _clock()
+
+    async def go() -> list[dict[str, Any]]:
+        database = _database(settings)
+        try:
+            return await reports.list_tickets(database, now=clock.now(), status=status, limit=limit)
+        finally:
+            await database.dispose()
+
+    rows = _run(go)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("No tickets.")
+        return
+    click.echo(f"{'#':>6}  {'STATUS':<9} {'P':<2} {'GROUP':<12} {'REQUESTER':<30} SUBJECT")
+    for t in rows:
+        requester = t["requester"]["email"] or t["requester"]["phone"] or ""
+        click.echo(f"{t['number']:>6}  {t['status']:<9} {t['priority']:<2} {t['group'][:12]:<12} "
+                   f"{requester[:30]:<30} {t['subject'][:60]}")
+
+
+@tickets.command("show")
+@CONFIG_OPTION
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tickets_show(config_path: str | None, number: int, as_json: bool) -> None:
+    """Show one ticket with its messages and history."""
+    settings, clock = _settings(config_path), _clock()
+
+    async def go() -> dict[str, Any]:
+        database = _database(settings)
+        try:
+            return await reports.show_ticket(database, number, now=clock.now())
+        finally:
+            await database.dispose()
+
+    t = _run(go)
+    if as_json:
+        _print_json(t)
+        return
+    r = t["requester"]
+    click.echo(f"#{t['number']} {t['subject']}")
+    click.echo(f"  status {t['status']} · priority {t['priority']} · group {t['group']} · "
+               f"assignee {t['assignee'] or 'none'}")
+    click.echo(f"  requester {r['name']} <{r['email'] or r['phone']}> · via {t['channel']} · "
+               f"created {t['created_at']}")
+    for msg in t["messages"]:
+        click.echo(f"\n--- {msg['kind']} {msg['channel']} {msg['created_at']} {msg['sender']}"
+                   + (f" [{msg['delivery_status']}]" if msg["delivery_status"] else ""))
+        if msg["body"]:
+            click.echo(msg["body"])
+        for a in msg["attachments"]:
+            click.echo(f"  📎 {a['name']} ({a['type']}, {a['size']} bytes)")
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect and retry outgoing items (Slack cards, email)."""
+
+
+@outbox.command("list")
+@CONFIG_OPTION
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead"]))
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def outbox_list(config_path: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List outbox items, newest first."""
+    settings = _settings(config_path)
+
+    async def go() -> list[Any]:
+        database = _database(settings)
+        try:
+            return await outbox_core.list_items(database, status=status, limit=limit)
+        finally:
+            await database.dispose()
+
+    items = _run(go)
+    if as_json:
+        _print_json([{k: v for k, v in vars(i).items() if k != "payload"} for i in items])
+        return
+    if not items:
+        click.echo("Outbox is empty.")
+        return
+    click.echo(f"{'ID':>6}  {'CHANNEL':<7} {'KIND':<18} {'TICKET':>6}  {'STATUS':<8} {'TRIES':>5}  DETAIL")
+    for i in items:
+        detail = i.last_error or i.remote_id or ""
+        click.echo(f"{i.id:>6}  {i.channel:<7} {i.kind:<18} {i.ticket_number or '':>6}  "
+                   f"{i.status:<8} {i.attempts:>5}  {detail[:70]}")
+
+
+@outbox.command("retry")
+@CONFIG_OPTION
+@click.argument("ids", nargs=-1, type=int)
+def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
+    """Queue dead items again (all of them, or the given IDS); a running worker sends them."""
+    settings, clock = _settings(config_path), _clock()
+
+    async def go() -> int:
+        database = _database(settings)
+        try:
+            return await outbox_core.retry(database, now=clock.now(), item_ids=list(ids) or None)
+        finally:
+            await database.dispose()
+
+    n = _run(go)
+    click.echo(f"{n} item(s) queued again." if n else "No dead items matched.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""Handler groups: kept in step with the config, and chosen for a new ticket.
+
+Routing: a recipient listed in a group's ``email_addresses`` (or ``phone_numbers``) picks that
+group; anything else on our domains goes to the fallback group. Must not reject mail: the
+SMTP door has already refused recipients outside ``smtp_in.domains``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.store import models as m
+from bot.store.db import Database
+
+
+async def sync_groups(db: Database, settings: Settings) -> None:
+    """Create or update one row per configured group (rows of removed groups stay for history)."""
+    async with db.transaction() as s:
+        rows = {g.name: g for g in (await s.scalars(select(m.HandlerGroup))).all()}
+        for group in settings.handler_groups:
+            row = rows.get(group.name)
+            if row is None:
+                s.add(m.HandlerGroup(name=group.name, slack_channel=group.slack_channel))
+            elif row.slack_channel != group.slack_channel:
+                row.slack_channel = group.slack_channel
+
+
+def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:
+    wanted = [r.strip().lower() for r in recipients]
+    for address in wanted:
+        for group in settings.handler_groups:
+            if address in {a.lower() for a in [*group.email_addresses, *group.phone_numbers]}:
+                return group.name
+    return settings.fallback_group_name
+
+
+async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, ...]) -> m.HandlerGroup:
+    name = group_name_for(settings, recipients)
+    group = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == name))
+    if group is None:  # config changed since start-up: keep the mail, make the row
+        group = m.HandlerGroup(name=name, slack_channel=settings.group_by_name(name).slack_channel
+                               if settings.group_by_name(name) else "")
+        s.add(group)
+        await s.flush()
+    return group

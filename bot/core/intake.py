@@ -1,0 +1,346 @@
+"""``ingest()``: every customer message, whatever its door, becomes a ticket or joins one.
+
+One transaction stores the raw bytes, the contact, the ticket, the message, its attachments,
+the events and the outbox rows (Slack card or thread reply, customer acknowledgement). The
+caller acknowledges the sender only after it returns. Must not do network I/O or import an
+adapter: renderers come in through ``core.ports.Renderers``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.core import cards, groups
+from bot.core.outbox import enqueue
+from bot.core.ports import Renderers
+from bot.core.threading import (
+    find_ticket,
+    new_message_id,
+    new_reply_token,
+    reply_address,
+    strip_subject_tag,
+)
+from bot.core.views import CardView, MessageView, OutgoingEmail, QuarantineView, TicketView
+from bot.messages import InboundMessage
+from bot.store import models as m
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+REOPENING = {"waiting": "open", "resolved": "open", "closed": "open"}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str  # created | appended | duplicate | bounce | quarantined
+    ticket_number: int | None = None
+    message_id: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What ``ingest`` needs besides the message; built once in ``app.py``."""
+
+    db: Database
+    settings: Settings
+    clock: Clock
+    renderers: Renderers
+
+
+async def ingest(intake: Intake, msg: InboundMessage) -> IngestResult:
+    """Store ``msg`` and everything it causes, in one transaction; replays change nothing."""
+    try:
+        async with intake.db.transaction() as s:
+            return await _ingest(s, intake, msg)
+    except IntegrityError:
+        # Another process stored the same (channel, source_id) between our check and insert.
+        async with intake.db.reading() as s:
+            if await _raw_for(s, msg.channel, msg.source_id) is not None:
+                return IngestResult("duplicate", detail="stored concurrently")
+        raise
+
+
+async def quarantine(intake: Intake, *, channel: str, raw: bytes, reason: str, detail: str,
+                     envelope_from: str | None = None, envelope_to: tuple[str, ...] = (),
+                     door: str = "", source_id: str | None = None) -> IngestResult:
+    """Keep bytes we could not turn into a message, and announce them in Slack."""
+    source_id = source_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    async with intake.db.transaction() as s:
+        existing = await _raw_for(s, channel, source_id)
+        if existing is not None:
+            return IngestResult("duplicate", detail="already held")
+        raw_row = _raw_row(channel=channel, source_id=source_id, raw=raw, door=door,
+                           envelope_from=envelope_from, envelope_to=envelope_to,
+                           now=intake.clock.now())
+        s.add(raw_row)
+        await s.flush()
+        q = await _hold(s, intake, raw_row, reason=reason, detail=detail)
+        return IngestResult("quarantined", detail=f"quarantine #{q.id}: {reason}")
+
+
+async def _ingest(s: AsyncSession, intake: Intake, msg: InboundMessage) -> IngestResult:
+    settings, now = intake.settings, intake.clock.now()
+    existing = await _raw_for(s, msg.channel, msg.source_id)
+    if existing is not None:
+        number = await s.scalar(select(m.Message.ticket_id).where(
+            m.Message.raw_message_id == existing.id).limit(1))
+        return IngestResult("duplicate", ticket_number=number)
+
+    raw_row = _raw_row(channel=msg.channel, source_id=msg.source_id, raw=msg.raw, door=msg.door,
+                       envelope_from=msg.envelope_sender, envelope_to=msg.recipients, now=now)
+    s.add(raw_row)
+    await s.flush()
+
+    if msg.bounce is not None:
+        return await _bounce(s, intake, msg, raw_row)
+
+    contact = await _contact(s, msg, now=now)
+    match = await find_ticket(s, msg, contact_id=contact.id,
+                              reply_domain=settings.email_out.reply_domain)
+    if match is None:
+        return await _open_ticket(s, intake, msg, raw_row, contact)
+    return await _append(s, intake, msg, raw_row, contact, match.ticket, how=match.how)
+
+
+async def _open_ticket(s: AsyncSession, intake: Intake, msg: InboundMessage,
+                       raw_row: m.RawMessage, contact: m.Contact) -> IngestResult:
+    settings, now = intake.settings, intake.clock.now()
+    group = await groups.route(s, settings, recipients=msg.recipients)
+    ticket = m.Ticket(subject=strip_subject_tag(msg.subject)[:998] or "(no subject)",
+                      status="new", priority=settings.tickets.default_priority,
+                      group_id=group.id, requester_id=contact.id, channel=msg.channel,
+                      reply_token=new_reply_token(), via_email=msg.channel == "email",
+                      unread=True, weight=0, created_at=now, updated_at=now,
+                      last_customer_message_at=now, last_action_at=now)
+    s.add(ticket)
+    await s.flush()
+    message = await _store_message(s, ticket, msg, raw_row, contact, now=now)
+    s.add(m.Event(ticket_id=ticket.id, kind="created", actor=_actor(msg), created_at=now,
+                  data={"channel": msg.channel, "group": group.name, "door": msg.door}))
+
+    view = _ticket_view(ticket, group, contact)
+    message_view = MessageView.of(message, cards.attachment_views(msg))
+    cards.post_card(s, intake.renderers, ticket_id=ticket.id,
+                    card=CardView(ticket=view, first_message=message_view),
+                    channel=group.slack_channel or settings.slack.fallback_channel, now=now)
+    if msg.channel == "email":
+        await _acknowledge(s, intake, msg, ticket, view, message_view, contact)
+    log.info("ticket created ticket=%s channel=%s group=%s door=%s", ticket.id, msg.channel,
+             group.name, msg.door)
+    return IngestResult("created", ticket_number=ticket.id, message_id=message.id)
+
+
+async def _append(s: AsyncSession, intake: Intake, msg: InboundMessage, raw_row: m.RawMessage,
+                  contact: m.Contact, ticket: m.Ticket, *, how: str) -> IngestResult:
+    now = intake.clock.now()
+    message = await _store_message(s, ticket, msg, raw_row, contact, now=now)
+    ticket.updated_at = now
+    ticket.last_customer_message_at = now
+    ticket.unread = True
+    s.add(m.Event(ticket_id=ticket.id, kind="customer_message", actor=_actor(msg),
+                  created_at=now, data={"message": message.id, "threaded_by": how}))
+    # An out-of-office answer joins the ticket but must not reopen it (RFC 3834 §2).
+    if ticket.status in REOPENING and not msg.auto_submitted:
+        old, ticket.status = ticket.status, REOPENING[ticket.status]
+        ticket.resolved_at = ticket.closed_at = None
+        s.add(m.Event(ticket_id=ticket.id, kind="status", actor=_actor(msg), created_at=now,
+                      data={"from": old, "to": ticket.status, "reason": "customer replied"}))
+    group = await s.get_one(m.HandlerGroup, ticket.group_id)
+    view = _ticket_view(ticket, group, contact if contact.id == ticket.requester_id
+                        else await s.get_one(m.Contact, ticket.requester_id))
+    await cards.post_thread_message(s, intake.renderers, ticket_id=ticket.id, ticket=view,
+                                    message=MessageView.of(message, cards.attachment_views(msg)),
+                                    now=now)
+    await cards.update_card(s, intake.renderers, ticket_id=ticket.id, ticket=view, now=now)
+    log.info("message joined ticket=%s channel=%s threaded_by=%s", ticket.id, msg.channel, how)
+    return IngestResult("appended", ticket_number=ticket.id, message_id=message.id, detail=how)
+
+
+async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
+                         raw_row: m.RawMessage, contact: m.Contact, *, now: datetime) -> m.Message:
+    message = m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
+                        contact_id=contact.id, sender=_sender_label(msg), subject=msg.subject[:998],
+                        body=msg.body, quoted=msg.quoted, message_id=msg.message_id,
+                        raw_message_id=raw_row.id, auto_submitted=msg.auto_submitted,
+                        created_at=now)
+    s.add(message)
+    await s.flush()
+    for attachment in msg.attachments:
+        digest = attachment.sha256
+        if await s.get(m.Blob, digest) is None:
+            s.add(m.Blob(sha256=digest, size=attachment.size, data=attachment.data))
+        s.add(m.AttachmentRow(message_id=message.id, name=attachment.name[:255],
+                              content_type=attachment.content_type[:255], size=attachment.size,
+                              sha256=digest, inline=attachment.inline))
+    return message
+
+
+async def _acknowledge(s: AsyncSession, intake: Intake, msg: InboundMessage, ticket: m.Ticket,
+                       view: TicketView, first: MessageView, contact: m.Contact) -> None:
+    """Tell the customer we have their ticket — unless answering could start a mail loop."""
+    settings, now = intake.settings, intake.clock.now()
+    reason = _no_ack_reason(msg)
+    to_address = msg.reply_to or msg.sender_address
+    if reason is None and await _ack_rate_exceeded(s, contact.id, settings, now=now):
+        reason = "rate limit"
+    if reason is not None:
+        s.add(m.Event(ticket_id=ticket.id, kind="ack_suppressed", actor="system",
+                      created_at=now, data={"reason": reason}))
+        return
+
+    out = await _outbound_message(s, ticket, kind="automatic", now=now,
+                                  domain=settings.email_out.reply_domain)
+    mail = OutgoingEmail(
+        template="ticket_opened", ticket=view, to_address=to_address, to_name=contact.name,
+        subject=reply_subject(view.subject, view.number), message_id=out.message_id or "",
+        reply_to=reply_address(from_address=settings.email_out.from_address,
+                               token=ticket.reply_token,
+                               reply_domain=settings.email_out.reply_domain),
+        in_reply_to=msg.message_id,
+        references=tuple([*msg.references, msg.message_id][-10:]) if msg.message_id else msg.references[-10:],
+        automatic=True, context={"first_message": first})
+    rendered = intake.renderers.customer_email(mail)
+    out.subject = mail.subject
+    enqueue(s, channel="email", kind="email.ack", ticket_id=ticket.id, message_id=out.id,
+            ordering_key=f"email:t{ticket.id}", now=now,
+            payload={"from": settings.email_out.from_address, "to": [to_address],
+                     "message": rendered})
+    s.add(m.Event(ticket_id=ticket.id, kind="acknowledged", actor="system", created_at=now,
+                  data={"message": out.id}))
+
+
+async def _outbound_message(s: AsyncSession, ticket: m.Ticket, *, kind: str, now: datetime,
+                            domain: str) -> m.Message:
+    out = m.Message(ticket_id=ticket.id, kind=kind, channel="email", sender="system",
+                    delivery_status="queued", created_at=now)
+    s.add(out)
+    await s.flush()
+    out.message_id = new_message_id(ticket=ticket.id, message=out.id, domain=domain)
+    return out
+
+
+def reply_subject(subject: str, number: int) -> str:
+    """``Re: <subject> [#N]`` — the tag lets a customer's new mail find its ticket."""
+    lowered = subject.lower()
+    prefix = "" if lowered.startswith(("re:", "aw:", "sv:", "antw:")) else "Re: "
+    return f"{prefix}{subject} [#{number}]"
+
+
+def _no_ack_reason(msg: InboundMessage) -> str | None:
+    # RFC 3834 §2 and DESIGN §2.6: never answer automatic mail, lists, bounces or ourselves.
+    if msg.loop:
+        return "our own mail"
+    if msg.auto_submitted:
+        return msg.auto_submitted
+    if msg.envelope_sender == "":
+        return "null envelope sender"
+    if not msg.sender_address or "@" not in (msg.reply_to or msg.sender_address):
+        return "no reply address"
+    return None
+
+
+async def _ack_rate_exceeded(s: AsyncSession, contact_id: int, settings: Settings, *,
+                             now: datetime) -> bool:
+    """Per-sender cap on acknowledgements: a flood of new tickets must not make us a flood."""
+    limit = settings.email_out.ack_rate_limit_per_hour
+    if limit <= 0:
+        return False
+    sent = await s.scalar(select(func.count(m.Event.id)).join(
+        m.Ticket, m.Ticket.id == m.Event.ticket_id).where(
+        m.Event.kind == "acknowledged", m.Ticket.requester_id == contact_id,
+        m.Event.created_at > now - timedelta(hours=1)))
+    return (sent or 0) >= limit
+
+
+async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
+                  raw_row: m.RawMessage) -> IngestResult:
+    """A DSN marks the mail it reports as failed; a DSN about nothing we sent is held."""
+    now = intake.clock.now()
+    bounce = msg.bounce
+    assert bounce is not None
+    original = None
+    if bounce.original_message_id:
+        original = await s.scalar(select(m.Message).where(
+            m.Message.message_id == bounce.original_message_id,
+            m.Message.kind.in_(("outbound", "automatic"))).limit(1))
+    if original is None:
+        q = await _hold(s, intake, raw_row, reason="bounce",
+                        detail=f"delivery report about {bounce.original_message_id or 'unknown mail'}"
+                               f" {bounce.status} {bounce.diagnostic}".strip())
+        return IngestResult("quarantined", detail=f"quarantine #{q.id}: bounce")
+    original.delivery_status = "failed"
+    s.add(m.Event(ticket_id=original.ticket_id, kind="bounce", actor="system", created_at=now,
+                  data={"message": original.id, "status": bounce.status,
+                        "recipients": list(bounce.recipients), "diagnostic": bounce.diagnostic[:500]}))
+    text = (f"Mail to {', '.join(bounce.recipients) or 'the customer'} bounced"
+            f" ({bounce.status or 'no status'}).")
+    await cards.post_notice_in_thread(s, intake.renderers, ticket_id=original.ticket_id,
+                                      text=text, now=now)
+    log.info("bounce recorded ticket=%s status=%s", original.ticket_id, bounce.status)
+    return IngestResult("bounce", ticket_number=original.ticket_id, detail=bounce.status)
+
+
+async def _hold(s: AsyncSession, intake: Intake, raw_row: m.RawMessage, *, reason: str,
+                detail: str) -> m.Quarantine:
+    now = intake.clock.now()
+    q = m.Quarantine(raw_message_id=raw_row.id, reason=reason, detail=detail[:4000],
+                     status="held", created_at=now)
+    s.add(q)
+    await s.flush()
+    view = QuarantineView(id=q.id, reason=reason, detail=q.detail, status=q.status,
+                          size=raw_row.size, envelope_from=raw_row.envelope_from,
+                          envelope_to=tuple(raw_row.envelope_to), created_at=now)
+    enqueue(s, channel="slack", kind="slack.quarantine", now=now,
+            payload={"method": "chat.postMessage",
+                     "args": {"channel": intake.settings.slack.fallback_channel,
+                              **intake.renderers.quarantine_notice(view)}})
+    log.warning("quarantined id=%s reason=%s size=%s", q.id, reason, raw_row.size)
+    return q
+
+
+async def _contact(s: AsyncSession, msg: InboundMessage, *, now: datetime) -> m.Contact:
+    column = m.Contact.email if msg.channel == "email" else m.Contact.phone
+    address = msg.sender_address.lower() if msg.channel == "email" else msg.sender_address
+    contact = await s.scalar(select(m.Contact).where(column == address))
+    if contact is None:
+        contact = m.Contact(name=msg.sender_name[:200], created_at=now,
+                            **({"email": address} if msg.channel == "email" else {"phone": address}))
+        s.add(contact)
+        await s.flush()
+    elif msg.sender_name and not contact.name:
+        contact.name = msg.sender_name[:200]
+    return contact
+
+
+async def _raw_for(s: AsyncSession, channel: str, source_id: str) -> m.RawMessage | None:
+    return await s.scalar(select(m.RawMessage).where(
+        m.RawMessage.channel == channel, m.RawMessage.source_id == source_id))
+
+
+def _raw_row(*, channel: str, source_id: str, raw: bytes, door: str, envelope_from: str | None,
+             envelope_to: tuple[str, ...], now: datetime) -> m.RawMessage:
+    return m.RawMessage(channel=channel, source_id=source_id[:998], door=door,
+                        envelope_from=envelope_from, envelope_to=list(envelope_to), size=len(raw),
+                        sha256=hashlib.sha256(raw).hexdigest(), data=raw, received_at=now)
+
+
+def _ticket_view(ticket: m.Ticket, group: m.HandlerGroup, requester: m.Contact) -> TicketView:
+    return TicketView.of(ticket, group=group.name, requester=requester)
+
+
+def _actor(msg: InboundMessage) -> str:
+    return f"customer:{msg.sender_address}"
+
+
+def _sender_label(msg: InboundMessage) -> str:
+    return f"{msg.sender_name} <{msg.sender_address}>" if msg.sender_name else msg.sender_address

@@ -1,0 +1,190 @@
+"""The outbox state machine: enqueue, claim, sent, retry, dead.
+
+``pending → sending → sent`` on success; ``sending → pending`` (later) on a temporary failure;
+``→ dead`` after ``max_attempts`` or a permanent refusal. A ``sending`` row whose lease ran out
+(the process died mid-send) is claimed again and flagged *uncertain*, so a sender can check
+whether the first attempt landed before sending twice. Items sharing an ``ordering_key`` go out
+one at a time in id order. No network I/O here: the dispatcher does the sending.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.core.views import OutboxView
+from bot.store import models as m
+from bot.store.db import Database, mark_outbox_enqueued
+
+ACTIVE = ("pending", "sending")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 10
+    base_seconds: float = 2.0
+    max_seconds: float = 900.0
+
+    def delay(self, attempts: int, *, retry_after: float | None, rng: random.Random) -> float:
+        """Exponential backoff with full jitter; a server's Retry-After wins when it is longer."""
+        ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempts - 1)))
+        delay = rng.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            # Honour the server's wish, plus a little jitter so waiting items don't stampede.
+            delay = max(retry_after, 0.0) + rng.uniform(0, min(1.0, self.base_seconds))
+        return delay
+
+
+def enqueue(session: AsyncSession, *, channel: str, kind: str, payload: dict[str, Any],
+            now: datetime, ticket_id: int | None = None, message_id: int | None = None,
+            ordering_key: str | None = None) -> m.OutboxItem:
+    """Add one outbox row to the caller's transaction (sent after it commits)."""
+    item = m.OutboxItem(channel=channel, kind=kind, payload=payload, ticket_id=ticket_id,
+                        message_id=message_id, ordering_key=ordering_key, status="pending",
+                        attempts=0, due_at=now, created_at=now)
+    session.add(item)
+    mark_outbox_enqueued(session)
+    return item
+
+
+def _eligible(now: datetime, channels: set[str]):
+    earlier = aliased(m.OutboxItem)
+    blocked = exists().where(
+        earlier.ordering_key == m.OutboxItem.ordering_key,
+        earlier.id < m.OutboxItem.id,
+        earlier.status.in_(ACTIVE),
+    )
+    return and_(
+        m.OutboxItem.channel.in_(channels),
+        or_(
+            and_(m.OutboxItem.status == "pending", m.OutboxItem.due_at <= now),
+            and_(m.OutboxItem.status == "sending", m.OutboxItem.lease_until <= now),
+        ),
+        or_(m.OutboxItem.ordering_key.is_(None), ~blocked),
+    )
+
+
+async def claim(db: Database, *, now: datetime, channels: set[str], limit: int,
+                lease_seconds: float, exclude: set[int] = frozenset()) -> list[OutboxView]:
+    """Take up to ``limit`` due items for the given channels, leasing them to this process."""
+    if not channels or limit <= 0:
+        return []
+    async with db.transaction() as s:
+        query = (select(m.OutboxItem).where(_eligible(now, channels))
+                 .order_by(m.OutboxItem.id).limit(limit))
+        if exclude:
+            query = query.where(m.OutboxItem.id.not_in(exclude))
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await s.scalars(query)).all()
+        claimed: list[OutboxView] = []
+        for row in rows:
+            uncertain = row.status == "sending"
+            row.status = "sending"
+            row.attempts += 1
+            row.lease_until = now + timedelta(seconds=lease_seconds)
+            claimed.append(OutboxView.of(row, uncertain=uncertain))
+        return claimed
+
+
+async def resolve_refs(db: Database, refs: dict[str, int]) -> dict[str, str] | None:
+    """Remote ids of the items ``refs`` names ({"ts": 12} → {"ts": "C1/1700.1"}).
+
+    Returns None when a referenced item will never be sent (dead).
+    """
+    if not refs:
+        return {}
+    async with db.reading() as s:
+        rows = {r.id: r for r in (await s.scalars(
+            select(m.OutboxItem).where(m.OutboxItem.id.in_(set(refs.values()))))).all()}
+    resolved: dict[str, str] = {}
+    for name, item_id in refs.items():
+        row = rows.get(item_id)
+        if row is None or row.status == "dead" or row.remote_id is None:
+            return None
+        resolved[name] = row.remote_id
+    return resolved
+
+
+async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str | None) -> None:
+    async with db.transaction() as s:
+        row = await s.get(m.OutboxItem, item_id)
+        if row is None:
+            return
+        row.status, row.remote_id, row.sent_at = "sent", remote_id, now
+        row.lease_until, row.last_error = None, None
+        if row.message_id is not None:
+            await s.execute(update(m.Message).where(m.Message.id == row.message_id)
+                            .values(delivery_status="sent", remote_id=remote_id))
+
+
+async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str,
+                      retry_in: float | None, notice: dict[str, Any] | None = None,
+                      notice_channel: str | None = None) -> str:
+    """Record a failed attempt: back to ``pending`` after ``retry_in`` seconds, or ``dead``.
+
+    A dead item can leave a Slack ``notice`` in ``notice_channel`` so people see it.
+    Returns the new status.
+    """
+    async with db.transaction() as s:
+        row = await s.get(m.OutboxItem, item_id)
+        if row is None:
+            return "gone"
+        row.last_error = error[:2000]
+        row.lease_until = None
+        if retry_in is not None:
+            row.status = "pending"
+            row.due_at = now + timedelta(seconds=retry_in)
+        else:
+            row.status = "dead"
+            if row.message_id is not None:
+                await s.execute(update(m.Message).where(m.Message.id == row.message_id)
+                                .values(delivery_status="failed"))
+            s.add(m.Event(ticket_id=row.ticket_id, kind="delivery_failed", actor="system",
+                          data={"outbox_id": row.id, "kind": row.kind, "error": row.last_error},
+                          created_at=now))
+            if notice is not None and notice_channel:
+                enqueue(s, channel="slack", kind="slack.notice", now=now,
+                        payload={"method": "chat.postMessage",
+                                 "args": {"channel": notice_channel, **notice}})
+        return row.status
+
+
+async def next_due(db: Database, *, channels: set[str]) -> datetime | None:
+    """When the earliest waiting item for these channels becomes due (None: nothing waits)."""
+    if not channels:
+        return None
+    async with db.reading() as s:
+        pending = await s.scalar(select(func.min(m.OutboxItem.due_at)).where(
+            m.OutboxItem.channel.in_(channels), m.OutboxItem.status == "pending"))
+        leased = await s.scalar(select(func.min(m.OutboxItem.lease_until)).where(
+            m.OutboxItem.channel.in_(channels), m.OutboxItem.status == "sending"))
+    candidates = [t for t in (pending, leased) if t is not None]
+    return min(candidates) if candidates else None
+
+
+async def list_items(db: Database, *, status: str | None = None, limit: int = 100) -> list[OutboxView]:
+    async with db.reading() as s:
+        query = select(m.OutboxItem).order_by(m.OutboxItem.id.desc()).limit(limit)
+        if status:
+            query = query.where(m.OutboxItem.status == status)
+        return [OutboxView.of(r) for r in (await s.scalars(query)).all()]
+
+
+async def retry(db: Database, *, now: datetime, item_ids: list[int] | None = None) -> int:
+    """Put dead items (all, or the given ids) back in the queue, due now. Returns how many."""
+    async with db.transaction() as s:
+        query = update(m.OutboxItem).where(m.OutboxItem.status == "dead")
+        if item_ids:
+            query = query.where(m.OutboxItem.id.in_(item_ids))
+        result = await s.execute(query.values(status="pending", attempts=0, due_at=now,
+                                              last_error=None))
+        if result.rowcount:
+            mark_outbox_enqueued(s)
+        return result.rowcount or 0

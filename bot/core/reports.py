@@ -1,0 +1,103 @@
+"""Read models for people and scripts: ticket lists, one ticket in full, counts for /metrics.
+
+Shapes follow the CLI contract of DESIGN §5 (``deskbell tickets show --json``); keys of
+features not built yet are present as ``null``. Reads only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.core.errors import TicketNotFound
+from bot.store import models as m
+from bot.store.db import Database
+
+OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at else None
+
+
+def _idle_minutes(t: m.Ticket, now: datetime) -> int | None:
+    if t.status in ("resolved", "closed"):
+        return None
+    since = t.last_staff_reply_at or t.created_at
+    return max(0, int((now - since).total_seconds() // 60))
+
+
+async def list_tickets(db: Database, *, now: datetime, status: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+    async with db.reading() as s:
+        query = (select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
+                 .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
+                 .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
+                 .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id)
+                 .order_by(m.Ticket.id.desc()).limit(limit))
+        if status == "open":
+            query = query.where(m.Ticket.status.in_(OPEN_STATUSES))
+        elif status:
+            query = query.where(m.Ticket.status == status)
+        rows = (await s.execute(query)).all()
+        return [_ticket_dict(t, group, contact, assignee, now=now) for t, group, contact, assignee in rows]
+
+
+async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, Any]:
+    async with db.reading() as s:
+        row = (await s.execute(
+            select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
+            .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
+            .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
+            .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id)
+            .where(m.Ticket.id == number))).first()
+        if row is None:
+            raise TicketNotFound(f"there is no ticket #{number}")
+        t, group, contact, assignee = row
+        result = _ticket_dict(t, group, contact, assignee, now=now)
+        messages = (await s.scalars(select(m.Message).where(m.Message.ticket_id == t.id)
+                                    .order_by(m.Message.id))).all()
+        attachments: dict[int, list[m.AttachmentRow]] = {}
+        for a in (await s.scalars(select(m.AttachmentRow).where(
+                m.AttachmentRow.message_id.in_([x.id for x in messages])))).all():
+            attachments.setdefault(a.message_id, []).append(a)
+        result["messages"] = [{
+            "kind": x.kind, "channel": x.channel, "sender": x.sender, "subject": x.subject,
+            "body": x.body, "quoted": x.quoted, "message_id": x.message_id,
+            "remote_id": x.remote_id, "delivery_status": x.delivery_status,
+            "auto_submitted": x.auto_submitted, "created_at": _iso(x.created_at),
+            "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
+                             "sha256": a.sha256} for a in attachments.get(x.id, [])],
+        } for x in messages]
+        events = (await s.scalars(select(m.Event).where(m.Event.ticket_id == t.id)
+                                  .order_by(m.Event.id))).all()
+        result["events"] = [{"kind": e.kind, "actor": e.actor, "data": e.data,
+                             "created_at": _iso(e.created_at)} for e in events]
+        return result
+
+
+def _ticket_dict(t: m.Ticket, group: str, contact: m.Contact, assignee: str | None, *,
+                 now: datetime) -> dict[str, Any]:
+    return {
+        "number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
+        "category": t.category, "type": t.type, "group": group, "assignee": assignee,
+        "requester": {"name": contact.name, "email": contact.email, "phone": contact.phone},
+        "channel": t.channel, "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
+        "resolved_at": _iso(t.resolved_at), "closed_at": _iso(t.closed_at), "weight": t.weight,
+        "idle_minutes": _idle_minutes(t, now), "unread": t.unread,
+        "sla": {"first_response_due": None, "resolution_due": None, "breached": None},
+    }
+
+
+async def counts(db: Database) -> dict[str, dict[str, int]]:
+    """Tickets by status, outbox rows by channel+status and held quarantine (for /metrics)."""
+    async with db.reading() as s:
+        tickets = dict((await s.execute(select(m.Ticket.status, func.count())
+                                        .group_by(m.Ticket.status))).all())
+        outbox = {f"{c}:{st}": n for c, st, n in (await s.execute(
+            select(m.OutboxItem.channel, m.OutboxItem.status, func.count())
+            .group_by(m.OutboxItem.channel, m.OutboxItem.status))).all()}
+        held = await s.scalar(select(func.count(m.Quarantine.id)).where(m.Quarantine.status == "held"))
+    return {"tickets": tickets, "outbox": outbox, "quarantine": {"held": held or 0}}

@@ -1,0 +1,156 @@
+"""Plain, frozen views of stored rows that core hands to adapters and renderers.
+
+Adapters never see live ORM objects (they would lazy-load outside their session). Nothing
+here queries the database: callers load rows and convert them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.store import models as m
+
+
+@dataclass(frozen=True)
+class ContactView:
+    name: str
+    email: str | None
+    phone: str | None
+
+    @classmethod
+    def of(cls, c: m.Contact) -> "ContactView":
+        return cls(name=c.name, email=c.email, phone=c.phone)
+
+    @property
+    def label(self) -> str:
+        address = self.email or self.phone or ""
+        return f"{self.name} <{address}>" if self.name else address
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    name: str
+    type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    kind: str
+    channel: str
+    sender: str
+    subject: str
+    body: str
+    quoted: str
+    message_id: str | None
+    remote_id: str | None
+    delivery_status: str | None
+    auto_submitted: str | None
+    created_at: datetime
+    attachments: tuple[AttachmentView, ...] = ()
+
+    @classmethod
+    def of(cls, msg: m.Message, attachments: tuple[AttachmentView, ...] = ()) -> "MessageView":
+        return cls(id=msg.id, kind=msg.kind, channel=msg.channel, sender=msg.sender,
+                   subject=msg.subject, body=msg.body, quoted=msg.quoted,
+                   message_id=msg.message_id, remote_id=msg.remote_id,
+                   delivery_status=msg.delivery_status, auto_submitted=msg.auto_submitted,
+                   created_at=msg.created_at, attachments=attachments)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    number: int
+    subject: str
+    status: str
+    priority: int
+    category: str | None
+    type: str | None
+    group: str
+    assignee: str | None  # Slack user id
+    requester: ContactView
+    channel: str
+    unread: bool
+    weight: int
+    created_at: datetime
+    updated_at: datetime
+    last_customer_message_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, t: m.Ticket, *, group: str, requester: m.Contact,
+           assignee: str | None = None) -> "TicketView":
+        return cls(number=t.id, subject=t.subject, status=t.status, priority=t.priority,
+                   category=t.category, type=t.type, group=group, assignee=assignee,
+                   requester=ContactView.of(requester), channel=t.channel, unread=t.unread,
+                   weight=t.weight, created_at=t.created_at, updated_at=t.updated_at,
+                   last_customer_message_at=t.last_customer_message_at,
+                   resolved_at=t.resolved_at, closed_at=t.closed_at)
+
+
+@dataclass(frozen=True)
+class CardView:
+    """What a ticket's Slack card shows."""
+
+    ticket: TicketView
+    first_message: MessageView | None
+    message_count: int = 1
+    last_action: str = ""
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """A customer email to render: which template, to whom, and its threading headers."""
+
+    template: str  # templates/email/customer/<template>.txt.j2 and .html.j2
+    ticket: TicketView
+    to_address: str
+    to_name: str
+    subject: str
+    message_id: str
+    reply_to: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    automatic: bool  # adds Auto-Submitted: auto-replied (RFC 3834)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuarantineView:
+    id: int
+    reason: str
+    detail: str
+    status: str
+    size: int
+    envelope_from: str | None
+    envelope_to: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    id: int
+    channel: str
+    kind: str
+    ticket_number: int | None
+    status: str
+    attempts: int
+    due_at: datetime
+    last_error: str | None
+    remote_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    payload: dict[str, Any]
+    uncertain: bool = False  # a previous attempt may have gone through (lease expired mid-send)
+
+    @classmethod
+    def of(cls, row: m.OutboxItem, *, uncertain: bool = False) -> "OutboxView":
+        return cls(id=row.id, channel=row.channel, kind=row.kind, ticket_number=row.ticket_id,
+                   status=row.status, attempts=row.attempts, due_at=row.due_at,
+                   last_error=row.last_error, remote_id=row.remote_id, created_at=row.created_at,
+                   sent_at=row.sent_at, payload=row.payload, uncertain=uncertain)

@@ -1,0 +1,995 @@
+"""Adapter helper: raw RFC 5322 bytes → InboundMessage. No ticket logic, no I/O.
+
+``parse_email`` is shared by the SMTP and IMAP doors. It must not touch the database, the
+network or the clock, must not decide threading or routing (``core/threading.py`` does), and
+must not give up on a message because part of it is broken: real mail has wrong charsets, raw
+8-bit headers, missing boundaries and bad base64, and all of it still reaches a ticket with the
+complaints recorded in ``defects``. Only bytes that are not an email at all raise
+``MailParseError`` (the caller quarantines them, DESIGN §2.4); no other exception leaves here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.errors
+import email.utils
+import hashlib
+import io
+import mimetypes
+import quopri
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.generator import BytesGenerator
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32, default as default_policy
+
+import inscriptis
+import tnefparse
+from mailparser_reply import EmailReplyParser
+from mailparser_reply.parser import EmailMessage
+
+from bot.core.errors import MailParseError
+from bot.messages import Attachment, Bounce, InboundMessage
+
+__all__ = ["parse_email"]
+
+# A tree this deep is an attack or a broken generator, never a real client; past it the parts are
+# skipped (with a defect) so neither our walk nor the stdlib generator can hit RecursionError.
+MAX_DEPTH = 100
+# Same idea for width: a message with thousands of parts is not worth walking to the end.
+MAX_PARTS = 2000
+# The reply parser's regexes are super-linear on long text; only this many characters are split,
+# the rest goes to ``quoted`` untouched.
+MAX_REPLY_PARSE = 100_000
+MAX_DEFECTS = 50
+MAX_NAME_BYTES = 255
+
+# Languages whose "On … wrote:" / "From: … Sent: …" headers and sign-offs the reply parser knows.
+REPLY_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs")
+
+# Mislabelled charsets decode better as their supersets (WHATWG Encoding Standard label table):
+# Outlook says ks_c_5601-1987 and sends cp949, "gb2312" mail is usually GBK, iso-8859-1 is cp1252.
+_CHARSET_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "tis-620": "cp874",
+    "windows-874": "cp874",
+}
+
+# Plain parts that only point at the HTML part (newsletters, HTML-only clients).
+_STUB_PHRASES = (
+    "view this email in your browser",
+    "view this email in a browser",
+    "view it in your browser",
+    "view this message in your browser",
+    "view in browser",
+    "this message is in html",
+    "this is an html message",
+    "this email is in html",
+    "this is a multi-part message in mime format",
+    "does not support html",
+    "requires an html",
+    "html-capable",
+    "html capable",
+)
+_STUB_MAX_CHARS = 400  # a longer plain part is a real text version even if it has such a line
+
+# RFC 3834 / DESIGN §2.6: values of these headers that mark mail as automatic.
+_PRECEDENCE_AUTO = {"bulk", "junk", "list", "auto_reply"}
+_SUPPRESS_AUTO = {"oof", "autoreply", "all"}
+# Local parts of bounce senders (RFC 5321 §4.5.1 postmaster; "MAILER-DAEMON" by Sendmail/Postfix).
+_DAEMON_LOCALPARTS = {"mailer-daemon", "mailer_daemon", "mailerdaemon", "postmaster", "mail-daemon"}
+# RFC 3464 §2.3.3 actions that do not mean the message failed.
+_DSN_NOT_FAILED = {"delayed", "delivered", "relayed", "expanded"}
+
+_MIME = mimetypes.MimeTypes()  # built-in table only: the same names on every host
+_EXTENSIONS = {
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/rfc822-headers": ".txt",
+    "message/delivery-status": ".txt",
+    "message/rfc822": ".eml",
+    "message/global": ".eml",
+    "application/ms-tnef": ".dat",
+    "application/vnd.ms-tnef": ".dat",
+    "application/octet-stream": ".bin",
+    "image/jpeg": ".jpg",
+}
+_TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
+
+# Message ids inside angle brackets, junk around them ignored:
+# "<a@x> (Bob's message of Monday) <b@y>" → ["a@x", "b@y"]
+_ANGLE_ID = re.compile(r"<([^<>\s]+)>")
+# A bare id some mailers send without brackets: "1234.5678@mail.example.com"
+_BARE_ID = re.compile(r"^[^<>\s]+@[^<>\s]+$")
+# RFC 5322 §2.2.3 unfolding: "Router\r\n down" → "Router down"
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+# RFC 2047 encoded word, tolerating spaces inside (seen from broken clients):
+# "=?utf-8?q?Caf=C3=A9?=" → ("utf-8", "q", "Caf=C3=A9")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
+# Whitespace between two adjacent encoded words is dropped (RFC 2047 §6.2):
+# "=?utf-8?q?a?= \r\n =?utf-8?q?b?=" → "ab"
+_BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?)")
+# Characters outside the base64 alphabet: "YWJj\n ZA==" → "YWJjZA"
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+# An address anywhere in a broken header: "Bob Smith bob@example.com (home)" → "bob@example.com"
+_ADDR_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
+# A plausible addr-spec after getaddresses(): "alice@example.net"
+_ADDR_SPEC = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+# Original Message-ID quoted in a non-standard bounce body:
+# "   Message-ID: <t42.7.x9@reply.example.com>" → "t42.7.x9@reply.example.com"
+_BODY_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
+# RFC 3463 enhanced status code in bounce prose: "550 5.1.1 <bob@x>: user unknown" → "5.1.1"
+_STATUS_CODE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+# Exceptions the stdlib header machinery is known to raise on hostile input (CPython has had
+# IndexError/AttributeError bugs in ``_header_value_parser``); a part that triggers one is
+# degraded, not fatal.
+_HEADER_ERRORS = (email.errors.MessageError, ValueError, IndexError, AttributeError, TypeError, LookupError)
+
+
+@dataclass
+class _Walk:
+    """What one pass over the MIME tree collects besides the text."""
+
+    defects: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    parts: int = 0
+    too_deep: bool = False
+    too_wide: bool = False
+
+    def defect(self, text: str) -> None:
+        if text not in self.defects and len(self.defects) < MAX_DEFECTS:
+            self.defects.append(text)
+
+
+def parse_email(
+    raw: bytes,
+    *,
+    received_at: datetime,
+    envelope_sender: str | None = None,
+    recipients: tuple[str, ...] = (),
+    door: str = "smtp",
+    our_message_id_domain: str | None = None,
+) -> InboundMessage:
+    """Turn the bytes of one received mail into an ``InboundMessage`` (channel ``email``).
+
+    ``our_message_id_domain`` (the right-hand side of the Message-IDs we generate) lets a bounce
+    that quotes several ids name ours. Raises ``MailParseError`` only, and only when ``raw`` is
+    not an email (empty, no header section) or an unexpected bug occurs; never anything else.
+    """
+    try:
+        return _parse(
+            raw,
+            received_at=received_at,
+            envelope_sender=envelope_sender,
+            recipients=tuple(recipients),
+            door=door,
+            our_domain=(our_message_id_domain or "").strip().lower() or None,
+        )
+    except MailParseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one message's boundary: quarantine it, keep serving
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        raise MailParseError(f"unexpected error while parsing mail: {reason}") from exc
+
+
+# --------------------------------------------------------------------------- top level
+
+
+def _parse(
+    raw: bytes,
+    *,
+    received_at: datetime,
+    envelope_sender: str | None,
+    recipients: tuple[str, ...],
+    door: str,
+    our_domain: str | None,
+) -> InboundMessage:
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise MailParseError(f"raw mail must be bytes, not {type(raw).__name__}")
+    raw = bytes(raw)
+    if not raw.strip():
+        raise MailParseError("empty input: not an email")
+
+    walk = _Walk()
+    msg = _parse_bytes(raw, walk)
+
+    from_name, from_addr = _first_address(msg, "From", walk)
+    if not from_addr:
+        walk.defect("no usable From address")
+        from_name, from_addr = _first_address(msg, "Sender", walk)
+    if not from_addr and envelope_sender:
+        from_name, from_addr = "", envelope_sender.strip().strip("<>").lower()
+    if not from_addr:
+        walk.defect("no sender address at all")
+
+    _, reply_addr = _first_address(msg, "Reply-To", walk)
+    reply_to = reply_addr if reply_addr and reply_addr != from_addr else None
+
+    message_id = _message_id(msg, walk)
+    source_id = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    in_reply_to = _ids(_values(msg, "In-Reply-To"))
+    references = _ids(_values(msg, "References"))
+    subject = _collapse(_decoded_header(msg, "Subject", walk))
+
+    full_text = _clean(_render_body(msg, walk))
+    body, quoted = _split_reply(full_text)
+
+    bounce, dsn_reason = _find_bounce(msg, walk, full_text, in_reply_to, references, from_addr, our_domain)
+    auto = dsn_reason or _auto_submitted(msg, walk, envelope_sender, from_addr)
+
+    _note_mime_defects(msg, walk)
+    return InboundMessage(
+        channel="email",
+        source_id=source_id,
+        raw=raw,
+        received_at=received_at,
+        sender_address=from_addr,
+        sender_name=from_name,
+        reply_to=reply_to,
+        envelope_sender=envelope_sender,
+        recipients=recipients,
+        subject=subject,
+        body=body,
+        quoted=quoted,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        attachments=tuple(walk.attachments),
+        auto_submitted=auto,
+        bounce=bounce,
+        loop=bool(_values(msg, "X-Deskbell-Loop")),
+        defects=tuple(walk.defects),
+        door=door,
+    )
+
+
+def _parse_bytes(raw: bytes, walk: _Walk) -> Message:
+    """Parse with the modern policy, falling back to the lenient legacy one, then headers only."""
+    # Some relays prepend blank lines; the header section then looks empty to the parser.
+    candidates = [raw]
+    if raw[:1] in (b"\r", b"\n", b" ", b"\t"):
+        candidates.append(raw.lstrip(b"\r\n \t"))
+    for data in candidates:
+        msg = _parse_with_fallbacks(data, walk)
+        if msg is not None and msg.keys():
+            return msg
+    raise MailParseError("no header section: not an email")
+
+
+def _parse_with_fallbacks(data: bytes, walk: _Walk) -> Message | None:
+    try:
+        return BytesParser(policy=default_policy).parsebytes(data)
+    except RecursionError:
+        # The stdlib parser recurses once per multipart level (fails near 1,000 levels).
+        walk.defect(f"MIME nesting too deep to parse; body not extracted (limit {MAX_DEPTH})")
+        return BytesParser(policy=compat32).parsebytes(data, headersonly=True)
+    except _HEADER_ERRORS as exc:
+        walk.defect(f"modern parser failed ({type(exc).__name__}); used compat32")
+    try:
+        return BytesParser(policy=compat32).parsebytes(data)
+    except RecursionError:
+        walk.defect("MIME nesting too deep to parse; body not extracted")
+        return BytesParser(policy=compat32).parsebytes(data, headersonly=True)
+
+
+def _note_mime_defects(msg: Message, walk: _Walk) -> None:
+    for part, _depth in _iter_parts(msg, walk):
+        for defect in getattr(part, "defects", ()):
+            walk.defect(f"mime: {type(defect).__name__}")
+
+
+def _iter_parts(msg: Message, walk: _Walk):
+    """Every part of the tree, parents first, without recursion and without entering attached
+    messages (those are attachments, not our structure)."""
+    stack = [(msg, 0)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        yield part, depth
+        if depth >= MAX_DEPTH or not part.is_multipart():
+            continue
+        if _content_type(part, walk).startswith("message/"):
+            continue
+        children = part.get_payload()
+        if isinstance(children, list):
+            stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def _values(msg: Message, name: str) -> list[str]:
+    """Raw values of every ``name`` header, unparsed (8-bit bytes still surrogate-escaped)."""
+    lname = name.lower()
+    return [str(value) for key, value in msg.raw_items() if key.lower() == lname]
+
+
+def _first_value(msg: Message, name: str, walk: _Walk) -> str | None:
+    values = _values(msg, name)
+    if len(values) > 1:
+        walk.defect(f"duplicate {name} header; first used")
+    return values[0] if values else None
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub("", value).replace("\r", "").replace("\n", " ")
+
+
+def _fix_8bit(value: str, name: str, walk: _Walk) -> str:
+    """Undeclared 8-bit bytes in a header (RFC 5322 forbids them, clients send them anyway):
+    try UTF-8 (RFC 6532), then cp1252."""
+    if value.isascii():
+        return value
+    try:
+        data = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return value  # already text (not from bytes)
+    try:
+        text = data.decode("utf-8")
+        walk.defect(f"8-bit {name} header decoded as utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+        walk.defect(f"8-bit {name} header decoded as cp1252")
+    return text
+
+
+def _decode_words(text: str, walk: _Walk) -> str:
+    """RFC 2047 encoded words → text, whatever their charset or encoding errors."""
+    if "=?" not in text:
+        return text
+    text = _BETWEEN_WORDS.sub("", text)
+
+    def decode(match: re.Match[str]) -> str:
+        charset, encoding, payload = match.group(1), match.group(2).lower(), match.group(3)
+        charset = charset.split("*", 1)[0]  # RFC 2231 §5 language suffix: "utf-8*en"
+        if encoding == "b":
+            data = _b64decode(payload.encode("ascii", "replace"))
+        else:
+            data = quopri.decodestring(payload.encode("utf-8", "surrogateescape"), header=True)
+        return _decode_bytes(data, charset, walk, "encoded word")
+
+    return _ENCODED_WORD.sub(decode, text)
+
+
+def _decoded_header(msg: Message, name: str, walk: _Walk) -> str:
+    value = _first_value(msg, name, walk)
+    if value is None:
+        return ""
+    return _clean(_decode_words(_fix_8bit(_unfold(value), name, walk), walk))
+
+
+def _first_address(msg: Message, name: str, walk: _Walk) -> tuple[str, str]:
+    """(display name, lower-cased addr-spec) of the first address in ``name``, or ("", "")."""
+    values = _values(msg, name)
+    if len(values) > 1:
+        walk.defect(f"duplicate {name} header; first usable one used")
+    for value in values:
+        text = _fix_8bit(_unfold(value), name, walk)
+        for display, addr in email.utils.getaddresses([text]):
+            addr = addr.strip().strip("<>").strip()
+            if _ADDR_SPEC.match(addr):
+                return _collapse(_clean(_decode_words(display, walk))), addr.lower()
+        found = _ADDR_IN_TEXT.search(text)
+        if found:
+            walk.defect(f"malformed {name} header; address picked out of it")
+            return "", found.group(0).rstrip(".").lower()
+    return "", ""
+
+
+def _message_id(msg: Message, walk: _Walk) -> str | None:
+    value = _first_value(msg, "Message-ID", walk)
+    if value is None:
+        walk.defect("no Message-ID")
+        return None
+    value = _unfold(value).strip()
+    found = _ANGLE_ID.search(value)
+    candidate = found.group(1) if found else value
+    # Ids without "@" ("<1>", "<12345>") collide across senders and would make a new message
+    # look like a replay of an old one (DESIGN §2.2), so they count as absent.
+    if candidate.isascii() and _BARE_ID.match(candidate) and len(candidate) <= 998:
+        return candidate
+    walk.defect("unusable Message-ID; raw bytes hashed instead")
+    return None
+
+
+def _ids(values: list[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for value in values:
+        for found in _ANGLE_ID.findall(_unfold(value)):
+            if found.isascii():
+                seen.setdefault(found, None)
+    return tuple(seen)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _b64decode(data: bytes) -> bytes:
+    """Base64 that survives junk characters and missing or extra padding."""
+    data = _NOT_BASE64.sub(b"", data)
+    if len(data) % 4 == 1:
+        data = data[:-1]  # a lone trailing sextet carries no full byte
+    try:
+        return base64.b64decode(data + b"=" * (-len(data) % 4))
+    except binascii.Error:
+        return b""
+
+
+def _decode_bytes(data: bytes, charset: str | None, walk: _Walk, where: str) -> str:
+    """Declared charset, then UTF-8, then cp1252 with replacement; a fallback is a defect."""
+    declared = (charset or "").strip().strip("\"'").lower() or None
+    tries = []
+    if declared:
+        tries.append(_CHARSET_SUPERSETS.get(declared, declared))
+    tries.append("utf-8")
+    for candidate in tries:
+        try:
+            text = data.decode(candidate)
+        except (LookupError, ValueError):  # unknown charset, or bytes it cannot decode
+            continue
+        if declared and candidate == "utf-8" and tries[0] != "utf-8":
+            walk.defect(f"{where}: charset {declared!r} failed; decoded as utf-8")
+        elif not declared and not data.isascii():
+            walk.defect(f"{where}: undeclared 8-bit charset; decoded as utf-8")
+        return text
+    walk.defect(f"{where}: charset {declared or 'us-ascii'!r} failed; decoded as cp1252")
+    return data.decode("cp1252", errors="replace")
+
+
+def _clean(text: str) -> str:
+    """No NUL (PostgreSQL text refuses it) and no lone surrogates (UTF-7 can produce them)."""
+    text = text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _visible_len(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def _html_to_text(html: str) -> str:
+    text = inscriptis.get_text(html)
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 format=flowed: join soft-broken lines of the same quote depth."""
+    out: list[str] = []
+    pending: tuple[int, str] | None = None  # a flowed paragraph still open: (depth, text)
+
+    def emit(depth: int, content: str) -> None:
+        out.append(">" * depth + (" " if depth and content else "") + content)
+
+    for line in text.split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]  # §4.4 space-stuffing, or the space after the quote marks
+        flowed = content.endswith(" ") and content != "-- "  # §4.3: the sig separator never flows
+        if flowed and delsp:
+            content = content[:-1]  # §4.2 DelSp=yes: the space was added by the wrapper
+        if pending is not None:
+            if pending[0] == depth:
+                content = pending[1] + content
+            else:
+                emit(*pending)  # §4.5: a quote-depth change ends the paragraph
+            pending = None
+        if flowed:
+            pending = (depth, content)
+        else:
+            emit(depth, content)
+    if pending is not None:
+        emit(*pending)
+    return "\n".join(out)
+
+
+def _is_stub(plain: str, html_text: str) -> bool:
+    """A plain part that is empty or merely points at the HTML part (DESIGN §3)."""
+    plain_len = _visible_len(plain)
+    if plain_len == 0:
+        return True
+    html_len = _visible_len(html_text)
+    if html_len and plain_len * 4 < html_len:
+        return True
+    if plain_len <= _STUB_MAX_CHARS:
+        folded = _collapse(plain).lower()
+        return any(phrase in folded for phrase in _STUB_PHRASES)
+    return False
+
+
+# --------------------------------------------------------------------------- MIME walk
+
+
+def _render_body(msg: Message, walk: _Walk) -> str:
+    text, _kind = _render(msg, 0, walk, root=True)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _render(part: Message, depth: int, walk: _Walk, *, root: bool = False) -> tuple[str, str]:
+    """Readable text of a subtree and its kind ("plain", "html" or ""); collects attachments.
+
+    Recursion is bounded by MAX_DEPTH (well under Python's limit), parts by MAX_PARTS.
+    """
+    if depth > MAX_DEPTH:
+        if not walk.too_deep:
+            walk.too_deep = True
+            walk.defect(f"MIME nesting deeper than {MAX_DEPTH}; inner parts skipped")
+        return "", ""
+    walk.parts += 1
+    if walk.parts > MAX_PARTS:
+        if not walk.too_wide:
+            walk.too_wide = True
+            walk.defect(f"more than {MAX_PARTS} MIME parts; the rest skipped")
+        return "", ""
+
+    ctype = _content_type(part, walk)
+    maintype = ctype.split("/", 1)[0]
+
+    if maintype == "multipart" and part.is_multipart():
+        children = [c for c in part.get_payload() if isinstance(c, Message)]
+        rendered = [_render(child, depth + 1, walk) for child in children]
+        if ctype == "multipart/alternative":
+            return _choose_alternative(rendered)
+        texts = [text for text, _ in rendered if text.strip()]
+        kinds = {kind for _, kind in rendered}
+        return "\n\n".join(texts), "html" if "html" in kinds else ("plain" if "plain" in kinds else "")
+
+    if maintype == "message" or part.is_multipart():
+        _add_message_attachment(part, ctype, walk)
+        return "", ""
+
+    if maintype == "multipart":
+        # A multipart with no boundary, or whose boundary never appears (RFC 2046 §5.1.1): the
+        # parser leaves the whole body as one string; show it as text rather than lose it.
+        walk.defect(f"{ctype} without usable boundary; read as text")
+        return _leaf_text(part, walk, "text/plain"), "plain"
+
+    disposition = _disposition(part, walk)
+    filename = _filename(part, walk)
+    if ctype in ("text/plain", "text/html") and disposition != "attachment" and (filename is None or root):
+        return _leaf_text(part, walk, ctype), "html" if ctype == "text/html" else "plain"
+
+    _add_leaf_attachment(part, ctype, disposition, filename, walk)
+    return "", ""
+
+
+def _choose_alternative(rendered: list[tuple[str, str]]) -> tuple[str, str]:
+    """RFC 2046 §5.1.4: the last alternative is the richest; plain is preferred unless a stub."""
+    plain = next((text for text, kind in rendered if kind == "plain" and text.strip()), "")
+    html = next((text for text, kind in reversed(rendered) if kind == "html" and text.strip()), "")
+    if plain and not (html and _is_stub(plain, html)):
+        return plain, "plain"
+    if html:
+        return html, "html"
+    if plain:
+        return plain, "plain"
+    return next((item for item in reversed(rendered) if item[0].strip()), ("", ""))
+
+
+def _content_type(part: Message, walk: _Walk) -> str:
+    try:
+        return part.get_content_type()
+    except _HEADER_ERRORS:
+        walk.defect("unreadable Content-Type; treated as text/plain")
+        return "text/plain"
+
+
+def _disposition(part: Message, walk: _Walk) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except _HEADER_ERRORS:
+        walk.defect("unreadable Content-Disposition")
+        return None
+
+
+def _param(part: Message, name: str, walk: _Walk) -> str | None:
+    try:
+        value = part.get_param(name)
+    except _HEADER_ERRORS:
+        walk.defect(f"unreadable Content-Type parameter {name}")
+        return None
+    if isinstance(value, tuple):  # RFC 2231 (charset, language, value) under compat32
+        value = email.utils.collapse_rfc2231_value(value)
+    return str(value) if value is not None else None
+
+
+def _payload_bytes(part: Message) -> bytes:
+    """Transfer-decoded payload; bad base64/quoted-printable degrade, the parser notes a defect."""
+    data = part.get_payload(decode=True)
+    if isinstance(data, bytes):
+        return data
+    payload = part.get_payload()
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def _leaf_text(part: Message, walk: _Walk, ctype: str) -> str:
+    data = _payload_bytes(part)
+    text = _decode_bytes(data, _param(part, "charset", walk), walk, ctype)
+    if ctype == "text/html":
+        return _html_to_text(_clean(text))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if (_param(part, "format", walk) or "").lower() == "flowed":
+        text = _unflow(text, delsp=(_param(part, "delsp", walk) or "").lower() == "yes")
+    return text
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+def _filename(part: Message, walk: _Walk) -> str | None:
+    """Decoded file name (RFC 2231 parameters, RFC 2047 words, raw 8-bit), unsanitised."""
+    try:
+        name = part.get_filename()
+    except _HEADER_ERRORS:
+        walk.defect("unreadable attachment file name")
+        name = None
+    if name is not None and "\ufffd" in name:
+        name = _filename_from_raw(part, walk) or name
+    if name is not None and "=?" in name:
+        name = _decode_words(name, walk)  # Outlook: filename="=?utf-8?B?...?=" (not RFC 2231)
+    return name
+
+
+def _filename_from_raw(part: Message, walk: _Walk) -> str | None:
+    """Re-read a name whose raw 8-bit bytes the modern parser replaced with U+FFFD."""
+    for header in ("Content-Disposition", "Content-Type"):
+        value = _first_value(part, header, walk)
+        if value is None:
+            continue
+        legacy = Message()
+        legacy[header] = _fix_8bit(_unfold(value), header, walk)
+        name = legacy.get_filename() if header == "Content-Disposition" else legacy.get_param("name")
+        if isinstance(name, tuple):
+            name = email.utils.collapse_rfc2231_value(name)
+        if name:
+            return str(name)
+    return None
+
+
+def _sanitize_name(name: str | None, ctype: str, index: int) -> str:
+    """A file name safe to show and to store: no directories, no control or bidi characters."""
+    name = _clean(name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Cc: control characters; Cf: format characters such as U+202E, which makes
+    # "invoice\u202egpj.exe" display as "invoiceexe.jpg".
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
+    name = _collapse(name).strip(". ")
+    if not name:
+        return f"attachment-{index}{_extension(ctype)}"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = "." + ext if dot and stem and len(ext) <= 16 else ""
+        stem = name[: len(name) - len(ext)] if ext else name
+        budget = MAX_NAME_BYTES - len(ext.encode("utf-8"))
+        stem = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")
+        name = stem + ext
+    return name
+
+
+def _extension(ctype: str) -> str:
+    return _EXTENSIONS.get(ctype) or _MIME.guess_extension(ctype) or (
+        ".txt" if ctype.startswith("text/") else ".bin"
+    )
+
+
+def _guess_type(name: str) -> str:
+    return _MIME.guess_type(name)[0] or "application/octet-stream"
+
+
+def _add_leaf_attachment(
+    part: Message, ctype: str, disposition: str | None, filename: str | None, walk: _Walk
+) -> None:
+    data = _payload_bytes(part)
+    index = len(walk.attachments) + 1
+    name = _sanitize_name(filename, ctype, index)
+    is_tnef = ctype in _TNEF_TYPES or (
+        ctype == "application/octet-stream" and (filename or "").lower() == "winmail.dat"
+    )
+    if is_tnef and _add_tnef_files(data, walk):
+        return
+    # Inline images are the ones a client shows in the text (RFC 2183 inline, or referenced by
+    # Content-ID from an HTML part of multipart/related).
+    inline = ctype.startswith("image/") and (
+        disposition == "inline" or (disposition is None and bool(_values(part, "Content-ID")))
+    )
+    walk.attachments.append(Attachment(name=name, content_type=ctype, data=data, inline=inline))
+
+
+def _add_tnef_files(data: bytes, walk: _Walk) -> bool:
+    """Expand Outlook's winmail.dat into its files; False keeps the .dat itself."""
+    try:
+        tnef = tnefparse.TNEF(data)
+        files = [(a.long_filename() or a.name, a.data) for a in tnef.attachments]
+    except Exception as exc:  # noqa: BLE001 - third-party decoder on hostile bytes; keep the file
+        walk.defect(f"winmail.dat not decodable ({type(exc).__name__}); kept as is")
+        return False
+    files = [(name, content) for name, content in files if isinstance(content, bytes)]
+    if not files:
+        # Truncated or body-only TNEF: nothing recovered, so the original must stay visible.
+        walk.defect("winmail.dat held no files; kept as is")
+        return False
+    for name, content in files:
+        index = len(walk.attachments) + 1
+        name = _sanitize_name(str(name or ""), "application/octet-stream", index)
+        walk.attachments.append(Attachment(name=name, content_type=_guess_type(name), data=content))
+    return True
+
+
+def _add_message_attachment(part: Message, ctype: str, walk: _Walk) -> None:
+    """message/rfc822 as .eml bytes; message/delivery-status and friends as text."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    index = len(walk.attachments) + 1
+    if ctype == "message/delivery-status" and isinstance(payload, list):
+        data = b"\r\n".join(_flatten(block, walk) for block in payload if isinstance(block, Message))
+        walk.attachments.append(Attachment(f"attachment-{index}.txt", ctype, data))
+        return
+    if isinstance(inner, Message):
+        data = _flatten(inner, walk)
+        subject = _decoded_header(inner, "Subject", walk)
+        name = _sanitize_name(_collapse(subject)[:200] + ".eml", ctype, index) if subject else "message.eml"
+    else:
+        data = _payload_bytes(part)
+        name = _sanitize_name(_filename(part, walk), ctype, index)
+    walk.attachments.append(Attachment(name=name, content_type=ctype, data=data))
+
+
+def _flatten(msg: Message, walk: _Walk) -> bytes:
+    """Bytes of an attached message. The legacy policy writes headers back as they came."""
+    buffer = io.BytesIO()
+    try:
+        BytesGenerator(buffer, mangle_from_=False, policy=compat32.clone(linesep="\r\n")).flatten(msg)
+    except (RecursionError, *_HEADER_ERRORS) as exc:
+        walk.defect(f"attached message not re-serialisable ({type(exc).__name__})")
+        return b""
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- reply split
+
+
+def _split_reply(text: str) -> tuple[str, str]:
+    """(new text, quoted history + signature) using mail-parser-reply plus two guards."""
+    text = text.strip("\n")
+    if not text.strip():
+        return "", ""
+    head, tail = text, ""
+    if len(text) > MAX_REPLY_PARSE:
+        cut = text.rfind("\n", 0, MAX_REPLY_PARSE)
+        cut = cut if cut > 0 else MAX_REPLY_PARSE
+        head, tail = text[:cut], text[cut:]
+
+    body, quoted = _library_split(head)
+    if not body.strip():
+        body, quoted = head, ""  # nothing recognised as new text: keep it all
+    body, signature = _cut_sig_dash(body)
+    quoted = "\n\n".join(piece.strip("\n") for piece in (signature, quoted, tail) if piece.strip())
+    return body.strip(), quoted.strip()
+
+
+def _library_split(text: str) -> tuple[str, str]:
+    # EmailMessage is what EmailReplyParser.read() builds; built directly for keep_hyphen_lists,
+    # without which every "- step one" list in a customer's text is taken for a signature.
+    languages = EmailReplyParser(languages=list(REPLY_LANGUAGES)).languages
+    message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True).read()
+    if not message.replies:
+        return text, ""
+    first = message.replies[0]
+    if first.headers:
+        return "", text  # the text opens with a quoted header: no new text above it
+    normalized = message.text  # every line stripped, as the library matched on it
+    content = first.content
+    signature = first.signatures if _plausible_signature(first.signatures) else ""
+    own = content[: len(content) - len(signature)] if signature and content.endswith(signature) else content
+    own = own.rstrip()
+    lead = len(normalized) - len(normalized.lstrip())
+    end = lead + len(own)
+    if normalized[lead:end] != own:
+        rest = [signature, *(reply.content for reply in message.replies[1:])]
+        return own, "\n\n".join(piece for piece in rest if piece)
+    return _map_to_original(text, normalized, end)
+
+
+def _plausible_signature(signature: str) -> bool:
+    """The library takes any line opening with "Thanks," for a sign-off, even "Thanks, the reset
+    worked but …"; a real sign-off line is short."""
+    if not signature:
+        return False
+    first_line = signature.split("\n", 1)[0].lstrip("> ")
+    return len(first_line.split()) <= 5
+
+
+def _map_to_original(text: str, normalized: str, end: int) -> tuple[str, str]:
+    """Cut the original text (indentation kept) where the library cut its stripped copy."""
+    original_lines = text.split("\n")
+    normalized_lines = normalized.split("\n")
+    at_line_end = end == len(normalized) or normalized[end] == "\n"
+    if len(original_lines) != len(normalized_lines) or not at_line_end:
+        return normalized[:end], normalized[end:]
+    count = normalized.count("\n", 0, end) + 1
+    return "\n".join(original_lines[:count]), "\n".join(original_lines[count:])
+
+
+def _cut_sig_dash(body: str) -> tuple[str, str]:
+    """RFC 3676 §4.3: everything after a "-- " line is the signature."""
+    lines = body.split("\n")
+    for i, line in enumerate(lines[1:], start=1):
+        if line == "-- ":
+            return "\n".join(lines[:i]), "\n".join(lines[i:])
+    return body, ""
+
+
+# --------------------------------------------------------------------------- loops and bounces
+
+
+def _auto_submitted(msg: Message, walk: _Walk, envelope_sender: str | None, from_addr: str) -> str | None:
+    """Why this mail is automatic (RFC 3834, DESIGN §2.6), or None for a person's mail."""
+
+    def first(name: str) -> str | None:
+        values = _values(msg, name)
+        return _collapse(_fix_8bit(_unfold(values[0]), name, walk)) if values else None
+
+    value = first("Auto-Submitted")
+    if value is not None:
+        token = value.split(";", 1)[0].strip().lower()
+        if token != "no":  # RFC 3834 §5: "no" is the only value for a person's mail
+            return f"auto-submitted:{token or 'yes'}"
+    if first("X-Autoreply") is not None:
+        return "x-autoreply"
+    if first("X-Autorespond") is not None:
+        return "x-autorespond"
+    value = first("X-Auto-Response-Suppress")
+    if value is not None:
+        tokens = {t.strip().lower() for t in value.split(",")}
+        hit = sorted(tokens & _SUPPRESS_AUTO)
+        if hit:
+            return f"x-auto-response-suppress:{hit[0]}"
+    value = first("Precedence")
+    if value is not None:
+        token = value.split()[0].lower() if value.split() else ""
+        if token in _PRECEDENCE_AUTO:
+            return f"precedence:{token}"
+    if first("List-Id") is not None:
+        return "list-id"
+    if first("List-Unsubscribe") is not None:
+        return "list-unsubscribe"
+    if envelope_sender is not None and envelope_sender.strip().strip("<>").strip() == "":
+        return "null-sender"  # RFC 5321 §4.5.5: notifications go out with MAIL FROM:<>
+    if _is_daemon(from_addr):
+        return "mailer-daemon"
+    report_type = _report_type(msg, walk)
+    if report_type:
+        return f"report:{report_type}"  # e.g. read receipts (RFC 8098 disposition-notification)
+    return None
+
+
+def _is_daemon(address: str) -> bool:
+    return address.split("@", 1)[0] in _DAEMON_LOCALPARTS
+
+
+def _report_type(part: Message, walk: _Walk) -> str | None:
+    if _content_type(part, walk) != "multipart/report":
+        return None
+    return (_param(part, "report-type", walk) or "unknown").lower()
+
+
+def _find_bounce(
+    msg: Message,
+    walk: _Walk,
+    text: str,
+    in_reply_to: tuple[str, ...],
+    references: tuple[str, ...],
+    from_addr: str,
+    our_domain: str | None,
+) -> tuple[Bounce | None, str | None]:
+    """(Bounce, "bounce") for a failure DSN (RFC 3464) or a prose bounce from a mailer daemon;
+    (None, "dsn:<action>") for a DSN that reports no failure; (None, None) otherwise."""
+    report = None
+    status_part = None
+    original_ids: list[str] = []
+    for part, _depth in _iter_parts(msg, walk):
+        ctype = _content_type(part, walk)
+        if ctype == "multipart/report" and report is None:
+            report = part
+        elif ctype == "message/delivery-status" and status_part is None:
+            status_part = part
+        elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):
+            original_ids.extend(_original_ids(part, ctype, walk))
+    is_dsn = status_part is not None or (
+        report is not None and (_param(report, "report-type", walk) or "").lower() == "delivery-status"
+    )
+    if not is_dsn and not _is_daemon(from_addr):
+        return None, None
+
+    original_ids.extend(in_reply_to)
+    original_ids.extend(reversed(references))  # the last reference is the message replied to
+    original_ids.extend(_BODY_MESSAGE_ID.findall(text))
+    original = _pick_ours(original_ids, our_domain)
+
+    if not is_dsn:
+        # Prose bounce (qmail, old Exim, some gateways): no structure, so the best we can do.
+        found = _STATUS_CODE.search(text)
+        return Bounce(original_message_id=original, status=found.group(1) if found else ""), "bounce"
+
+    recipients, status, diagnostic, actions = _delivery_status(status_part, walk)
+    if actions and not (set(actions) - _DSN_NOT_FAILED):
+        return None, f"dsn:{sorted(set(actions))[0]}"  # a delay warning is not a failure
+    return Bounce(original, recipients=recipients, status=status, diagnostic=diagnostic), "bounce"
+
+
+def _original_ids(part: Message, ctype: str, walk: _Walk) -> list[str]:
+    if ctype == "text/rfc822-headers":
+        headers = BytesParser(policy=compat32).parsebytes(_payload_bytes(part), headersonly=True)
+    else:
+        payload = part.get_payload()
+        headers = payload[0] if isinstance(payload, list) and payload else None
+        if not isinstance(headers, Message):
+            return []
+    return list(_ids(_values(headers, "Message-ID")))
+
+
+def _pick_ours(ids: list[str], our_domain: str | None) -> str | None:
+    if our_domain:
+        for candidate in ids:
+            if candidate.rsplit("@", 1)[-1].lower() == our_domain:
+                return candidate
+    return ids[0] if ids else None
+
+
+def _delivery_status(part: Message | None, walk: _Walk) -> tuple[tuple[str, ...], str, str, list[str]]:
+    """Final-Recipient addresses, the first failure's Status and Diagnostic-Code, all Actions."""
+    if part is None:
+        return (), "", "", []
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = [b for b in payload if isinstance(b, Message)]
+    else:
+        # Some MTAs base64-encode the status; the parser then keeps it as one string.
+        text = _decode_bytes(_payload_bytes(part), "utf-8", walk, "delivery-status")
+        blocks = [
+            BytesParser(policy=compat32).parsebytes(chunk.encode("utf-8"), headersonly=True)
+            for chunk in text.replace("\r\n", "\n").split("\n\n")
+            if chunk.strip()
+        ]
+    recipients: list[str] = []
+    actions: list[str] = []
+    status = diagnostic = ""
+    for block in blocks[1:]:  # RFC 3464 §2.1: per-message fields first, then one block per recipient
+
+        def field_value(name: str, block: Message = block) -> str:
+            values = _values(block, name)
+            return _collapse(_fix_8bit(_unfold(values[0]), name, walk)) if values else ""
+
+        recipient = field_value("Final-Recipient") or field_value("Original-Recipient")
+        if not recipient:
+            continue
+        address = recipient.split(";", 1)[-1].strip().strip("<>").lower()  # "rfc822; bob@x"
+        action = field_value("Action").lower()
+        recipients.append(address)
+        actions.append(action or "failed")
+        if not status and action not in _DSN_NOT_FAILED:
+            status = field_value("Status").split()[0] if field_value("Status") else ""
+            diagnostic = field_value("Diagnostic-Code").split(";", 1)[-1].strip()[:500]
+    return tuple(recipients), status, diagnostic, actions

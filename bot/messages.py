@@ -1,0 +1,71 @@
+"""The one shape every door hands to the core: ``InboundMessage``.
+
+Adapters (SMTP, IMAP, SMS) build it; ``core.intake.ingest`` consumes it. Plain data only:
+no parsing, no I/O and no ticket logic here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that came with a message (inline images and attached messages included)."""
+
+    name: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What a delivery status notification (RFC 3464) tells about a message we sent."""
+
+    original_message_id: str | None  # Message-ID of our mail that failed, when the DSN carries it
+    recipients: tuple[str, ...] = ()
+    status: str = ""  # e.g. "5.1.1"
+    diagnostic: str = ""
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer message as received by one of the doors.
+
+    ``source_id`` is the door's idempotency key (email Message-ID or a hash of the raw bytes,
+    IMAP ``account:uidvalidity:uid``, Twilio ``MessageSid``); a replay with the same
+    ``(channel, source_id)`` creates nothing new.
+    """
+
+    channel: str  # "email" | "sms"
+    source_id: str
+    raw: bytes  # the exact bytes received
+    received_at: datetime
+    sender_address: str  # requester address (email, lower-cased) or E.164 phone number
+    sender_name: str = ""
+    reply_to: str | None = None  # where replies go when it differs from the sender (email Reply-To)
+    envelope_sender: str | None = None  # SMTP MAIL FROM; "" is the null sender <>
+    recipients: tuple[str, ...] = ()  # envelope recipients (addresses or our phone numbers)
+    subject: str = ""
+    body: str = ""  # the new text shown to staff
+    quoted: str = ""  # quoted history and signature moved out of ``body``
+    message_id: str | None = None  # header Message-ID without angle brackets
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    auto_submitted: str | None = None  # why this is automatic mail (never auto-reply to it), else None
+    bounce: Bounce | None = None  # set when the message is a DSN
+    loop: bool = False  # carries our own X-Deskbell-Loop header
+    defects: tuple[str, ...] = field(default=())  # parser complaints worth keeping (charset, headers)
+    door: str = ""  # which door took it in: "smtp", "imap:<account>", "twilio"

@@ -1,0 +1,58 @@
+"""Outbox sender for email: hands a rendered message to the configured relay (aiosmtplib).
+
+Returns the relay's queue id when it names one. 4xx and network trouble → ``DeliveryFailed``
+(retry); 5xx → ``DeliveryRejected``. Must not render, choose recipients or touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+import aiosmtplib
+
+from bot.core.errors import DeliveryFailed, DeliveryRejected
+from bot.core.views import OutboxView
+
+# "2.0.0 Ok: queued as 4Xk2Lq0Vz3z9" (Postfix) / "OK id=1rXyZ-000123-4A" (Exim) → the id
+QUEUE_ID_RE = re.compile(r"(?:queued as|id=)\s*([A-Za-z0-9._-]+)", re.I)
+
+
+class EmailSender:
+    channel = "email"
+
+    def __init__(self, *, host: str, port: int, starttls: bool, username: str, password: str,
+                 timeout: float = 30, max_message_bytes: int = 26214400) -> None:
+        self.host, self.port, self.starttls = host, port, starttls
+        self.username, self.password = username or None, password or None
+        self.timeout = timeout
+        self.max_message_bytes = max_message_bytes
+
+    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
+        payload = item.payload
+        message: str = payload["message"]
+        if len(message) > self.max_message_bytes:
+            raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
+        try:
+            errors, response = await aiosmtplib.send(
+                message.encode("utf-8"), sender=payload["from"], recipients=payload["to"],
+                hostname=self.host, port=self.port, start_tls=self.starttls or None,
+                use_tls=False, username=self.username, password=self.password,
+                timeout=self.timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            if all(code >= 500 for code in codes):
+                raise DeliveryRejected(f"relay refused every recipient: {exc}") from exc
+            raise DeliveryFailed(f"relay deferred recipients: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                raise DeliveryRejected(f"relay said {exc.code} {exc.message}") from exc
+            raise DeliveryFailed(f"relay said {exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            raise DeliveryFailed(f"relay unreachable: {type(exc).__name__}: {exc}") from exc
+        if errors:
+            refused = ", ".join(f"{addr} ({resp.code})" for addr, resp in errors.items())
+            raise DeliveryRejected(f"relay refused {refused}")
+        match = QUEUE_ID_RE.search(response or "")
+        return match.group(1) if match else (response or "")[:200] or None

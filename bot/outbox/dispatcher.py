@@ -1,0 +1,162 @@
+"""The dispatcher: claims due outbox rows and hands each to its channel's sender.
+
+Senders are looked up by channel (``email``, ``sms``, ``slack``); a channel without a sender
+(no Slack token yet) is simply not claimed, so its rows wait. Woken at once after a commit
+that enqueued rows, otherwise it sleeps until the next row falls due. Must not render or
+decide what to send: it only moves rows through ``core.outbox``'s states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.core import outbox
+from bot.core.errors import DeliveryFailed, DeliveryRejected
+from bot.core.views import OutboxView
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 5.0  # other processes may enqueue without waking us
+
+
+class Sender(Protocol):
+    channel: str
+
+    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None: ...
+
+
+class Dispatcher:
+    def __init__(self, *, db: Database, clock: Clock, senders: Mapping[str, Sender],
+                 policy: outbox.RetryPolicy, concurrency: int = 8, lease_seconds: float = 60,
+                 notice: "NoticeMaker | None" = None, notice_channel: str | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.db, self.clock, self.senders, self.policy = db, clock, dict(senders), policy
+        self.concurrency, self.lease_seconds = concurrency, lease_seconds
+        self.notice, self.notice_channel = notice, notice_channel
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._paused: dict[str, float] = {}  # channel → monotonic end of a 429 pause
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until ``stop()``: claim, send, sleep until woken or the next row is due."""
+        while not self._stopping:
+            try:
+                claimed = await self._claim()
+            except Exception:  # process boundary: log, keep serving, try again shortly
+                log.exception("outbox claim failed")
+                claimed = 0
+            if claimed:
+                continue
+            await self._sleep()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=10)
+
+    async def drain(self, *, timeout: float = 30.0) -> None:
+        """Send everything that is due now, then return (``deskbell outbox`` and tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            claimed = await self._claim()
+            if not claimed and not self._inflight:
+                return
+            if self._inflight:
+                await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def _channels(self) -> set[str]:
+        now = self.clock.monotonic()
+        return {c for c in self.senders if self._paused.get(c, 0.0) <= now}
+
+    async def _claim(self) -> int:
+        room = self.concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        self._wake.clear()
+        items = await outbox.claim(self.db, now=self.clock.now(), channels=self._channels(),
+                                   limit=room, lease_seconds=self.lease_seconds,
+                                   exclude=set(self._inflight))
+        for item in items:
+            task = asyncio.create_task(self._deliver(item), name=f"outbox-{item.id}")
+            self._inflight[item.id] = task
+            task.add_done_callback(lambda t, i=item.id: self._done(i))
+        return len(items)
+
+    def _done(self, item_id: int) -> None:
+        self._inflight.pop(item_id, None)
+        self._wake.set()
+
+    async def _sleep(self) -> None:
+        timeout = IDLE_POLL_SECONDS
+        try:
+            due = await outbox.next_due(self.db, channels=set(self.senders))
+        except Exception:
+            log.exception("outbox next_due failed")
+            due = None
+        if due is not None:
+            timeout = max(0.0, min(timeout, (due - self.clock.now()).total_seconds()))
+        # A paused channel (429) becomes claimable again when its pause ends.
+        waits = [until - self.clock.monotonic() for until in self._paused.values()]
+        timeout = min([timeout, *(w for w in waits if w > 0)])
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout + 0.001)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _deliver(self, item: OutboxView) -> None:
+        sender = self.senders[item.channel]
+        now = self.clock.now
+        try:
+            refs = await outbox.resolve_refs(self.db, item.payload.get("refs") or {})
+            if refs is None:
+                raise DeliveryRejected("the message it belongs to was never delivered")
+            remote_id = await sender.send(item, refs)
+        except DeliveryRejected as exc:
+            await self._fail(item, str(exc), retry_in=None)
+        except DeliveryFailed as exc:
+            if exc.retry_after is not None:
+                self._paused[item.channel] = self.clock.monotonic() + exc.retry_after
+            retry_in = None
+            if item.attempts < self.policy.max_attempts:
+                retry_in = self.policy.delay(item.attempts, retry_after=exc.retry_after, rng=self.rng)
+            await self._fail(item, str(exc), retry_in=retry_in)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a sender bug must not kill the dispatcher; the row retries
+            log.exception("sender crashed outbox=%s channel=%s", item.id, item.channel)
+            retry_in = self.policy.delay(item.attempts, retry_after=None, rng=self.rng) \
+                if item.attempts < self.policy.max_attempts else None
+            await self._fail(item, f"{type(exc).__name__}: {exc}", retry_in=retry_in)
+        else:
+            await outbox.mark_sent(self.db, item.id, now=now(), remote_id=remote_id)
+            log.info("outbox sent id=%s kind=%s ticket=%s remote=%s attempts=%s", item.id,
+                     item.kind, item.ticket_number, remote_id, item.attempts)
+
+    async def _fail(self, item: OutboxView, error: str, *, retry_in: float | None) -> None:
+        notice = None
+        if retry_in is None and self.notice is not None and item.kind != "slack.notice":
+            notice = self.notice(item, error)
+        status = await outbox.mark_failed(self.db, item.id, now=self.clock.now(), error=error,
+                                          retry_in=retry_in, notice=notice,
+                                          notice_channel=self.notice_channel)
+        level = logging.WARNING if status == "pending" else logging.ERROR
+        log.log(level, "outbox failed id=%s kind=%s ticket=%s attempts=%s status=%s retry_in=%s error=%s",
+                item.id, item.kind, item.ticket_number, item.attempts, status,
+                None if retry_in is None else round(retry_in, 2), error)
+
+
+class NoticeMaker(Protocol):
+    def __call__(self, item: OutboxView, error: str) -> dict: ...

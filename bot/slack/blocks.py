@@ -1,0 +1,148 @@
+"""Block Kit for ticket cards, thread messages and notices.
+
+Pure functions: view in, ``{"text", "blocks"}`` out. Every piece of customer text is either
+put in a ``plain_text`` object (Slack shows it literally: no mentions, links or *bold*) or,
+where mrkdwn is unavoidable, escaped with ``escape_mrkdwn``. Limits are Slack's: 50 blocks,
+section text 3,000 characters, header 150, message ``text`` 40,000. No I/O here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.core.views import CardView, MessageView, QuarantineView, TicketView
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_FIELD = 2000
+MAX_TEXT = 40000
+BODY_SECTIONS = 3  # a card shows at most this many sections of the message; the rest is trimmed
+
+STATUS_LABELS = {"new": "🆕 New", "open": "🟢 Open", "waiting": "⏳ Waiting on customer",
+                 "on_hold": "⏸ On hold", "resolved": "✅ Resolved", "closed": "🔒 Closed"}
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping).
+
+    "<!channel> & co" → "&lt;!channel&gt; &amp; co": no mention, link or entity survives.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def trim(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def plain(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    # emoji=False: a customer's ":bomb:" stays the characters they typed.
+    return {"type": "plain_text", "text": trim(text, limit) or " ", "emoji": False}
+
+
+def mrkdwn(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    """Our own mrkdwn (labels, links we build): callers escape any customer text inside it."""
+    return {"type": "mrkdwn", "text": trim(text, limit) or " ", "verbatim": True}
+
+
+def body_sections(text: str, *, max_sections: int = BODY_SECTIONS) -> list[dict[str, Any]]:
+    """The message text in plain_text sections, cut on line breaks where possible."""
+    text = text.strip() or "(no text)"
+    chunks: list[str] = []
+    rest = text
+    while rest and len(chunks) < max_sections:
+        if len(rest) <= MAX_SECTION:
+            chunks.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind("\n", 0, MAX_SECTION - 100)
+        cut = cut if cut > MAX_SECTION // 2 else MAX_SECTION - 100
+        chunks.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n")
+    blocks = [{"type": "section", "text": plain(chunk)} for chunk in chunks]
+    if rest:
+        blocks.append(context(f"… {len(rest):,} more characters not shown"))
+    return blocks
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [plain(text, MAX_FIELD)]}
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else "—"
+
+
+def ticket_header(ticket: TicketView) -> str:
+    return trim(f"#{ticket.number} {ticket.subject}", MAX_HEADER)
+
+
+def ticket_card(card: CardView) -> dict[str, Any]:
+    t = card.ticket
+    status = STATUS_LABELS.get(t.status, t.status)
+    unread = "🔵 Unread · " if t.unread else ""
+    category = " / ".join(x for x in (t.category, t.type) if x) or "—"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain(ticket_header(t), MAX_HEADER)},
+        {"type": "section", "fields": [
+            mrkdwn(f"*Status*\n{unread}{status}"),
+            mrkdwn(f"*Priority*\nP{t.priority}"),
+            mrkdwn(f"*Group*\n{escape_mrkdwn(t.group)}"),
+            mrkdwn(f"*Assignee*\n{f'<@{t.assignee}>' if t.assignee else 'Unassigned'}"),
+            mrkdwn(f"*Category / type*\n{escape_mrkdwn(category)}"),
+            mrkdwn(f"*Received*\n{_when(t.created_at)} via {t.channel}"),
+        ]},
+        {"type": "section", "text": plain(f"From: {t.requester.label}", MAX_FIELD)},
+    ]
+    if card.first_message is not None:
+        blocks.extend(body_sections(card.first_message.body))
+        if card.first_message.attachments:
+            blocks.append(context(_attachments_line(card.first_message)))
+    footer = [f"{card.message_count} customer message{'s' if card.message_count != 1 else ''}"]
+    if card.last_action:
+        footer.append(card.last_action)
+    blocks.append(context(" · ".join(footer)))
+    text = f"#{t.number} {t.subject} — from {t.requester.label}"
+    return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
+            "unfurl_links": False, "unfurl_media": False}
+
+
+def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
+    who = message.sender or ticket.requester.label
+    blocks: list[dict[str, Any]] = [context(f"{who} wrote on {_when(message.created_at)}")]
+    blocks.extend(body_sections(message.body, max_sections=10))
+    if message.attachments:
+        blocks.append(context(_attachments_line(message)))
+    text = f"#{ticket.number}: new message from {who}"
+    return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
+            "unfurl_links": False, "unfurl_media": False}
+
+
+def notice(text: str) -> dict[str, Any]:
+    return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": [context(text)]}
+
+
+def quarantine_notice(item: QuarantineView) -> dict[str, Any]:
+    sender = item.envelope_from if item.envelope_from else "<>"
+    lines = (f"Mail held in quarantine #{item.id} ({item.reason}): {item.detail}\n"
+             f"From {sender} to {', '.join(item.envelope_to) or '—'}, {item.size:,} bytes. "
+             f"Retry with: deskbell reprocess {item.id}")
+    return {"text": trim(escape_mrkdwn(f"Mail held in quarantine #{item.id} ({item.reason})"), MAX_TEXT),
+            "blocks": [{"type": "section", "text": plain(lines)}]}
+
+
+def _attachments_line(message: MessageView) -> str:
+    names = ", ".join(f"{a.name} ({_size(a.size)})" for a in message.attachments[:20])
+    more = len(message.attachments) - 20
+    return f"📎 {names}" + (f" and {more} more" if more > 0 else "")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

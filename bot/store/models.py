@@ -1,0 +1,239 @@
+"""Database tables (SQLAlchemy 2 typed models).
+
+Schema only: no queries with business meaning, no sessions, no engine. Every timestamp is
+stored as UTC. Changing a table needs an Alembic migration in ``store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names so Alembic migrations behave the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no offset)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use the injected clock")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Contact(Base):
+    """A customer: one row per email address or phone number."""
+
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    rating: Mapped[str | None] = mapped_column(String(8))  # "good" | "bad" | None
+    created_at: Mapped[datetime]
+
+
+class Staff(Base):
+    """A Slack user who works tickets."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class HandlerGroup(Base):
+    """A handler group as last read from the config (kept so tickets can reference it)."""
+
+    __tablename__ = "handler_groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    slack_channel: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)  # shown to people as #N
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(100))
+    type: Mapped[str | None] = mapped_column(String(100))
+    group_id: Mapped[int] = mapped_column(ForeignKey("handler_groups.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # channel of entry: email | sms | slack
+    reply_token: Mapped[str] = mapped_column(String(32), unique=True)
+    via_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    unread: Mapped[bool] = mapped_column(Boolean, default=True)
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_customer_message_at: Mapped[datetime | None]
+    last_staff_reply_at: Mapped[datetime | None]
+    last_action_at: Mapped[datetime | None]
+    follow_up_at: Mapped[datetime | None]
+    action_required_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class RawMessage(Base):
+    """The exact bytes a door received, keyed by the door's idempotency key."""
+
+    __tablename__ = "raw_messages"
+    __table_args__ = (UniqueConstraint("channel", "source_id", name="uq_raw_messages_source"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    source_id: Mapped[str] = mapped_column(String(998))
+    door: Mapped[str] = mapped_column(String(100), default="")
+    envelope_from: Mapped[str | None] = mapped_column(String(998))
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One entry of a ticket's conversation; never edited after it is written."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # inbound | outbound | note | automatic
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms | slack
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    sender: Mapped[str] = mapped_column(String(400), default="")
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    quoted: Mapped[str] = mapped_column(Text, default="")
+    # Header Message-ID (ours for outbound mail); threading looks replies up by it.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    raw_message_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"))
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    delivery_status: Mapped[str | None] = mapped_column(String(16))  # queued | sent | failed
+    auto_submitted: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class Blob(Base):
+    """Attachment bytes, stored once per content hash."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Event(Base):
+    """The audit log: every change to a ticket, with who made it."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(400))  # "customer:<addr>", "staff:<slack id>", "system"
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+
+class OutboxItem(Base):
+    """Something to send, rendered when it was enqueued; the dispatcher delivers it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        Index("ix_outbox_ordering", "ordering_key", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms | slack
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. slack.card, slack.thread, email.ack
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Items with the same key go out one at a time, in id order (a card before its thread).
+    ordering_key: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # pending|sending|sent|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class Quarantine(Base):
+    """Mail we could not parse or route, kept with its raw bytes for ``deskbell reprocess``."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    raw_message_id: Mapped[int] = mapped_column(ForeignKey("raw_messages.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # unparseable | bounce | unroutable | error
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held | reprocessed
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class ProcessedKey(Base):
+    """Idempotency keys of interactions already handled (Slack event_id, action_ts, …)."""
+
+    __tablename__ = "processed_keys"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime]

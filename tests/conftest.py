@@ -1,0 +1,116 @@
+"""Shared fixtures: a fake Slack, a relay sink, and a whole Deskbell running on loopback port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import smtplib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import Deskbell
+from bot.clock import Clock
+from bot.config import Settings
+from tests.fakes import FakeSlack, RelaySink
+
+DOMAIN = "support.example.com"
+
+
+def settings_dict(tmp_path: Path, *, slack_url: str | None = None, relay_port: int = 9,
+                  slack_token: str | None = "xoxb-test-token", **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'deskbell.db'}"},
+        "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN]},
+        "web": {"listen": "127.0.0.1:0"},
+        "email_out": {"host": "127.0.0.1", "port": relay_port, "from_address": f"support@{DOMAIN}",
+                      "reply_domain": DOMAIN, "from_name": "Example Support", "timeout_seconds": 5},
+        "slack": {"bot_token": slack_token if slack_url and slack_token else "",
+                  "api_url": slack_url or "https://slack.invalid/api/",
+                  "fallback_channel": "#helpdesk"},
+        "handler_groups": [
+            {"name": "support", "slack_channel": "#support", "email_addresses": [f"help@{DOMAIN}"]},
+            {"name": "sales", "slack_channel": "#sales", "email_addresses": [f"sales@{DOMAIN}"]},
+        ],
+        "outbox": {"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.4, "max_attempts": 30,
+                   "lease_seconds": 5},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    slack = await FakeSlack().start()
+    yield slack
+    await slack.stop()
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[RelaySink]:
+    sink = await RelaySink().start()
+    yield sink
+    await sink.stop()
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, roles: tuple[str, ...] = ("smtp", "web", "worker"),
+                  clock: Clock | None = None) -> AsyncIterator[Deskbell]:
+    """Run a whole Deskbell on this event loop until the block ends."""
+    app = Deskbell(settings, clock=clock or Clock())
+    ready = asyncio.Event()
+    task = asyncio.create_task(app.serve(roles, out=io.StringIO(), on_ready=lambda _: ready.set()))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()  # raises what went wrong at start-up
+    try:
+        yield app
+    finally:
+        app.stop()
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path, fake_slack: FakeSlack, relay: RelaySink) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        return Settings.model_validate(settings_dict(tmp_path, slack_url=fake_slack.url,
+                                                     relay_port=relay.port, **overrides))
+    return make
+
+
+def send_mail(port: int, raw: bytes, *, mail_from: str = "alice@example.net",
+              rcpt: tuple[str, ...] = (f"help@{DOMAIN}",)) -> tuple[int, bytes]:
+    """Speak SMTP with the stdlib client (blocking: call through ``asyncio.to_thread``)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("client.example.net")
+        code, reply = client.mail(mail_from)
+        if code != 250:
+            return code, reply
+        for r in rcpt:
+            code, reply = client.rcpt(r)
+            if code != 250:
+                return code, reply
+        return client.data(raw)
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)

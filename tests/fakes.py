@@ -1,0 +1,178 @@
+"""Loopback stand-ins for the outside world: a fake Slack Web API and an SMTP relay sink.
+
+Real protocols on port 0: the fake Slack is an aiohttp server speaking Slack's JSON; the relay
+is a real aiosmtpd server. Tests assert on what these received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiohttp import web
+from aiosmtpd.smtp import SMTP
+
+
+@dataclass
+class SlackCall:
+    method: str
+    args: dict[str, Any]
+    ok: bool
+
+
+@dataclass
+class FakeSlack:
+    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info."""
+
+    calls: list[SlackCall] = field(default_factory=list)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel id → messages
+    channels: dict[str, str] = field(default_factory=lambda: {
+        "support": "C0SUPPORT", "sales": "C0SALES", "helpdesk": "C0HELPDESK"})
+    # Failure script: each entry answers one call (status, headers, body); empty = healthy.
+    failures: list[tuple[int, dict[str, str], dict[str, Any] | str]] = field(default_factory=list)
+    fail_methods: set[str] = field(default_factory=lambda: {"chat.postMessage", "chat.update"})
+    token: str = "xoxb-test-token"
+    url: str = ""
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+
+    @property
+    def posts(self) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == "chat.postMessage" and c.ok]
+
+    def cards(self) -> list[SlackCall]:
+        return [c for c in self.posts if "thread_ts" not in c.args]
+
+    def thread_replies(self) -> list[SlackCall]:
+        return [c for c in self.posts if "thread_ts" in c.args]
+
+    def updates(self) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == "chat.update" and c.ok]
+
+    async def start(self) -> "FakeSlack":
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/api/"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _channel_id(self, channel: str) -> str:
+        if channel.startswith("#"):
+            return self.channels.setdefault(channel[1:], f"C0{channel[1:].upper()[:8]}")
+        return channel
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if request.content_type == "application/json":
+            args = await request.json()
+        else:
+            args = dict(await request.post())
+        if self.failures and method in self.fail_methods:
+            status, headers, body = self.failures.pop(0)
+            self.calls.append(SlackCall(method, args, ok=False))
+            if isinstance(body, str):
+                return web.Response(status=status, headers=headers, text=body)
+            return web.json_response(body, status=status, headers=headers)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result = handler(args)
+        self.calls.append(SlackCall(method, args, ok=bool(result.get("ok"))))
+        return web.json_response(result)
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "user": "deskbell", "team": "Example", "user_id": "UBOT"}
+
+    def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_id(args["channel"])
+        ts = f"1700000000.{next(self._ts):06d}"
+        message = {"ts": ts, **{k: v for k, v in args.items() if k != "channel"}}
+        self.messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_id(args["channel"])
+        for message in self.messages.get(channel, []):
+            if message["ts"] == args["ts"]:
+                message.update({k: v for k, v in args.items() if k not in ("channel", "ts")})
+                return {"ok": True, "channel": channel, "ts": args["ts"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channels": [{"id": i, "name": n} for n, i in self.channels.items()],
+                "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        messages = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
+        return {"ok": True, "messages": list(reversed(messages))[: int(args.get("limit", 100))]}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        messages = [m for m in self.messages.get(args["channel"], [])
+                    if m.get("thread_ts") == args["ts"] or m["ts"] == args["ts"]]
+        return {"ok": True, "messages": messages}
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.lock = threading.Lock()
+        self.refuse: str | None = None  # e.g. "451 4.3.0 try later"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        if self.refuse:
+            return self.refuse
+        with self.lock:
+            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return f"250 2.0.0 Ok: queued as Q{len(self.received):05d}"
+
+
+class RelaySink:
+    """A real SMTP server on loopback (the test's event loop) that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.sink = _Sink()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> "RelaySink":
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self.sink, hostname="relay.test", loop=loop), "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        with self.sink.lock:
+            return [message_from_bytes(raw, policy=policy.default) for _, _, raw in self.sink.received]
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.sink.received) < count and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.messages
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, default=str)
