@@ -1,0 +1,164 @@
+"""The real ``deskbell`` process: start on defaults, queue without Slack, survive SIGKILL.
+
+Acceptance 1 and 3 of the foundation: what an operator does from the README, and the
+"durable before 250" invariant (DESIGN §2.1) with the process killed mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+from datetime import datetime, timezone
+
+import yaml
+
+from bot.config import Settings
+from bot.core import outbox, reports
+from bot.store.db import Database
+from tests.conftest import DOMAIN, settings_dict, wait_until
+
+SMTP_LINE = re.compile(rb"SMTP\s+listening on 127\.0\.0\.1:(\d+)")
+
+
+class BotProcess:
+    def __init__(self, config: Path, cwd: Path) -> None:
+        self.config, self.cwd = config, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.smtp_port = 0
+        self.stdout = b""
+
+    def start(self, timeout: float = 30) -> "BotProcess":
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(self.config)],
+                                     cwd=self.cwd, stdout=subprocess.PIPE,
+                                     stderr=open(self.cwd / "stderr.log", "ab"), env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line and self.proc.poll() is not None:
+                raise AssertionError(f"deskbell exited {self.proc.returncode}: "
+                                     f"{(self.cwd / 'stderr.log').read_text()[-3000:]}")
+            self.stdout += line
+            match = SMTP_LINE.search(line)
+            if match:
+                self.smtp_port = int(match.group(1))
+            if b"Stop with" in line:
+                return self
+        raise AssertionError("deskbell did not print its start-up summary in time")
+
+    def terminate(self, timeout: float = 12) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def write_config(tmp_path: Path, **kwargs) -> Path:
+    path = tmp_path / "deskbell.yaml"
+    path.write_text(yaml.safe_dump(settings_dict(tmp_path, **kwargs)))
+    return path
+
+
+def message(n: int) -> tuple[str, bytes]:
+    """(subject, raw) of the n-th customer's first mail."""
+    msg = EmailMessage()
+    msg["From"] = f"Customer {n} <customer{n}@example.net>"
+    msg["To"] = f"help@{DOMAIN}"
+    msg["Subject"] = subject = f"Problem number {n}"
+    msg["Message-ID"] = make_msgid(idstring=f"n{n}", domain="example.net")
+    msg.set_content(f"Message body {n}\n")
+    return subject, msg.as_bytes()
+
+
+async def test_starts_on_defaults_queues_cards_without_slack_then_posts(tmp_path, fake_slack, relay):
+    config = write_config(tmp_path, relay_port=relay.port)  # no Slack token
+    bot = BotProcess(config, tmp_path).start()
+    assert b"Slack     off" in bot.stdout and b"cards are queued" in bot.stdout
+    _, raw = message(1)
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", bot.smtp_port, timeout=30) as client:
+            client.sendmail("customer1@example.net", [f"help@{DOMAIN}"], raw)
+
+    await asyncio.to_thread(send)
+    listed = await asyncio.to_thread(cli, "tickets", "list", "--config", str(config), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^\s+1\s+new\s+", listed.stdout, re.M), listed.stdout
+    assert "Problem number 1" in listed.stdout
+    pending = json.loads((await asyncio.to_thread(
+        cli, "outbox", "list", "--json", "--config", str(config), cwd=tmp_path)).stdout)
+    assert [i["status"] for i in pending if i["channel"] == "slack"] == ["pending"]
+    assert await asyncio.to_thread(bot.terminate) == 0
+
+    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
+    bot = BotProcess(config, tmp_path).start()
+    try:
+        await wait_until(lambda: len(fake_slack.cards()) == 1, timeout=15)
+        assert fake_slack.cards()[0].args["blocks"][0]["text"]["text"] == "#1 Problem number 1"
+    finally:
+        assert await asyncio.to_thread(bot.terminate) == 0
+
+
+async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, fake_slack, relay):
+    """Every message that got 250 is a ticket after a kill -9, and its card is posted once."""
+    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
+    bot = BotProcess(config, tmp_path).start()
+    accepted: list[tuple[str, bytes]] = []
+    kill_after = 70
+
+    def stream() -> None:
+        # One connection per message, like an MTA; stop at the first refused connection.
+        try:
+            for n in range(200):
+                subject, raw = message(n)
+                with smtplib.SMTP("127.0.0.1", bot.smtp_port, timeout=30) as client:
+                    client.sendmail(f"customer{n}@example.net", [f"help@{DOMAIN}"], raw)
+                accepted.append((subject, raw))
+        except (smtplib.SMTPException, OSError):
+            return
+
+    sender = asyncio.create_task(asyncio.to_thread(stream))
+    await wait_until(lambda: len(accepted) >= kill_after, timeout=60)
+    bot.kill()
+    await sender
+    assert kill_after <= len(accepted) < 200, "the kill must land mid-stream"
+
+    bot = BotProcess(config, tmp_path).start()
+    db = Database(Settings.model_validate(yaml.safe_load(config.read_text())).database.url)
+    try:
+        async def drained() -> bool:
+            items = await outbox.list_items(db, limit=10_000)
+            return all(i.status == "sent" for i in items if i.channel == "slack")
+        await wait_until(drained, timeout=60, interval=0.2)
+        tickets = await reports.list_tickets(db, now=datetime.now(timezone.utc), limit=1000)
+    finally:
+        await db.dispose()
+        assert await asyncio.to_thread(bot.terminate) == 0
+
+    by_subject = {t["subject"]: t["number"] for t in tickets}
+    subjects_accepted = {subject for subject, _ in accepted}
+    missing = subjects_accepted - set(by_subject)
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
+    headers = [c.args["blocks"][0]["text"]["text"] for c in fake_slack.cards()]
+    assert len(headers) == len(set(headers)), "a card was posted twice"
+    assert {f"#{n}" for n in by_subject.values()} == {h.split()[0] for h in headers}
