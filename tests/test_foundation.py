@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import make_msgid
 
 from bot.core import reports
@@ -23,7 +24,7 @@ def mail(*, subject="Router down", body="My router has no internet since this mo
     if references:
         msg["References"] = references
     msg.set_content(body)
-    return msg.as_bytes()
+    return msg.as_bytes(policy=SMTP)
 
 
 async def test_new_mail_gives_ticket_card_and_acknowledgement(app_settings, fake_slack, relay):

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def message(n: int) -> tuple[str, bytes]:
     msg["Subject"] = subject = f"Problem number {n}"
     msg["Message-ID"] = make_msgid(idstring=f"n{n}", domain="example.net")
     msg.set_content(f"Message body {n}\n")
-    return subject, msg.as_bytes()
+    return subject, msg.as_bytes(policy=SMTP)
 
 
 async def test_starts_on_defaults_queues_cards_without_slack_then_posts(tmp_path, fake_slack, relay):

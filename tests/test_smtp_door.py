@@ -1,0 +1,130 @@
+"""The SMTP door's promises (DESIGN §2.1, §2.9, §5): who may send, sizes, codes, replays."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import sqlite3
+
+from bot.core import reports
+from tests.conftest import DOMAIN, running, send_mail, wait_until
+from tests.test_foundation import mail
+
+
+async def test_ehlo_advertises_size_8bitmime_smtputf8_pipelining(app_settings):
+    async with running(app_settings(), roles=("smtp",)) as app:
+        def ehlo() -> str:
+            with smtplib.SMTP("127.0.0.1", app.listening.smtp[1], timeout=10) as c:
+                return c.ehlo()[1].decode()
+        features = await asyncio.to_thread(ehlo)
+    for word in ("SIZE 26214400", "8BITMIME", "SMTPUTF8", "PIPELINING"):
+        assert word in features
+
+
+async def test_recipient_outside_our_domains_is_refused_never_relayed(app_settings):
+    async with running(app_settings(), roles=("smtp",)) as app:
+        code, reply = await asyncio.to_thread(send_mail, app.listening.smtp[1], mail(),
+                                              rcpt=("victim@elsewhere.example.org",))
+        assert (code, reply[:9]) == (550, b"5.1.1 <vi")
+        assert await reports.list_tickets(app.db, now=app.clock.now()) == []
+
+
+async def test_oversize_mail_gets_552_both_declared_and_streamed(app_settings):
+    async with running(app_settings(smtp_in={"max_message_bytes": 20_000}), roles=("smtp",)) as app:
+        port = app.listening.smtp[1]
+        big = mail(body="x" * 60 + "\n" * 1 + ("y" * 70 + "\n") * 400)
+
+        def declared() -> tuple[int, bytes]:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                c.ehlo()
+                return c.mail("alice@example.net", options=[f"SIZE={len(big)}"])
+
+        def streamed() -> tuple[int, bytes]:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                c.ehlo()
+                c.mail("alice@example.net")
+                c.rcpt(f"help@{DOMAIN}")
+                return c.data(big)
+
+        assert (await asyncio.to_thread(declared))[0] == 552
+        code, reply = await asyncio.to_thread(streamed)
+        assert code == 552 and reply.startswith(b"5.3.4"), reply
+        assert await reports.list_tickets(app.db, now=app.clock.now()) == []
+
+
+async def test_replayed_message_creates_nothing_new(app_settings):
+    raw = mail(message_id="<same-id-1@example.net>")
+    async with running(app_settings(), roles=("smtp",)) as app:
+        port = app.listening.smtp[1]
+        first = await asyncio.to_thread(send_mail, port, raw)
+        second = await asyncio.to_thread(send_mail, port, raw)
+        assert first[0] == second[0] == 250
+        assert b"duplicate" in second[1]
+        assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 1
+
+
+async def test_lines_up_to_10000_bytes_are_accepted(app_settings):
+    long_line = "word " * 1900  # ~9,500 bytes on one line, as some real senders do
+    raw = (f"From: alice@example.net\r\nTo: help@{DOMAIN}\r\nSubject: long\r\n"
+           f"Message-ID: <long-1@example.net>\r\n\r\n{long_line}\r\n").encode()
+    async with running(app_settings(), roles=("smtp",)) as app:
+        code, _ = await asyncio.to_thread(send_mail, app.listening.smtp[1], raw)
+        assert code == 250
+        [t] = await reports.list_tickets(app.db, now=app.clock.now())
+        shown = await reports.show_ticket(app.db, t["number"], now=app.clock.now())
+    assert "word word" in shown["messages"][0]["body"]
+
+
+async def test_our_storage_failure_answers_451_and_sender_can_retry(app_settings, tmp_path):
+    """A database we cannot write to is our fault: 451 4.3.0, so the MTA keeps the mail."""
+    async with running(app_settings(), roles=("smtp",)) as app:
+        port = app.listening.smtp[1]
+        raw = mail(message_id="<retry-me@example.net>")
+        with sqlite3.connect(tmp_path / "deskbell.db") as con:
+            con.execute("ALTER TABLE raw_messages RENAME TO raw_messages_away")
+        code, reply = await asyncio.to_thread(send_mail, port, raw)
+        assert code == 451 and reply.startswith(b"4.3.0"), reply
+        with sqlite3.connect(tmp_path / "deskbell.db") as con:
+            con.execute("ALTER TABLE raw_messages_away RENAME TO raw_messages")
+        code, _ = await asyncio.to_thread(send_mail, port, raw)
+        assert code == 250
+        assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 1
+
+
+async def test_draining_server_answers_421_not_5xx(app_settings):
+    async with running(app_settings(), roles=("smtp",)) as app:
+        port = app.listening.smtp[1]
+        client = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", port, timeout=10)
+        await asyncio.to_thread(client.ehlo)
+        app.stop()  # SIGTERM path: stop accepting; the open session gets 421 for new mail
+        await asyncio.sleep(0.05)
+        try:
+            code, _ = await asyncio.to_thread(client.mail, "alice@example.net")
+        except smtplib.SMTPServerDisconnected:
+            code = 421  # closed after the drain: also not a 5xx
+        assert code == 421
+
+
+async def test_sender_quoting_tag_of_someone_elses_ticket_gets_a_new_ticket(app_settings, fake_slack):
+    async with running(app_settings()) as app:
+        port = app.listening.smtp[1]
+        await asyncio.to_thread(send_mail, port, mail())
+        intruder = mail(subject="Re: Router down [#1]", body="Let me in",
+                        from_addr="mallory@example.org")
+        code, reply = await asyncio.to_thread(send_mail, port, intruder, mail_from="mallory@example.org")
+        assert code == 250 and b"created ticket #2" in reply
+        own = mail(subject="Re: Router down [#1]", body="Me again")
+        code, reply = await asyncio.to_thread(send_mail, port, own)
+        assert b"appended ticket #1" in reply
+        await wait_until(lambda: len(fake_slack.cards()) == 2)
+
+
+async def test_unknown_local_part_goes_to_fallback_group_and_address_picks_group(app_settings, fake_slack):
+    async with running(app_settings()) as app:
+        port = app.listening.smtp[1]
+        await asyncio.to_thread(send_mail, port, mail(to=f"sales@{DOMAIN}"), rcpt=(f"sales@{DOMAIN}",))
+        await asyncio.to_thread(send_mail, port, mail(to=f"nobody@{DOMAIN}"), rcpt=(f"nobody@{DOMAIN}",))
+        await wait_until(lambda: len(fake_slack.cards()) == 2)
+        tickets = {t["number"]: t["group"] for t in await reports.list_tickets(app.db, now=app.clock.now())}
+    assert tickets == {1: "sales", 2: "support"}
+    assert sorted(c.args["channel"] for c in fake_slack.cards()) == ["#sales", "#support"]
