@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -24,6 +25,7 @@ class SlackCall:
     method: str
     args: dict[str, Any]
     ok: bool
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
