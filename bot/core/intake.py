@@ -175,13 +175,18 @@ async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
                         created_at=now)
     s.add(message)
     await s.flush()
-    for attachment in msg.attachments:
-        digest = attachment.sha256
-        if await s.get(m.Blob, digest) is None:
+    if not msg.attachments:
+        return message
+    digests = [a.sha256 for a in msg.attachments]
+    known = set((await s.scalars(select(m.Blob.sha256).where(m.Blob.sha256.in_(digests)))).all())
+    for attachment, digest in zip(msg.attachments, digests):
+        if digest not in known:  # the same file twice is stored once
+            known.add(digest)
             s.add(m.Blob(sha256=digest, size=attachment.size, data=attachment.data))
-        s.add(m.AttachmentRow(message_id=message.id, name=attachment.name[:255],
-                              content_type=attachment.content_type[:255], size=attachment.size,
-                              sha256=digest, inline=attachment.inline))
+    await s.flush()  # blobs first: attachment rows refer to them
+    s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
+                              content_type=a.content_type[:255], size=a.size, sha256=digest,
+                              inline=a.inline) for a, digest in zip(msg.attachments, digests))
     return message
 
 

@@ -1,0 +1,81 @@
+"""Odd real-world mail through the real SMTP door: a ticket, a recognised bounce/auto-reply,
+or quarantine with the raw bytes — never a crash, never a 5xx for our own bug."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.core import reports
+from bot.store import models as m
+from tests import mailfixtures as fx
+from tests.conftest import DOMAIN, running, send_mail, wait_until
+
+NO_ACK = {"out_of_office", "mailing_list", "loop_header"}
+# A bounce about mail we never sent is held as "bounce", not made a ticket (DESIGN §2.6).
+HELD = {"garbage": "unparseable", "dsn_bounce": "bounce", "plain_bounce": "bounce"}
+
+
+async def _counts(app) -> tuple[int, int, list[str]]:
+    async with app.db.reading() as s:
+        tickets = await s.scalar(select(func.count(m.Ticket.id)))
+        raws = await s.scalar(select(func.count(m.RawMessage.id)))
+        held = list((await s.scalars(select(m.Quarantine.reason))).all())
+    return tickets or 0, raws or 0, held
+
+
+@pytest.mark.parametrize("scenario", sorted(fx.ODD_MAIL))
+async def test_odd_mail_is_kept_and_never_5xx(scenario, app_settings, relay, fake_slack):
+    raw = fx.ODD_MAIL[scenario]()
+    if raw is None:
+        pytest.skip("../shared/fixtures/winmail-one-file.dat is not present")
+    envelope_from = "" if scenario in ("dsn_bounce", "plain_bounce") else "customer@example.net"
+    async with running(app_settings()) as app:
+        code, reply = await asyncio.to_thread(send_mail, app.listening.smtp[1], raw,
+                                              mail_from=envelope_from, rcpt=(f"help@{DOMAIN}",))
+        assert code == 250, (code, reply)
+        tickets, raws, held = await _counts(app)
+        assert raws == 1, "the exact bytes are always stored"
+        async with app.db.reading() as s:
+            stored = await s.scalar(select(m.RawMessage.data))
+        # smtplib ends DATA with CRLF when the bytes do not (RFC 5321 §4.1.1.4).
+        assert stored in (raw, raw + b"\r\n")
+        if scenario in HELD:
+            assert (tickets, held) == (0, [HELD[scenario]])
+            await wait_until(lambda: any("quarantine" in c.args.get("text", "") for c in fake_slack.posts))
+            return
+        assert tickets == 1 and held == []
+        await wait_until(lambda: len(fake_slack.cards()) == 1)
+        await asyncio.sleep(0.1)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        acked = any(e["kind"] == "acknowledged" for e in t["events"])
+        assert acked == (scenario not in NO_ACK), t["events"]
+        if acked:
+            await relay.wait_for(1)
+    if scenario == "winmail_dat":
+        [attachment] = t["messages"][0]["attachments"]
+        assert (attachment["name"], attachment["size"], attachment["sha256"]) == (
+            fx.WINMAIL_INNER_NAME, fx.WINMAIL_INNER_SIZE, fx.WINMAIL_INNER_SHA256)
+    if scenario == "big_attachment_10mb":
+        assert [a["size"] for a in t["messages"][0]["attachments"]] == [fx.BIG_SIZE]
+    if scenario == "html_only":
+        assert t["messages"][0]["body"] and "<" not in t["messages"][0]["body"]
+
+
+async def test_bounce_of_our_acknowledgement_marks_it_failed_not_a_ticket(app_settings, relay, fake_slack):
+    async with running(app_settings()) as app:
+        port = app.listening.smtp[1]
+        await asyncio.to_thread(send_mail, port, fx.plain(to_addr=f"help@{DOMAIN}"))
+        [ack] = await relay.wait_for(1)
+        dsn = fx.dsn_bounce(original_message_id=ack["Message-ID"])
+        code, _ = await asyncio.to_thread(send_mail, port, dsn, mail_from="",
+                                          rcpt=(f"support@{DOMAIN}",))
+        assert code == 250
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        await wait_until(lambda: any("bounced" in c.args.get("text", "") for c in fake_slack.thread_replies()))
+        tickets, _, held = await _counts(app)
+    assert tickets == 1 and held == []
+    assert [msg["delivery_status"] for msg in t["messages"] if msg["kind"] == "automatic"] == ["failed"]
+    assert any(e["kind"] == "bounce" for e in t["events"])
