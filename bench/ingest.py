@@ -192,7 +192,11 @@ async def main() -> None:
     idle_rss = bot.rss_mb
     ours = {c: await throughput(bot.port, clients=c, total=args.messages, tag=f"bot{c}")
             for c in (1, 8)}
-    await asyncio.sleep(3)  # let the card backlog drain before measuring latency
+    # Let the backlog of cards drain before measuring latency at a steady rate.
+    backlog_start = time.perf_counter()
+    while len(slack.cards()) < 2 * (args.messages // 8 * 8) and time.perf_counter() - backlog_start < 120:
+        await asyncio.sleep(0.2)
+    drain_seconds = time.perf_counter() - backlog_start
     slack.calls.clear()
     lat, loaded_rss = await latency(bot.port, slack, rate=args.rate, seconds=args.seconds, server=bot)
     bot.stop()
@@ -205,6 +209,7 @@ async def main() -> None:
         target = "  (target ≥ 0.50)" if c == 8 else ""
         print(f"  {c} client{'s' if c > 1 else ' '}: deskbell {ours[c]:7.1f}   null sink {ceiling[c]:7.1f}"
               f"   ratio {ratio:4.2f}{target}")
+    print(f"\nCard backlog after the throughput runs drained in {drain_seconds:.1f} s.")
     print(f"\nEnd of DATA → Slack card at {args.rate:g} msg/s for {args.seconds:g} s "
           f"({len(lat)}/{int(args.rate * args.seconds)} posted):")
     if lat:

@@ -24,8 +24,10 @@ from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.core import groups, outbox, reports
-from bot.core.intake import Intake, ingest, quarantine
+from bot.core.errors import MailParseError
+from bot.core.intake import Intake, IngestResult, held_mail, ingest, quarantine, reprocess
 from bot.core.views import CardView, MessageView, OutboxView, OutgoingEmail, QuarantineView, TicketView
+from bot.inbound.mailparse import parse_email
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
@@ -129,6 +131,22 @@ class Deskbell:
         return self.renderers.notice(
             f"⚠️ Gave up delivering {item.kind}{ticket} after {item.attempts} tries: {error}. "
             f"Retry with: deskbell outbox retry {item.id}")
+
+    async def reprocess(self, quarantine_id: int | None = None) -> list[tuple[int, str]]:
+        """Retry held mail through the parser and intake; returns (id, what happened) each."""
+        outcomes: list[tuple[int, str]] = []
+        for held in await held_mail(self.db, quarantine_id=quarantine_id):
+            try:
+                msg = parse_email(held.raw, received_at=self.clock.now(),
+                                  envelope_sender=held.envelope_from,
+                                  recipients=held.envelope_to, door=held.door or "smtp")
+            except MailParseError as exc:
+                outcomes.append((held.id, f"still held: {exc}"))
+                continue
+            result: IngestResult = await reprocess(self.intake, held.id, msg)
+            number = f" ticket #{result.ticket_number}" if result.ticket_number else ""
+            outcomes.append((held.id, f"{result.outcome}{number} {result.detail}".strip()))
+        return outcomes
 
     # ----- running ------------------------------------------------------------------------
 

@@ -301,5 +301,34 @@ def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
     click.echo(f"{n} item(s) queued again." if n else "No dead items matched.")
 
 
+@main.command("reprocess")
+@CONFIG_OPTION
+@click.argument("quarantine_id", required=False, type=int)
+def reprocess_command(config_path: str | None, quarantine_id: int | None) -> None:
+    """Run mail held in quarantine through intake again (all of it, or QUARANTINE_ID).
+
+    Mail that still cannot be read stays held; the rest becomes tickets as if just received.
+    A running worker sends the cards and acknowledgements this causes.
+    """
+    from bot.app import Deskbell
+
+    settings = _settings(config_path)
+
+    async def go() -> list[tuple[int, str]]:
+        app = Deskbell(settings, clock=_clock())
+        try:
+            await app.prepare()
+            return await app.reprocess(quarantine_id)
+        finally:
+            await app.db.dispose()
+
+    outcomes = _run(go)
+    if not outcomes:
+        click.echo("Nothing held in quarantine" + (f" as #{quarantine_id}." if quarantine_id else "."))
+        return
+    for item_id, what in outcomes:
+        click.echo(f"quarantine #{item_id}: {what}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])

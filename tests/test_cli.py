@@ -16,7 +16,7 @@ from tests.test_process import cli
 
 COMMANDS = [[], ["run"], ["smtp"], ["web"], ["worker"], ["check"], ["db"], ["db", "upgrade"],
             ["tickets"], ["tickets", "list"], ["tickets", "show"], ["outbox"], ["outbox", "list"],
-            ["outbox", "retry"]]
+            ["outbox", "retry"], ["reprocess"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "deskbell")

@@ -79,3 +79,26 @@ async def test_bounce_of_our_acknowledgement_marks_it_failed_not_a_ticket(app_se
     assert tickets == 1 and held == []
     assert [msg["delivery_status"] for msg in t["messages"] if msg["kind"] == "automatic"] == ["failed"]
     assert any(e["kind"] == "bounce" for e in t["events"])
+
+
+async def test_reprocess_turns_held_mail_into_a_ticket_once(app_settings, fake_slack):
+    """Invariant 4: held mail is announced, kept byte for byte, and `reprocess` retries it."""
+    from bot.core.intake import quarantine
+
+    raw = fx.plain(subject="Held by an old bug")
+    async with running(app_settings()) as app:
+        held = await quarantine(app.intake, channel="email", raw=raw, reason="unparseable",
+                                detail="parser crashed", envelope_from="alice@example.net",
+                                envelope_to=(f"help@{DOMAIN}",), door="smtp")
+        assert held.outcome == "quarantined"
+        await wait_until(lambda: any("quarantine #1" in c.args.get("text", "") for c in fake_slack.posts))
+        assert await app.reprocess() == [(1, "created ticket #1")]
+        assert await app.reprocess() == []
+        await wait_until(lambda: len(fake_slack.cards()) == 1)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        garbage = await quarantine(app.intake, channel="email", raw=fx.garbage(), reason="unparseable",
+                                   detail="not mail")
+        assert garbage.outcome == "quarantined"
+        [(item, what)] = await app.reprocess()
+        assert item == 2 and what.startswith("still held")
+    assert t["subject"] == "Held by an old bug"

@@ -88,21 +88,59 @@ async def quarantine(intake: Intake, *, channel: str, raw: bytes, reason: str, d
         return IngestResult("quarantined", detail=f"quarantine #{q.id}: {reason}")
 
 
-async def _ingest(s: AsyncSession, intake: Intake, msg: InboundMessage) -> IngestResult:
-    settings, now = intake.settings, intake.clock.now()
-    existing = await _raw_for(s, msg.channel, msg.source_id)
-    if existing is not None:
-        number = await s.scalar(select(m.Message.ticket_id).where(
-            m.Message.raw_message_id == existing.id).limit(1))
-        return IngestResult("duplicate", ticket_number=number)
+@dataclass(frozen=True)
+class HeldMail:
+    """A quarantined message's raw bytes and envelope, for ``reprocess``."""
 
-    raw_row = _raw_row(channel=msg.channel, source_id=msg.source_id, raw=msg.raw, door=msg.door,
-                       envelope_from=msg.envelope_sender, envelope_to=msg.recipients, now=now)
-    s.add(raw_row)
-    await s.flush()
+    id: int
+    reason: str
+    raw: bytes
+    envelope_from: str | None
+    envelope_to: tuple[str, ...]
+    door: str
+
+
+async def held_mail(db: Database, *, quarantine_id: int | None = None) -> list[HeldMail]:
+    """Quarantined mail still held (all of it, or one id)."""
+    async with db.reading() as s:
+        query = (select(m.Quarantine, m.RawMessage).join(m.RawMessage, m.RawMessage.id == m.Quarantine.raw_message_id)
+                 .where(m.Quarantine.status == "held").order_by(m.Quarantine.id))
+        if quarantine_id is not None:
+            query = query.where(m.Quarantine.id == quarantine_id)
+        return [HeldMail(id=q.id, reason=q.reason, raw=r.data, envelope_from=r.envelope_from,
+                         envelope_to=tuple(r.envelope_to), door=r.door)
+                for q, r in (await s.execute(query)).all()]
+
+
+async def reprocess(intake: Intake, quarantine_id: int, msg: InboundMessage) -> IngestResult:
+    """Run held mail through intake again (after a fix); it keeps its stored raw bytes."""
+    async with intake.db.transaction() as s:
+        q = await s.get_one(m.Quarantine, quarantine_id)
+        if q.status != "held":
+            return IngestResult("duplicate", ticket_number=q.ticket_id, detail="already reprocessed")
+        raw_row = await s.get_one(m.RawMessage, q.raw_message_id)
+        result = await _ingest(s, intake, msg, raw_row=raw_row, held=q)
+        if result.outcome != "quarantined":
+            q.status, q.ticket_id, q.resolved_at = "reprocessed", result.ticket_number, intake.clock.now()
+        return result
+
+
+async def _ingest(s: AsyncSession, intake: Intake, msg: InboundMessage, *,
+                  raw_row: m.RawMessage | None = None, held: m.Quarantine | None = None) -> IngestResult:
+    settings, now = intake.settings, intake.clock.now()
+    if raw_row is None:
+        existing = await _raw_for(s, msg.channel, msg.source_id)
+        if existing is not None:
+            number = await s.scalar(select(m.Message.ticket_id).where(
+                m.Message.raw_message_id == existing.id).limit(1))
+            return IngestResult("duplicate", ticket_number=number)
+        raw_row = _raw_row(channel=msg.channel, source_id=msg.source_id, raw=msg.raw, door=msg.door,
+                           envelope_from=msg.envelope_sender, envelope_to=msg.recipients, now=now)
+        s.add(raw_row)
+        await s.flush()
 
     if msg.bounce is not None:
-        return await _bounce(s, intake, msg, raw_row)
+        return await _bounce(s, intake, msg, raw_row, held=held)
 
     contact = await _contact(s, msg, now=now)
     match = await find_ticket(s, msg, contact_id=contact.id,
@@ -268,7 +306,7 @@ async def _ack_rate_exceeded(s: AsyncSession, contact_id: int, settings: Setting
 
 
 async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
-                  raw_row: m.RawMessage) -> IngestResult:
+                  raw_row: m.RawMessage, *, held: m.Quarantine | None = None) -> IngestResult:
     """A DSN marks the mail it reports as failed; a DSN about nothing we sent is held."""
     now = intake.clock.now()
     bounce = msg.bounce
@@ -279,6 +317,8 @@ async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
             m.Message.message_id == bounce.original_message_id,
             m.Message.kind.in_(("outbound", "automatic"))).limit(1))
     if original is None:
+        if held is not None:  # reprocessing: still about nothing we sent, stays where it is
+            return IngestResult("quarantined", detail=f"quarantine #{held.id}: bounce")
         q = await _hold(s, intake, raw_row, reason="bounce",
                         detail=f"delivery report about {bounce.original_message_id or 'unknown mail'}"
                                f" {bounce.status} {bounce.diagnostic}".strip())

@@ -728,7 +728,8 @@ _TNEF_EMBEDDED_SIG = b"\x07\x03\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\
 _MAPI_FIXED_SIZES = {0x0002: 2, 0x000B: 2, 0x0003: 4, 0x0004: 4, 0x000A: 4, 0x0005: 8, 0x0006: 8,
                      0x0007: 8, 0x0014: 8, 0x0040: 8, 0x0048: 16}
 _MAPI_VARIABLE = {0x001E, 0x001F, 0x000D, 0x0102, 0x0000}
-_TNEF_MAX_STEPS = 200_000
+_TNEF_MAX_STEPS = 50_000  # properties and values; real winmail.dat files have a few thousand
+_TNEF_MAX_SKIPPED = 64  # tnefparse logs a warning for each property counted past the data's end
 
 
 class _TnefTooCostly(Exception):
@@ -807,8 +808,10 @@ def _tnef_walk_mapi(data: bytes, offset: int, budget: _TnefBudget, work: list[by
     budget.charge(count)
     offset += 4
     size = len(data)
-    for _ in range(count):
+    for index in range(count):
         if offset >= size:
+            if count - index > _TNEF_MAX_SKIPPED:
+                raise _TnefTooCostly
             break
         if offset + 4 > size:
             return offset
