@@ -173,10 +173,25 @@ def check(config_path: str | None) -> None:
     click.echo("All checks passed.")
 
 
-def _database(settings: Settings):  # noqa: ANN202 - a Database; imported lazily
+def _with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(database)`` on a fresh connection pool, closed afterwards."""
     from bot.store.db import Database
 
-    return Database(settings.database.url)
+    from sqlalchemy.exc import DBAPIError
+
+    async def go() -> T:
+        database = Database(settings.database.url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return _run(go)
+    except DBAPIError as exc:
+        click.echo(f"deskbell: database {settings.database.redacted_url}: {exc.orig}. "
+                   "Is it migrated? Run `deskbell db upgrade` (or start `deskbell run` once).", err=True)
+        raise SystemExit(1) from None
 
 
 @main.group()
@@ -193,14 +208,8 @@ def tickets_list(config_path: str | None, status: str | None, limit: int, as_jso
     """List tickets, newest first."""
     settings, clock = _settings(config_path), _clock()
 
-    async def go() -> list[dict[str, Any]]:
-        database = _database(settings)
-        try:
-            return await reports.list_tickets(database, now=clock.now(), status=status, limit=limit)
-        finally:
-            await database.dispose()
-
-    rows = _run(go)
+    rows = _with_database(settings, lambda db: reports.list_tickets(
+        db, now=clock.now(), status=status, limit=limit))
     if as_json:
         _print_json(rows)
         return
@@ -222,14 +231,7 @@ def tickets_show(config_path: str | None, number: int, as_json: bool) -> None:
     """Show one ticket with its messages and history."""
     settings, clock = _settings(config_path), _clock()
 
-    async def go() -> dict[str, Any]:
-        database = _database(settings)
-        try:
-            return await reports.show_ticket(database, number, now=clock.now())
-        finally:
-            await database.dispose()
-
-    t = _run(go)
+    t = _with_database(settings, lambda db: reports.show_ticket(db, number, now=clock.now()))
     if as_json:
         _print_json(t)
         return
@@ -262,14 +264,7 @@ def outbox_list(config_path: str | None, status: str | None, limit: int, as_json
     """List outbox items, newest first."""
     settings = _settings(config_path)
 
-    async def go() -> list[Any]:
-        database = _database(settings)
-        try:
-            return await outbox_core.list_items(database, status=status, limit=limit)
-        finally:
-            await database.dispose()
-
-    items = _run(go)
+    items = _with_database(settings, lambda db: outbox_core.list_items(db, status=status, limit=limit))
     if as_json:
         _print_json([{k: v for k, v in vars(i).items() if k != "payload"} for i in items])
         return
@@ -290,14 +285,8 @@ def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
     """Queue dead items again (all of them, or the given IDS); a running worker sends them."""
     settings, clock = _settings(config_path), _clock()
 
-    async def go() -> int:
-        database = _database(settings)
-        try:
-            return await outbox_core.retry(database, now=clock.now(), item_ids=list(ids) or None)
-        finally:
-            await database.dispose()
-
-    n = _run(go)
+    n = _with_database(settings, lambda db: outbox_core.retry(db, now=clock.now(),
+                                                               item_ids=list(ids) or None))
     click.echo(f"{n} item(s) queued again." if n else "No dead items matched.")
 
 

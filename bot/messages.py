@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 
 
@@ -24,8 +25,8 @@ class Attachment:
     def size(self) -> int:
         return len(self.data)
 
-    @property
-    def sha256(self) -> str:
+    @cached_property
+    def sha256(self) -> str:  # computed once: attachments can be tens of megabytes
         return hashlib.sha256(self.data).hexdigest()
 
 

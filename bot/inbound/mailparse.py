@@ -151,6 +151,7 @@ class _Walk:
     parts: int = 0
     too_deep: bool = False
     too_wide: bool = False
+    headers_only: bool = False  # the stdlib parser gave up on the body (see _parse_with_fallbacks)
 
     def defect(self, text: str) -> None:
         if text not in self.defects and len(self.defects) < MAX_DEFECTS:
@@ -227,7 +228,7 @@ def _parse(
     references = _ids(_values(msg, "References"))
     subject = _collapse(_decoded_header(msg, "Subject", walk))
 
-    full_text = _clean(_render_body(msg, walk))
+    full_text = "" if walk.headers_only else _clean(_render_body(msg, walk))
     body, quoted = _split_reply(full_text)
 
     bounce, dsn_reason = _find_bounce(msg, walk, full_text, in_reply_to, references, from_addr, our_domain)
@@ -276,16 +277,20 @@ def _parse_with_fallbacks(data: bytes, walk: _Walk) -> Message | None:
     try:
         return BytesParser(policy=default_policy).parsebytes(data)
     except RecursionError:
-        # The stdlib parser recurses once per multipart level (fails near 1,000 levels).
-        walk.defect(f"MIME nesting too deep to parse; body not extracted (limit {MAX_DEPTH})")
-        return BytesParser(policy=compat32).parsebytes(data, headersonly=True)
+        # The stdlib parser recurses once per multipart level and gives up near 1,000 levels.
+        return _parse_headers_only(data, walk)
     except _HEADER_ERRORS as exc:
         walk.defect(f"modern parser failed ({type(exc).__name__}); used compat32")
     try:
         return BytesParser(policy=compat32).parsebytes(data)
     except RecursionError:
-        walk.defect("MIME nesting too deep to parse; body not extracted")
-        return BytesParser(policy=compat32).parsebytes(data, headersonly=True)
+        return _parse_headers_only(data, walk)
+
+
+def _parse_headers_only(data: bytes, walk: _Walk) -> Message:
+    walk.headers_only = True
+    walk.defect("MIME nesting too deep to parse; body not extracted")
+    return BytesParser(policy=compat32).parsebytes(data, headersonly=True)
 
 
 def _note_mime_defects(msg: Message, walk: _Walk) -> None:
