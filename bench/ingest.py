@@ -5,7 +5,8 @@ Not a test. Run from the project root:
     python bench/ingest.py [--messages 400] [--rate 20] [--seconds 15]
 
 It starts, as separate processes on loopback port 0:
-  * the ceiling: an aiosmtpd server whose handler accepts and discards every message;
+  * the ceiling: an aiosmtpd server whose handler accepts and discards every message, and two
+    reference handlers that only parse, or parse and commit the raw bytes to SQLite;
   * ``deskbell run`` on a fresh SQLite database, posting cards to a fake Slack Web API and
     acknowledgements to a relay sink, both served by this script.
 Then it measures throughput with 1 and 8 concurrent SMTP clients (each client reuses one
@@ -41,18 +42,41 @@ from tests.fakes import FakeSlack, RelaySink  # noqa: E402  (the same fakes the 
 
 DOMAIN = "support.example.com"
 
-NULL_SINK = textwrap.dedent("""
+# Reference servers, each an aiosmtpd handler doing a fixed amount of work per message:
+#   discard  — accept and drop (the ceiling);
+#   parse    — plus the stdlib email parse that any ingest must do;
+#   persist  — plus one SQLite WAL commit (synchronous=FULL) of the raw bytes: the least any
+#              "durable before 250" design can do, with no ticket logic at all.
+REFERENCE_SINK = textwrap.dedent("""
     import asyncio, sys
+    from email.parser import BytesParser
+    from email.policy import default
     from aiosmtpd.smtp import SMTP
 
-    class Discard:
+    MODE, DB = sys.argv[1], sys.argv[2]
+
+    class Handler:
+        db = None
+
         async def handle_DATA(self, server, session, envelope):
-            return "250 2.0.0 Ok: discarded"
+            if MODE in ("parse", "persist"):
+                BytesParser(policy=default).parsebytes(envelope.original_content)
+            if MODE == "persist":
+                await self.db.execute("INSERT INTO raw(data) VALUES (?)", (envelope.original_content,))
+                await self.db.commit()
+            return "250 2.0.0 Ok"
 
     async def main():
+        handler = Handler()
+        if MODE == "persist":
+            import aiosqlite
+            handler.db = await aiosqlite.connect(DB)
+            await handler.db.execute("PRAGMA journal_mode=WAL")
+            await handler.db.execute("PRAGMA synchronous=FULL")
+            await handler.db.execute("CREATE TABLE raw(id INTEGER PRIMARY KEY, data BLOB)")
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(Discard(), hostname="sink", loop=loop, data_size_limit=26214400,
+            lambda: SMTP(handler, hostname="sink", loop=loop, data_size_limit=26214400,
                          enable_SMTPUTF8=True), "127.0.0.1", 0)
         print(f"SMTP      listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
         print("Stop with", flush=True)
@@ -182,10 +206,13 @@ async def main() -> None:
     (work / "deskbell.yaml").write_text(yaml.safe_dump(config))
 
     print(f"Deskbell ingest benchmark — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    sink = Server([sys.executable, "-c", NULL_SINK], work)
-    ceiling = {c: await throughput(sink.port, clients=c, total=args.messages, tag=f"sink{c}")
-               for c in (1, 8)}
-    sink.stop()
+    reference: dict[str, dict[int, float]] = {}
+    for mode in ("discard", "parse", "persist"):
+        sink = Server([sys.executable, "-c", REFERENCE_SINK, mode, str(work / f"{mode}.db")], work)
+        reference[mode] = {c: await throughput(sink.port, clients=c, total=args.messages,
+                                               tag=f"{mode}{c}") for c in (1, 8)}
+        sink.stop()
+    ceiling = reference["discard"]
 
     bot = Server([sys.executable, "-m", "bot", "run", "--config", str(work / "deskbell.yaml")], work)
     await asyncio.sleep(2)
@@ -209,6 +236,9 @@ async def main() -> None:
         target = "  (target ≥ 0.50)" if c == 8 else ""
         print(f"  {c} client{'s' if c > 1 else ' '}: deskbell {ours[c]:7.1f}   null sink {ceiling[c]:7.1f}"
               f"   ratio {ratio:4.2f}{target}")
+    print("\nReference handlers with 8 clients (ratio to the null sink): "
+          + ", ".join(f"{mode} {reference[mode][8]:.0f} ({reference[mode][8] / ceiling[8]:.2f})"
+                      for mode in ("parse", "persist")))
     print(f"\nCard backlog after the throughput runs drained in {drain_seconds:.1f} s.")
     print(f"\nEnd of DATA → Slack card at {args.rate:g} msg/s for {args.seconds:g} s "
           f"({len(lat)}/{int(args.rate * args.seconds)} posted):")
