@@ -114,13 +114,12 @@ async def resolve_refs(db: Database, refs: dict[str, int]) -> dict[str, str] | N
 
 async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str | None) -> None:
     async with db.transaction() as s:
-        row = await s.get(m.OutboxItem, item_id)
-        if row is None:
-            return
-        row.status, row.remote_id, row.sent_at = "sent", remote_id, now
-        row.lease_until, row.last_error = None, None
-        if row.message_id is not None:
-            await s.execute(update(m.Message).where(m.Message.id == row.message_id)
+        message_id = await s.scalar(
+            update(m.OutboxItem).where(m.OutboxItem.id == item_id)
+            .values(status="sent", remote_id=remote_id, sent_at=now, lease_until=None, last_error=None)
+            .returning(m.OutboxItem.message_id))
+        if message_id is not None:
+            await s.execute(update(m.Message).where(m.Message.id == message_id)
                             .values(delivery_status="sent", remote_id=remote_id))
 
 
