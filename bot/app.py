@@ -25,7 +25,8 @@ from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.core import groups, outbox, reports
 from bot.core.errors import MailParseError
-from bot.core.intake import Intake, IngestResult, held_mail, ingest, quarantine, reprocess
+from bot.core.desk import Desk
+from bot.core.intake import IngestResult, held_mail, ingest, quarantine, reprocess
 from bot.core.views import CardView, MessageView, OutboxView, OutgoingEmail, QuarantineView, TicketView
 from bot.inbound.mailparse import parse_email
 from bot.inbound.smtp import SmtpHandler, SmtpServer
@@ -82,7 +83,7 @@ class Deskbell:
                                  from_name=settings.email_out.from_name,
                                  loop_marker=settings.email_out.reply_domain)
         self.renderers = Renderers(composer)
-        self.intake = Intake(db=self.db, settings=settings, clock=clock, renderers=self.renderers)
+        self.desk = Desk(db=self.db, settings=settings, clock=clock, renderers=self.renderers)
         self.listening = Listening()
         self._stop = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
@@ -143,7 +144,7 @@ class Deskbell:
             except MailParseError as exc:
                 outcomes.append((held.id, f"still held: {exc}"))
                 continue
-            result: IngestResult = await reprocess(self.intake, held.id, msg)
+            result: IngestResult = await reprocess(self.desk, held.id, msg)
             number = f" ticket #{result.ticket_number}" if result.ticket_number else ""
             outcomes.append((held.id, f"{result.outcome}{number} {result.detail}".strip()))
         return outcomes
@@ -201,8 +202,8 @@ class Deskbell:
     def _smtp_server(self) -> SmtpServer:
         s = self.settings.smtp_in
         host, port = parse_listen(s.listen)
-        handler = SmtpHandler(ingest=lambda msg: ingest(self.intake, msg),
-                              quarantine=lambda **kw: quarantine(self.intake, **kw),
+        handler = SmtpHandler(ingest=lambda msg: ingest(self.desk, msg),
+                              quarantine=lambda **kw: quarantine(self.desk, **kw),
                               clock=self.clock, domains=s.domains)
         tls = None
         if s.tls_cert and s.tls_key:

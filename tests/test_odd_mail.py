@@ -87,7 +87,7 @@ async def test_reprocess_turns_held_mail_into_a_ticket_once(app_settings, fake_s
 
     raw = fx.plain(subject="Held by an old bug")
     async with running(app_settings()) as app:
-        held = await quarantine(app.intake, channel="email", raw=raw, reason="unparseable",
+        held = await quarantine(app.desk, channel="email", raw=raw, reason="unparseable",
                                 detail="parser crashed", envelope_from="alice@example.net",
                                 envelope_to=(f"help@{DOMAIN}",), door="smtp")
         assert held.outcome == "quarantined"
@@ -96,7 +96,7 @@ async def test_reprocess_turns_held_mail_into_a_ticket_once(app_settings, fake_s
         assert await app.reprocess() == []
         await wait_until(lambda: len(fake_slack.cards()) == 1)
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
-        garbage = await quarantine(app.intake, channel="email", raw=fx.garbage(), reason="unparseable",
+        garbage = await quarantine(app.desk, channel="email", raw=fx.garbage(), reason="unparseable",
                                    detail="not mail")
         assert garbage.outcome == "quarantined"
         [(item, what)] = await app.reprocess()

@@ -17,11 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
 from bot.config import Settings
 from bot.core import cards, groups
 from bot.core.outbox import enqueue
-from bot.core.ports import Renderers
+from bot.core.desk import Desk
 from bot.core.threading import (
     find_ticket,
     new_message_id,
@@ -47,44 +46,34 @@ class IngestResult:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Intake:
-    """What ``ingest`` needs besides the message; built once in ``app.py``."""
-
-    db: Database
-    settings: Settings
-    clock: Clock
-    renderers: Renderers
-
-
-async def ingest(intake: Intake, msg: InboundMessage) -> IngestResult:
+async def ingest(desk: Desk, msg: InboundMessage) -> IngestResult:
     """Store ``msg`` and everything it causes, in one transaction; replays change nothing."""
     try:
-        async with intake.db.transaction() as s:
-            return await _ingest(s, intake, msg)
+        async with desk.db.transaction() as s:
+            return await _ingest(s, desk, msg)
     except IntegrityError:
         # Another process stored the same (channel, source_id) between our check and insert.
-        async with intake.db.reading() as s:
+        async with desk.db.reading() as s:
             if await _raw_for(s, msg.channel, msg.source_id) is not None:
                 return IngestResult("duplicate", detail="stored concurrently")
         raise
 
 
-async def quarantine(intake: Intake, *, channel: str, raw: bytes, reason: str, detail: str,
+async def quarantine(desk: Desk, *, channel: str, raw: bytes, reason: str, detail: str,
                      envelope_from: str | None = None, envelope_to: tuple[str, ...] = (),
                      door: str = "", source_id: str | None = None) -> IngestResult:
     """Keep bytes we could not turn into a message, and announce them in Slack."""
     source_id = source_id or "sha256:" + hashlib.sha256(raw).hexdigest()
-    async with intake.db.transaction() as s:
+    async with desk.db.transaction() as s:
         existing = await _raw_for(s, channel, source_id)
         if existing is not None:
             return IngestResult("duplicate", detail="already held")
         raw_row = _raw_row(channel=channel, source_id=source_id, raw=raw, door=door,
                            envelope_from=envelope_from, envelope_to=envelope_to,
-                           now=intake.clock.now())
+                           now=desk.clock.now())
         s.add(raw_row)
         await s.flush()
-        q = await _hold(s, intake, raw_row, reason=reason, detail=detail)
+        q = await _hold(s, desk, raw_row, reason=reason, detail=detail)
         return IngestResult("quarantined", detail=f"quarantine #{q.id}: {reason}")
 
 
@@ -112,22 +101,22 @@ async def held_mail(db: Database, *, quarantine_id: int | None = None) -> list[H
                 for q, r in (await s.execute(query)).all()]
 
 
-async def reprocess(intake: Intake, quarantine_id: int, msg: InboundMessage) -> IngestResult:
+async def reprocess(desk: Desk, quarantine_id: int, msg: InboundMessage) -> IngestResult:
     """Run held mail through intake again (after a fix); it keeps its stored raw bytes."""
-    async with intake.db.transaction() as s:
+    async with desk.db.transaction() as s:
         q = await s.get_one(m.Quarantine, quarantine_id)
         if q.status != "held":
             return IngestResult("duplicate", ticket_number=q.ticket_id, detail="already reprocessed")
         raw_row = await s.get_one(m.RawMessage, q.raw_message_id)
-        result = await _ingest(s, intake, msg, raw_row=raw_row, held=q)
+        result = await _ingest(s, desk, msg, raw_row=raw_row, held=q)
         if result.outcome != "quarantined":
-            q.status, q.ticket_id, q.resolved_at = "reprocessed", result.ticket_number, intake.clock.now()
+            q.status, q.ticket_id, q.resolved_at = "reprocessed", result.ticket_number, desk.clock.now()
         return result
 
 
-async def _ingest(s: AsyncSession, intake: Intake, msg: InboundMessage, *,
+async def _ingest(s: AsyncSession, desk: Desk, msg: InboundMessage, *,
                   raw_row: m.RawMessage | None = None, held: m.Quarantine | None = None) -> IngestResult:
-    settings, now = intake.settings, intake.clock.now()
+    settings, now = desk.settings, desk.clock.now()
     if raw_row is None:
         existing = await _raw_for(s, msg.channel, msg.source_id)
         if existing is not None:
@@ -140,19 +129,19 @@ async def _ingest(s: AsyncSession, intake: Intake, msg: InboundMessage, *,
         await s.flush()
 
     if msg.bounce is not None:
-        return await _bounce(s, intake, msg, raw_row, held=held)
+        return await _bounce(s, desk, msg, raw_row, held=held)
 
     contact = await _contact(s, msg, now=now)
     match = await find_ticket(s, msg, contact_id=contact.id,
                               reply_domain=settings.email_out.reply_domain)
     if match is None:
-        return await _open_ticket(s, intake, msg, raw_row, contact)
-    return await _append(s, intake, msg, raw_row, contact, match.ticket, how=match.how)
+        return await _open_ticket(s, desk, msg, raw_row, contact)
+    return await _append(s, desk, msg, raw_row, contact, match.ticket, how=match.how)
 
 
-async def _open_ticket(s: AsyncSession, intake: Intake, msg: InboundMessage,
+async def _open_ticket(s: AsyncSession, desk: Desk, msg: InboundMessage,
                        raw_row: m.RawMessage, contact: m.Contact) -> IngestResult:
-    settings, now = intake.settings, intake.clock.now()
+    settings, now = desk.settings, desk.clock.now()
     group = await groups.route(s, settings, recipients=msg.recipients)
     ticket = m.Ticket(subject=strip_subject_tag(msg.subject)[:998] or "(no subject)",
                       status="new", priority=settings.tickets.default_priority,
@@ -168,19 +157,19 @@ async def _open_ticket(s: AsyncSession, intake: Intake, msg: InboundMessage,
 
     view = _ticket_view(ticket, group, contact)
     message_view = MessageView.of(message, cards.attachment_views(msg))
-    cards.post_card(s, intake.renderers, ticket_id=ticket.id,
+    cards.post_card(s, desk.renderers, ticket_id=ticket.id,
                     card=CardView(ticket=view, first_message=message_view),
                     channel=group.slack_channel or settings.slack.fallback_channel, now=now)
     if msg.channel == "email":
-        await _acknowledge(s, intake, msg, ticket, view, message_view, contact)
+        await _acknowledge(s, desk, msg, ticket, view, message_view, contact)
     log.info("ticket created ticket=%s channel=%s group=%s door=%s", ticket.id, msg.channel,
              group.name, msg.door)
     return IngestResult("created", ticket_number=ticket.id, message_id=message.id)
 
 
-async def _append(s: AsyncSession, intake: Intake, msg: InboundMessage, raw_row: m.RawMessage,
+async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.RawMessage,
                   contact: m.Contact, ticket: m.Ticket, *, how: str) -> IngestResult:
-    now = intake.clock.now()
+    now = desk.clock.now()
     message = await _store_message(s, ticket, msg, raw_row, contact, now=now)
     ticket.updated_at = now
     ticket.last_customer_message_at = now
@@ -196,10 +185,10 @@ async def _append(s: AsyncSession, intake: Intake, msg: InboundMessage, raw_row:
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     view = _ticket_view(ticket, group, contact if contact.id == ticket.requester_id
                         else await s.get_one(m.Contact, ticket.requester_id))
-    await cards.post_thread_message(s, intake.renderers, ticket_id=ticket.id, ticket=view,
+    await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
                                     message=MessageView.of(message, cards.attachment_views(msg)),
                                     now=now)
-    await cards.update_card(s, intake.renderers, ticket_id=ticket.id, ticket=view, now=now)
+    await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now)
     log.info("message joined ticket=%s channel=%s threaded_by=%s", ticket.id, msg.channel, how)
     return IngestResult("appended", ticket_number=ticket.id, message_id=message.id, detail=how)
 
@@ -228,10 +217,10 @@ async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
     return message
 
 
-async def _acknowledge(s: AsyncSession, intake: Intake, msg: InboundMessage, ticket: m.Ticket,
+async def _acknowledge(s: AsyncSession, desk: Desk, msg: InboundMessage, ticket: m.Ticket,
                        view: TicketView, first: MessageView, contact: m.Contact) -> None:
     """Tell the customer we have their ticket — unless answering could start a mail loop."""
-    settings, now = intake.settings, intake.clock.now()
+    settings, now = desk.settings, desk.clock.now()
     reason = _no_ack_reason(msg)
     to_address = msg.reply_to or msg.sender_address
     if reason is None and await _ack_rate_exceeded(s, contact.id, settings, now=now):
@@ -252,7 +241,7 @@ async def _acknowledge(s: AsyncSession, intake: Intake, msg: InboundMessage, tic
         in_reply_to=msg.message_id,
         references=tuple([*msg.references, msg.message_id][-10:]) if msg.message_id else msg.references[-10:],
         automatic=True, context={"first_message": first})
-    rendered = intake.renderers.customer_email(mail)
+    rendered = desk.renderers.customer_email(mail)
     out.subject = mail.subject
     enqueue(s, channel="email", kind="email.ack", ticket_id=ticket.id, message_id=out.id,
             ordering_key=f"email:t{ticket.id}", now=now,
@@ -305,10 +294,10 @@ async def _ack_rate_exceeded(s: AsyncSession, contact_id: int, settings: Setting
     return (sent or 0) >= limit
 
 
-async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
+async def _bounce(s: AsyncSession, desk: Desk, msg: InboundMessage,
                   raw_row: m.RawMessage, *, held: m.Quarantine | None = None) -> IngestResult:
     """A DSN marks the mail it reports as failed; a DSN about nothing we sent is held."""
-    now = intake.clock.now()
+    now = desk.clock.now()
     bounce = msg.bounce
     assert bounce is not None
     original = None
@@ -319,7 +308,7 @@ async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
     if original is None:
         if held is not None:  # reprocessing: still about nothing we sent, stays where it is
             return IngestResult("quarantined", detail=f"quarantine #{held.id}: bounce")
-        q = await _hold(s, intake, raw_row, reason="bounce",
+        q = await _hold(s, desk, raw_row, reason="bounce",
                         detail=f"delivery report about {bounce.original_message_id or 'unknown mail'}"
                                f" {bounce.status} {bounce.diagnostic}".strip())
         return IngestResult("quarantined", detail=f"quarantine #{q.id}: bounce")
@@ -329,15 +318,15 @@ async def _bounce(s: AsyncSession, intake: Intake, msg: InboundMessage,
                         "recipients": list(bounce.recipients), "diagnostic": bounce.diagnostic[:500]}))
     text = (f"Mail to {', '.join(bounce.recipients) or 'the customer'} bounced"
             f" ({bounce.status or 'no status'}).")
-    await cards.post_notice_in_thread(s, intake.renderers, ticket_id=original.ticket_id,
+    await cards.post_notice_in_thread(s, desk.renderers, ticket_id=original.ticket_id,
                                       text=text, now=now)
     log.info("bounce recorded ticket=%s status=%s", original.ticket_id, bounce.status)
     return IngestResult("bounce", ticket_number=original.ticket_id, detail=bounce.status)
 
 
-async def _hold(s: AsyncSession, intake: Intake, raw_row: m.RawMessage, *, reason: str,
+async def _hold(s: AsyncSession, desk: Desk, raw_row: m.RawMessage, *, reason: str,
                 detail: str) -> m.Quarantine:
-    now = intake.clock.now()
+    now = desk.clock.now()
     q = m.Quarantine(raw_message_id=raw_row.id, reason=reason, detail=detail[:4000],
                      status="held", created_at=now)
     s.add(q)
@@ -347,8 +336,8 @@ async def _hold(s: AsyncSession, intake: Intake, raw_row: m.RawMessage, *, reaso
                           envelope_to=tuple(raw_row.envelope_to), created_at=now)
     enqueue(s, channel="slack", kind="slack.quarantine", now=now,
             payload={"method": "chat.postMessage",
-                     "args": {"channel": intake.settings.slack.fallback_channel,
-                              **intake.renderers.quarantine_notice(view)}})
+                     "args": {"channel": desk.settings.slack.fallback_channel,
+                              **desk.renderers.quarantine_notice(view)}})
     log.warning("quarantined id=%s reason=%s size=%s", q.id, reason, raw_row.size)
     return q
 

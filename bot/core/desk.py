@@ -1,0 +1,22 @@
+"""``Desk``: what every core operation needs besides its own arguments.
+
+Built once in ``app.py`` and passed to ``ingest``, staff actions and the scheduler. Plain
+references only: no behaviour, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.core.ports import Renderers
+from bot.store.db import Database
+
+
+@dataclass(frozen=True)
+class Desk:
+    db: Database
+    settings: Settings
+    clock: Clock
+    renderers: Renderers
