@@ -40,6 +40,7 @@ from pydantic import (
 __all__ = [
     "AttachmentsConfig",
     "BusinessHours",
+    "CannedResponse",
     "Category",
     "ConfigError",
     "DatabaseConfig",
@@ -305,6 +306,7 @@ class SlackConfig(_Model):
     command: str = "/ticket"
     fallback_channel: Channel = "#helpdesk"
     max_upload_bytes: int = Field(20971520, ge=1)
+    admins: list[SlackUser] = Field(default_factory=list)  # may act on any ticket, lift reply locks
 
     @field_validator("api_url")
     @classmethod
@@ -320,6 +322,13 @@ class SlackConfig(_Model):
         if not re.match(r"^/[a-z0-9_-]+$", value):  # "/ticket"
             raise ValueError(f"expected a slash command like /ticket, got {value!r}")
         return value
+
+
+class CannedResponse(_Model):
+    """``canned_responses[]``: a ready answer staff can pick in the Reply modal."""
+
+    name: str = Field(min_length=1, max_length=75)
+    text: str = Field(min_length=1, max_length=3000)
 
 
 class TwilioConfig(_Model):
@@ -583,6 +592,7 @@ class Settings(_Model):
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    canned_responses: list[CannedResponse] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _relations(self) -> Settings:

@@ -21,14 +21,10 @@ from bot.config import Settings
 from bot.core import cards, groups
 from bot.core.outbox import enqueue
 from bot.core.desk import Desk
-from bot.core.threading import (
-    find_ticket,
-    new_message_id,
-    new_reply_token,
-    reply_address,
-    strip_subject_tag,
-)
-from bot.core.views import CardView, MessageView, OutgoingEmail, QuarantineView, TicketView
+from bot.core.customer_mail import send_to_customer
+from bot.core.threading import find_ticket, new_reply_token, strip_subject_tag
+from bot.core.tickets import ticket_view
+from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 from bot.messages import InboundMessage
 from bot.store import models as m
 from bot.store.db import Database
@@ -155,7 +151,7 @@ async def _open_ticket(s: AsyncSession, desk: Desk, msg: InboundMessage,
     s.add(m.Event(ticket_id=ticket.id, kind="created", actor=_actor(msg), created_at=now,
                   data={"channel": msg.channel, "group": group.name, "door": msg.door}))
 
-    view = _ticket_view(ticket, group, contact)
+    view = await ticket_view(s, ticket)
     message_view = MessageView.of(message, cards.attachment_views(msg))
     cards.post_card(s, desk.renderers, ticket_id=ticket.id,
                     card=CardView(ticket=view, first_message=message_view),
@@ -182,9 +178,7 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.R
         ticket.resolved_at = ticket.closed_at = None
         s.add(m.Event(ticket_id=ticket.id, kind="status", actor=_actor(msg), created_at=now,
                       data={"from": old, "to": ticket.status, "reason": "customer replied"}))
-    group = await s.get_one(m.HandlerGroup, ticket.group_id)
-    view = _ticket_view(ticket, group, contact if contact.id == ticket.requester_id
-                        else await s.get_one(m.Contact, ticket.requester_id))
+    view = await ticket_view(s, ticket)
     await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
                                     message=MessageView.of(message, cards.attachment_views(msg)),
                                     now=now)
@@ -196,7 +190,8 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.R
 async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
                          raw_row: m.RawMessage, contact: m.Contact, *, now: datetime) -> m.Message:
     message = m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
-                        contact_id=contact.id, sender=_sender_label(msg), subject=msg.subject[:998],
+                        contact_id=contact.id, sender=_sender_label(msg), reply_to=msg.reply_to,
+                        subject=msg.subject[:998],
                         body=msg.body, quoted=msg.quoted, message_id=msg.message_id,
                         raw_message_id=raw_row.id, auto_submitted=msg.auto_submitted,
                         created_at=now)
@@ -222,50 +217,18 @@ async def _acknowledge(s: AsyncSession, desk: Desk, msg: InboundMessage, ticket:
     """Tell the customer we have their ticket — unless answering could start a mail loop."""
     settings, now = desk.settings, desk.clock.now()
     reason = _no_ack_reason(msg)
-    to_address = msg.reply_to or msg.sender_address
     if reason is None and await _ack_rate_exceeded(s, contact.id, settings, now=now):
         reason = "rate limit"
     if reason is not None:
         s.add(m.Event(ticket_id=ticket.id, kind="ack_suppressed", actor="system",
                       created_at=now, data={"reason": reason}))
         return
-
-    out = await _outbound_message(s, ticket, kind="automatic", now=now,
-                                  domain=settings.email_out.reply_domain)
-    mail = OutgoingEmail(
-        template="ticket_opened", ticket=view, to_address=to_address, to_name=contact.name,
-        subject=reply_subject(view.subject, view.number), message_id=out.message_id or "",
-        reply_to=reply_address(from_address=settings.email_out.from_address,
-                               token=ticket.reply_token,
-                               reply_domain=settings.email_out.reply_domain),
-        in_reply_to=msg.message_id,
-        references=tuple([*msg.references, msg.message_id][-10:]) if msg.message_id else msg.references[-10:],
-        automatic=True, context={"first_message": first})
-    rendered = desk.renderers.customer_email(mail)
-    out.subject = mail.subject
-    enqueue(s, channel="email", kind="email.ack", ticket_id=ticket.id, message_id=out.id,
-            ordering_key=f"email:t{ticket.id}", now=now,
-            payload={"from": settings.email_out.from_address, "to": [to_address],
-                     "message": rendered})
-    s.add(m.Event(ticket_id=ticket.id, kind="acknowledged", actor="system", created_at=now,
-                  data={"message": out.id}))
-
-
-async def _outbound_message(s: AsyncSession, ticket: m.Ticket, *, kind: str, now: datetime,
-                            domain: str) -> m.Message:
-    out = m.Message(ticket_id=ticket.id, kind=kind, channel="email", sender="system",
-                    delivery_status="queued", created_at=now)
-    s.add(out)
-    await s.flush()
-    out.message_id = new_message_id(ticket=ticket.id, message=out.id, domain=domain)
-    return out
-
-
-def reply_subject(subject: str, number: int) -> str:
-    """``Re: <subject> [#N]`` — the tag lets a customer's new mail find its ticket."""
-    lowered = subject.lower()
-    prefix = "" if lowered.startswith(("re:", "aw:", "sv:", "antw:")) else "Re: "
-    return f"{prefix}{subject} [#{number}]"
+    out = await send_to_customer(s, desk, ticket=ticket, view=view, template="ticket_opened",
+                                 kind="automatic", now=now, auto_submitted="auto-replied",
+                                 context={"first_message": first})
+    if out is not None:
+        s.add(m.Event(ticket_id=ticket.id, kind="acknowledged", actor="system", created_at=now,
+                      data={"message": out.id}))
 
 
 def _no_ack_reason(msg: InboundMessage) -> str | None:
@@ -366,10 +329,6 @@ def _raw_row(*, channel: str, source_id: str, raw: bytes, door: str, envelope_fr
     return m.RawMessage(channel=channel, source_id=source_id[:998], door=door,
                         envelope_from=envelope_from, envelope_to=list(envelope_to), size=len(raw),
                         sha256=hashlib.sha256(raw).hexdigest(), data=raw, received_at=now)
-
-
-def _ticket_view(ticket: m.Ticket, group: m.HandlerGroup, requester: m.Contact) -> TicketView:
-    return TicketView.of(ticket, group=group.name, requester=requester)
 
 
 def _actor(msg: InboundMessage) -> str:

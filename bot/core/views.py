@@ -81,16 +81,20 @@ class TicketView:
     last_customer_message_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    locked_by: str | None = None  # name of who is writing a reply, while the lock holds
+    lock_expires_at: datetime | None = None
+    links: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, t: m.Ticket, *, group: str, requester: m.Contact,
-           assignee: str | None = None) -> "TicketView":
+    def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,
+           locked_by: str | None = None, links: tuple[int, ...] = ()) -> "TicketView":
         return cls(number=t.id, subject=t.subject, status=t.status, priority=t.priority,
                    category=t.category, type=t.type, group=group, assignee=assignee,
                    requester=ContactView.of(requester), channel=t.channel, unread=t.unread,
                    weight=t.weight, created_at=t.created_at, updated_at=t.updated_at,
                    last_customer_message_at=t.last_customer_message_at,
-                   resolved_at=t.resolved_at, closed_at=t.closed_at)
+                   resolved_at=t.resolved_at, closed_at=t.closed_at, locked_by=locked_by,
+                   lock_expires_at=t.lock_expires_at if locked_by else None, links=links)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class CardView:
     first_message: MessageView | None
     message_count: int = 1
     last_action: str = ""
+    transferred_to: str | None = None  # set on the old card of a transferred ticket
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,8 @@ class OutgoingEmail:
     reply_to: str
     in_reply_to: str | None
     references: tuple[str, ...]
-    automatic: bool  # adds Auto-Submitted: auto-replied (RFC 3834)
+    auto_submitted: str | None  # RFC 3834: "auto-replied", "auto-generated", or None (a person wrote it)
+    from_name: str | None = None  # None: email_out.from_name
     context: dict[str, Any] = field(default_factory=dict)
 
 

@@ -43,7 +43,8 @@ class EmailComposer:
         self.env = env or template_environment()
 
     def customer_email(self, mail: OutgoingEmail) -> str:
-        context = {"ticket": mail.ticket, "mail": mail, "from_name": self.from_name, **mail.context}
+        context = {"ticket": mail.ticket, "mail": mail, "from_name": mail.from_name or self.from_name,
+                   **mail.context}
         base = f"email/customer/{mail.template}"
         text = self.env.get_template(f"{base}.txt.j2").render(context)
         html = self.env.get_template(f"{base}.html.j2").render(context)
@@ -51,7 +52,7 @@ class EmailComposer:
         # The legacy (compat32) API builds the same message several times faster than the
         # header-registry policy; it runs inside the ingest transaction, so that matters.
         msg = MIMEMultipart("alternative")
-        msg["From"] = formataddr((self.from_name, self.from_address), charset="utf-8")
+        msg["From"] = formataddr((mail.from_name or self.from_name, self.from_address), charset="utf-8")
         msg["To"] = formataddr((mail.to_name, mail.to_address), charset="utf-8")
         msg["Reply-To"] = mail.reply_to
         msg["Subject"] = Header(mail.subject, "utf-8") if not mail.subject.isascii() else mail.subject
@@ -62,9 +63,9 @@ class EmailComposer:
         if mail.references:
             # One id per folded line keeps long chains under the 998-octet line limit.
             msg["References"] = "\r\n ".join(f"<{r}>" for r in mail.references)
-        if mail.automatic:
-            # RFC 3834 §5: mark automatic answers so other robots don't answer them.
-            msg["Auto-Submitted"] = "auto-replied"
+        if mail.auto_submitted:
+            # RFC 3834 §5: mark automatic mail so other robots don't answer it.
+            msg["Auto-Submitted"] = mail.auto_submitted
             # Exchange/Outlook: don't send us out-of-office notices about this mail.
             msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Deskbell-Loop"] = self.loop_marker

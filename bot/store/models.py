@@ -115,6 +115,18 @@ class Ticket(Base):
     action_required_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Soft reply lock (BILLmanager: "blocked while an administrator writes the answer").
+    lock_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lock_expires_at: Mapped[datetime | None]
+
+
+class TicketLink(Base):
+    """Two related tickets; stored once per direction so either side finds the other."""
+
+    __tablename__ = "ticket_links"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    created_at: Mapped[datetime]
 
 
 class RawMessage(Base):
@@ -145,6 +157,7 @@ class Message(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     sender: Mapped[str] = mapped_column(String(400), default="")
+    reply_to: Mapped[str | None] = mapped_column(String(320))  # where answers go (email Reply-To)
     subject: Mapped[str] = mapped_column(String(998), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     quoted: Mapped[str] = mapped_column(Text, default="")

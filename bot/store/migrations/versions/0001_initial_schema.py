@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:03:56.861054
+Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
@@ -95,8 +95,11 @@ def upgrade() -> None:
     sa.Column('action_required_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.Column('resolved_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.Column('closed_at', bot.store.models.UTCDateTime(), nullable=True),
+    sa.Column('lock_staff_id', sa.Integer(), nullable=True),
+    sa.Column('lock_expires_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['assignee_id'], ['staff.id'], name=op.f('fk_tickets_assignee_id_staff')),
     sa.ForeignKeyConstraint(['group_id'], ['handler_groups.id'], name=op.f('fk_tickets_group_id_handler_groups')),
+    sa.ForeignKeyConstraint(['lock_staff_id'], ['staff.id'], name=op.f('fk_tickets_lock_staff_id_staff')),
     sa.ForeignKeyConstraint(['requester_id'], ['contacts.id'], name=op.f('fk_tickets_requester_id_contacts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
     sa.UniqueConstraint('reply_token', name=op.f('uq_tickets_reply_token'))
@@ -130,6 +133,7 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.Integer(), nullable=True),
     sa.Column('staff_id', sa.Integer(), nullable=True),
     sa.Column('sender', sa.String(length=400), nullable=False),
+    sa.Column('reply_to', sa.String(length=320), nullable=True),
     sa.Column('subject', sa.String(length=998), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('quoted', sa.Text(), nullable=False),
@@ -165,6 +169,14 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantine_raw_message_id'), ['raw_message_id'], unique=False)
 
+    op.create_table('ticket_links',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('other_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', bot.store.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['other_id'], ['tickets.id'], name=op.f('fk_ticket_links_other_id_tickets')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_links_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('ticket_id', 'other_id', name=op.f('pk_ticket_links'))
+    )
     op.create_table('attachments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
@@ -220,6 +232,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_attachments_message_id'))
 
     op.drop_table('attachments')
+    op.drop_table('ticket_links')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_raw_message_id'))
 

@@ -1,0 +1,80 @@
+"""Mail to the customer, threaded: one outbound message row plus one ``email`` outbox row.
+
+Every customer email (acknowledgement, staff reply, close confirmation) goes through
+``send_to_customer`` so they all carry our Message-ID ``t{ticket}.{msg}.{rand}@reply_domain``,
+In-Reply-To the customer's last message, References to the ticket's conversation, the
+``[#N]`` subject tag and the reply-token Reply-To (DESIGN §2.6). Rendering happens here, at
+enqueue time, through the injected renderers. No I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.desk import Desk
+from bot.core.outbox import enqueue
+from bot.core.threading import new_message_id, reply_address
+from bot.core.views import OutgoingEmail, TicketView
+from bot.store import models as m
+
+MAX_REFERENCES = 10  # enough for every client to thread; keeps the header short
+
+
+def reply_subject(subject: str, number: int) -> str:
+    """``Re: <subject> [#N]`` — the tag lets a customer's new mail find its ticket."""
+    lowered = subject.lower()
+    prefix = "" if lowered.startswith(("re:", "aw:", "sv:", "antw:")) else "Re: "
+    return f"{prefix}{subject} [#{number}]"
+
+
+async def customer_address(s: AsyncSession, ticket: m.Ticket) -> tuple[str | None, str]:
+    """Where mail to the customer goes: the last Reply-To they gave, else their address."""
+    contact = await s.get_one(m.Contact, ticket.requester_id)
+    reply_to = await s.scalar(select(m.Message.reply_to).where(
+        m.Message.ticket_id == ticket.id, m.Message.kind == "inbound",
+        m.Message.reply_to.is_not(None)).order_by(m.Message.id.desc()).limit(1))
+    return reply_to or contact.email, contact.name
+
+
+async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, view: TicketView,
+                           template: str, kind: str, now: datetime, body: str = "",
+                           staff_id: int | None = None, sender: str = "system",
+                           auto_submitted: str | None = None, from_name: str | None = None,
+                           context: dict[str, Any] | None = None) -> m.Message | None:
+    """Record and enqueue one email to the ticket's customer; None if they have no address."""
+    settings = desk.settings
+    to_address, to_name = await customer_address(s, ticket)
+    if not to_address:
+        return None
+    ids = list((await s.scalars(select(m.Message.message_id).where(
+        m.Message.ticket_id == ticket.id, m.Message.message_id.is_not(None),
+        m.Message.kind.in_(("inbound", "outbound", "automatic"))).order_by(m.Message.id))).all())
+    last_inbound = await s.scalar(select(m.Message.message_id).where(
+        m.Message.ticket_id == ticket.id, m.Message.kind == "inbound",
+        m.Message.message_id.is_not(None)).order_by(m.Message.id.desc()).limit(1))
+
+    subject = reply_subject(view.subject, view.number)
+    out = m.Message(ticket_id=ticket.id, kind=kind, channel="email", staff_id=staff_id,
+                    sender=sender, subject=subject, body=body, delivery_status="queued",
+                    created_at=now)
+    s.add(out)
+    await s.flush()
+    out.message_id = new_message_id(ticket=ticket.id, message=out.id,
+                                    domain=settings.email_out.reply_domain)
+    mail = OutgoingEmail(
+        template=template, ticket=view, to_address=to_address, to_name=to_name, subject=subject,
+        message_id=out.message_id,
+        reply_to=reply_address(from_address=settings.email_out.from_address,
+                               token=ticket.reply_token, reply_domain=settings.email_out.reply_domain),
+        in_reply_to=last_inbound or (ids[-1] if ids else None),
+        references=tuple(ids[-MAX_REFERENCES:]), auto_submitted=auto_submitted,
+        from_name=from_name, context=context or {})
+    enqueue(s, channel="email", kind=f"email.{template}", ticket_id=ticket.id, message_id=out.id,
+            ordering_key=f"email:t{ticket.id}", now=now,
+            payload={"from": settings.email_out.from_address, "to": [to_address],
+                     "message": desk.renderers.customer_email(mail)})
+    return out

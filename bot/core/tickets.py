@@ -1,0 +1,38 @@
+"""Loading tickets and describing them: the shared reads of intake and staff actions.
+
+Reads only (inside the caller's transaction); changes belong to ``intake`` and ``actions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.errors import TicketNotFound
+from bot.core.views import TicketView
+from bot.store import models as m
+
+STATUSES = ("new", "open", "waiting", "on_hold", "resolved", "closed")
+OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
+
+
+async def load_ticket(s: AsyncSession, number: int) -> m.Ticket:
+    ticket = await s.get(m.Ticket, number)
+    if ticket is None:
+        raise TicketNotFound(f"there is no ticket #{number}")
+    return ticket
+
+
+async def ticket_view(s: AsyncSession, ticket: m.Ticket) -> TicketView:
+    group = await s.get_one(m.HandlerGroup, ticket.group_id)
+    requester = await s.get_one(m.Contact, ticket.requester_id)
+    assignee = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
+    locker = None
+    if ticket.lock_staff_id and ticket.lock_expires_at:
+        locker = await s.get(m.Staff, ticket.lock_staff_id)
+    links = tuple((await s.scalars(select(m.TicketLink.other_id).where(
+        m.TicketLink.ticket_id == ticket.id).order_by(m.TicketLink.other_id))).all())
+    return TicketView.of(ticket, group=group.name, requester=requester,
+                         assignee=assignee.slack_user_id if assignee else None,
+                         locked_by=(locker.name or locker.slack_user_id) if locker else None,
+                         links=links)
