@@ -109,9 +109,9 @@ def no_message_id(**kwargs) -> bytes:
     return plain(**kwargs)
 
 
-def wrong_charset(*, body_latin1: str = "Grüße aus Köln, der Router blinkt rot.") -> bytes:
-    """Latin-1 bytes declared as UTF-8: webmail that labels everything utf-8 (RFC 2046 §4.1.2
-    says the label must match)."""
+def wrong_charset(*, body: str = "Grüße aus Köln – der Router blinkt rot.") -> bytes:
+    """Windows-1252 (Latin-1 plus “smart” punctuation) bytes declared as UTF-8: webmail and
+    scripts that label everything utf-8 (RFC 2046 §4.1.2 says the label must match)."""
     return _lines(
         "From: Juergen Kunde <juergen@example.de>",
         "To: " + SUPPORT,
@@ -122,7 +122,7 @@ def wrong_charset(*, body_latin1: str = "Grüße aus Köln, der Router blinkt ro
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: 8bit",
         "",
-        body_latin1.encode("latin-1"),
+        body.encode("cp1252"),
         b"",
     )
 
@@ -385,15 +385,18 @@ def dsn_bounce(
     recipient: str = "gone@example.org",
     status: str = "5.1.1",
     action: str = "failed",
+    references: str | None = None,
 ) -> bytes:
     """RFC 3464 delivery status notification as Postfix sends it: multipart/report with a human
-    part, message/delivery-status, and the original message as message/rfc822."""
+    part, message/delivery-status, and the original message as message/rfc822. ``references``
+    adds the header some MTAs (Exchange) put on the DSN itself."""
     return _lines(
         "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)",
         "To: " + SUPPORT,
         "Subject: Undelivered Mail Returned to Sender",
         "Date: " + DATE,
         "Message-ID: <dsn.1@mx.example.org>",
+        *([f"References: {references}"] if references else []),
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
         'Content-Type: multipart/report; report-type=delivery-status; boundary="=_dsn"',
@@ -451,6 +454,25 @@ def plain_bounce(*, original_message_id: str = f"<t42.8.q1w2@{OUR_DOMAIN}>") -> 
         "From: " + SUPPORT,
         "Message-ID: " + original_message_id,
         "Subject: [#42] Your ticket",
+        "",
+    )
+
+
+def delay_warning() -> bytes:
+    """A prose delay warning from a mailer daemon (Exim style): automatic, but not a failure.
+    Not in ODD_MAIL: what the core does with it is its own business."""
+    return _lines(
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.org>",
+        "To: " + SUPPORT,
+        "Subject: Warning: message 1aBcDe-000042-Xy delayed 24 hours",
+        "Date: " + DATE,
+        "Message-ID: <delay.1@mx.example.org>",
+        "",
+        "This is an automatic notice from the mail server.",
+        "A message you sent has not yet been delivered to gone@example.org",
+        "after 24 hours in the queue. Nothing needs to be done; delivery goes on.",
+        "",
+        f"Message-ID: <t42.9.w3e4@{OUR_DOMAIN}>",
         "",
     )
 
@@ -736,6 +758,25 @@ def attached_message() -> bytes:
     )
 
 
+def long_attachment_name(*, length: int = 300) -> bytes:
+    """A file name longer than any file system allows (255 bytes), as some scanners produce."""
+    msg = EmailMessage()
+    _envelope(
+        msg,
+        from_addr="tom@example.com",
+        to_addr=SUPPORT,
+        subject="Scan",
+        message_id="longname.1@example.com",
+        in_reply_to=None,
+        references=None,
+        extra_headers=None,
+        seed="longname",
+    )
+    msg.set_content("Scan attached.")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="é" * length + ".pdf")
+    return msg.as_bytes(policy=SMTP)
+
+
 def garbage() -> bytes:
     """Not an email: a PNG header followed by binary noise (a misdirected upload)."""
     noise = hashlib.sha256(b"garbage").digest() * 64
@@ -774,5 +815,6 @@ ODD_MAIL: dict[str, Callable[[], bytes | None]] = {
     "absent_boundary": absent_boundary,
     "inline_image_and_odd_names": inline_image_and_odd_names,
     "attached_message": attached_message,
+    "long_attachment_name": long_attachment_name,
     "garbage": garbage,
 }

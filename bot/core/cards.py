@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.outbox import enqueue
 from bot.core.ports import Renderers
 from bot.core.views import AttachmentView, CardView, MessageView, TicketView
+
+__all__ = ["CardView", "attachment_views", "card_item", "first_message", "ordering_key", "post_card",
+           "post_notice_in_thread", "post_thread_message", "update_card"]
 from bot.messages import InboundMessage
 from bot.store import models as m
 
@@ -64,17 +67,27 @@ async def _in_thread(s: AsyncSession, ticket_id: int, content: dict, *, now: dat
                      "refs": {"channel": card.id, "thread_ts": card.id}})
 
 
+async def first_message(s: AsyncSession, ticket_id: int) -> MessageView | None:
+    """What the card shows: the customer's first message (or, for a ticket staff opened, the
+    first mail sent)."""
+    for kinds in (("inbound",), ("outbound",)):
+        row = await s.scalar(select(m.Message).where(
+            m.Message.ticket_id == ticket_id, m.Message.kind.in_(kinds)).order_by(m.Message.id).limit(1))
+        if row is not None:
+            return MessageView.of(row)
+    return None
+
+
 async def update_card(s: AsyncSession, renderers: Renderers, *, ticket_id: int,
-                      ticket: TicketView, now: datetime, last_action: str = "") -> None:
+                      ticket: TicketView, now: datetime, last_action: str = "",
+                      transferred_to: str | None = None) -> None:
     card = await card_item(s, ticket_id)
     if card is None:
         return
-    first = await s.scalar(select(m.Message).where(
-        m.Message.ticket_id == ticket_id, m.Message.kind == "inbound").order_by(m.Message.id).limit(1))
     count = await s.scalar(select(func.count(m.Message.id)).where(
         m.Message.ticket_id == ticket_id, m.Message.kind == "inbound"))
-    view = CardView(ticket=ticket, first_message=MessageView.of(first) if first else None,
-                    message_count=count or 0, last_action=last_action)
+    view = CardView(ticket=ticket, first_message=await first_message(s, ticket_id),
+                    message_count=count or 0, last_action=last_action, transferred_to=transferred_to)
     enqueue(s, channel="slack", kind="slack.card_update", ticket_id=ticket_id,
             ordering_key=ordering_key(ticket_id), now=now,
             payload={"method": "chat.update", "args": renderers.ticket_card(view),

@@ -6,6 +6,8 @@ must not give up on a message because part of it is broken: real mail has wrong 
 8-bit headers, missing boundaries and bad base64, and all of it still reaches a ticket with the
 complaints recorded in ``defects``. Only bytes that are not an email at all raise
 ``MailParseError`` (the caller quarantines them, DESIGN §2.4); no other exception leaves here.
+Nor may one message stall the door: input shaped to make the stdlib parser, tnefparse,
+inscriptis or the reply parser slow or huge is cut down first, and each cut is a defect.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import mimetypes
 import quopri
 import re
 import unicodedata
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.generator import BytesGenerator
@@ -28,7 +31,11 @@ from email.parser import BytesParser
 from email.policy import compat32, default as default_policy
 
 import inscriptis
+import lxml.etree
+import lxml.html
 import tnefparse
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.parser import EmailMessage
 
@@ -41,11 +48,20 @@ __all__ = ["parse_email"]
 # skipped (with a defect) so neither our walk nor the stdlib generator can hit RecursionError.
 MAX_DEPTH = 100
 # Same idea for width: a message with thousands of parts is not worth walking to the end.
-MAX_PARTS = 2000
+MAX_PARTS = 1000
 # The reply parser's regexes are super-linear on long text; only this many characters are split,
 # the rest goes to ``quoted`` untouched.
 MAX_REPLY_PARSE = 100_000
+_REPLY_LINE_MAX = 200  # longer lines are never reply headers (see _reply_feed_line)
+_REPLY_STAND_IN = 40
+_REPLY_COST_MAX = 8_000_000  # Σ len(line fed)² ≈ 0.25 s of the parser's regexes at worst
 MAX_DEFECTS = 50
+# Parsing-cost limits for the stdlib parser (see _defuse).
+MAX_MIME_FIELD = 4096
+MAX_FIELD_PARAMS = 64  # a long RFC 2231 file name needs a dozen continuations
+MAX_MESSAGE_PARAMS = 2000
+MAX_DELIMITER_LINES = MAX_PARTS + 100  # one per part, plus closing lines
+MAX_ADDRESS_HEADER = 4096
 MAX_NAME_BYTES = 255
 
 # Languages whose "On … wrote:" / "From: … Sent: …" headers and sign-offs the reply parser knows.
@@ -88,6 +104,20 @@ _STUB_PHRASES = (
 )
 _STUB_MAX_CHARS = 400  # a longer plain part is a real text version even if it has such a line
 
+# HTML rendering limits (see _html_to_text).
+MAX_HTML_CHARS = 4_000_000
+_TABLE_BLOCKS = {"table", "thead", "tbody", "tfoot", "tr", "caption"}
+
+
+def _unpadded_css() -> dict:
+    css = deepcopy(CSS_PROFILES["relaxed"])
+    for element in css.values():
+        element.padding_inline = 0
+    return css
+
+
+_INSCRIPTIS_CONFIG = ParserConfig(css=_unpadded_css())
+
 # RFC 3834 / DESIGN §2.6: values of these headers that mark mail as automatic.
 _PRECEDENCE_AUTO = {"bulk", "junk", "list", "auto_reply"}
 _SUPPRESS_AUTO = {"oof", "autoreply", "all"}
@@ -95,8 +125,17 @@ _SUPPRESS_AUTO = {"oof", "autoreply", "all"}
 _DAEMON_LOCALPARTS = {"mailer-daemon", "mailer_daemon", "mailerdaemon", "postmaster", "mail-daemon"}
 # RFC 3464 §2.3.3 actions that do not mean the message failed.
 _DSN_NOT_FAILED = {"delayed", "delivered", "relayed", "expanded"}
+# The same news in prose (Exim, Sendmail warnings): delivery still being tried.
+_DELAY_PHRASES = (
+    "has not yet been delivered",
+    "warning message only",
+    "delivery has been delayed",
+    "will continue to try",
+    "will keep trying",
+)
 
-_MIME = mimetypes.MimeTypes()  # built-in table only: the same names on every host
+# The stdlib's own table, not the host's mime.types: the same names on every host.
+_MIME = mimetypes.MimeTypes()
 _EXTENSIONS = {
     "text/plain": ".txt",
     "text/html": ".html",
@@ -116,18 +155,24 @@ _TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 # A bare id some mailers send without brackets: "1234.5678@mail.example.com"
 _BARE_ID = re.compile(r"^[^<>\s]+@[^<>\s]+$")
+# A Content-Type or Content-Disposition field at the start of a line (not the first one):
+# b"\r\nContent-Type: text/plain; p0=v" → matches at the b"\n"
+_MIME_FIELD = re.compile(rb"\ncontent-(?:type|disposition):", re.IGNORECASE)
 # RFC 5322 §2.2.3 unfolding: "Router\r\n down" → "Router down"
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-# RFC 2047 encoded word, tolerating spaces inside (seen from broken clients):
+# RFC 2047 encoded word, tolerating spaces inside (seen from broken clients); the text part
+# cannot hold "?" (Q writes =3F), which also keeps the scan linear:
 # "=?utf-8?q?Caf=C3=A9?=" → ("utf-8", "q", "Caf=C3=A9")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 # Whitespace between two adjacent encoded words is dropped (RFC 2047 §6.2):
 # "=?utf-8?q?a?= \r\n =?utf-8?q?b?=" → "ab"
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?)")
 # Characters outside the base64 alphabet: "YWJj\n ZA==" → "YWJjZA"
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-# An address anywhere in a broken header: "Bob Smith bob@example.com (home)" → "bob@example.com"
-_ADDR_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
+# An address anywhere in a broken header: "Bob Smith bob@example.com (home)" → "bob@example.com".
+# The lookbehind starts a match only at a token's first character, so a long run without "@"
+# is scanned once, not once per position.
+_ADDR_IN_TEXT = re.compile(r"(?<![^\s<>()\[\]\"',;:])[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
 # A plausible addr-spec after getaddresses(): "alice@example.net"
 _ADDR_SPEC = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
 # Original Message-ID quoted in a non-standard bounce body:
@@ -139,7 +184,9 @@ _STATUS_CODE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 # Exceptions the stdlib header machinery is known to raise on hostile input (CPython has had
 # IndexError/AttributeError bugs in ``_header_value_parser``); a part that triggers one is
 # degraded, not fatal.
-_HEADER_ERRORS = (email.errors.MessageError, ValueError, IndexError, AttributeError, TypeError, LookupError)
+_HEADER_ERRORS = (
+    email.errors.MessageError, ValueError, IndexError, AttributeError, TypeError, LookupError
+)
 
 
 @dataclass
@@ -152,6 +199,8 @@ class _Walk:
     too_deep: bool = False
     too_wide: bool = False
     headers_only: bool = False  # the stdlib parser gave up on the body (see _parse_with_fallbacks)
+    # Content-Type of each part, parsed once: the stdlib re-parses the header on every access.
+    content_types: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     def defect(self, text: str) -> None:
         if text not in self.defects and len(self.defects) < MAX_DEFECTS:
@@ -231,7 +280,9 @@ def _parse(
     full_text = "" if walk.headers_only else _clean(_render_body(msg, walk))
     body, quoted = _split_reply(full_text)
 
-    bounce, dsn_reason = _find_bounce(msg, walk, full_text, in_reply_to, references, from_addr, our_domain)
+    bounce, dsn_reason = _find_bounce(
+        msg, walk, full_text, in_reply_to, references, from_addr, our_domain
+    )
     auto = dsn_reason or _auto_submitted(msg, walk, envelope_sender, from_addr)
 
     _note_mime_defects(msg, walk)
@@ -262,18 +313,19 @@ def _parse(
 
 def _parse_bytes(raw: bytes, walk: _Walk) -> Message:
     """Parse with the modern policy, falling back to the lenient legacy one, then headers only."""
+    data = _defuse(raw, walk)
     # Some relays prepend blank lines; the header section then looks empty to the parser.
-    candidates = [raw]
-    if raw[:1] in (b"\r", b"\n", b" ", b"\t"):
-        candidates.append(raw.lstrip(b"\r\n \t"))
+    candidates = [data]
+    if data[:1] in (b"\r", b"\n", b" ", b"\t"):
+        candidates.append(data.lstrip(b"\r\n \t"))
     for data in candidates:
         msg = _parse_with_fallbacks(data, walk)
-        if msg is not None and msg.keys():
+        if msg.keys():
             return msg
     raise MailParseError("no header section: not an email")
 
 
-def _parse_with_fallbacks(data: bytes, walk: _Walk) -> Message | None:
+def _parse_with_fallbacks(data: bytes, walk: _Walk) -> Message:
     try:
         return BytesParser(policy=default_policy).parsebytes(data)
     except RecursionError:
@@ -285,6 +337,61 @@ def _parse_with_fallbacks(data: bytes, walk: _Walk) -> Message | None:
         return BytesParser(policy=compat32).parsebytes(data)
     except RecursionError:
         return _parse_headers_only(data, walk)
+
+
+def _defuse(raw: bytes, walk: _Walk) -> bytes:
+    """The bytes the stdlib parser gets: ``raw`` minus what makes it slow, never more.
+
+    The stdlib re-parses Content-Type/-Disposition on every access at ~60 µs per parameter
+    (20,000 parameters: seconds per access) and spends ~170 µs per MIME part. So a field keeps
+    at most MAX_MIME_FIELD bytes and MAX_FIELD_PARAMS parameters, the message at most
+    MAX_MESSAGE_PARAMS in all, and a message with thousands of delimiter lines is parsed up to
+    the limit. ``InboundMessage.raw`` is always the untouched input.
+    """
+    pieces: list[bytes] = []
+    last = 0
+    budget = MAX_MESSAGE_PARAMS
+    starts = [m.start() + 1 for m in _MIME_FIELD.finditer(raw)]
+    if raw[:20].lower().startswith((b"content-type:", b"content-disposition:")):
+        starts.insert(0, 0)
+    for start in starts:
+        if start < last:
+            continue
+        end = _field_end(raw, start)
+        allowed = max(2, min(MAX_FIELD_PARAMS, budget))  # type/boundary survive an empty budget
+        cut = min(end, start + MAX_MIME_FIELD)
+        semicolon = start
+        for _ in range(allowed + 1):
+            semicolon = raw.find(b";", semicolon + 1, cut)
+            if semicolon == -1:
+                break
+        budget -= allowed if semicolon != -1 else raw.count(b";", start, cut)
+        if semicolon != -1:
+            cut = semicolon  # drop the parameter that went over, and all after it
+        elif cut < end:
+            cut = max(raw.rfind(b";", start, cut), start + 1)
+        if cut < end:
+            pieces.append(raw[last:cut])
+            last = end
+            walk.defect("oversized MIME header field cut for parsing")
+    data = b"".join(pieces) + raw[last:] if pieces else raw
+    if data.count(b"\n--") > MAX_DELIMITER_LINES:
+        position = -1
+        for _ in range(MAX_DELIMITER_LINES):
+            position = data.find(b"\n--", position + 1)
+        data = data[:position]
+        walk.defect(f"more than {MAX_DELIMITER_LINES} MIME delimiter lines; the rest not parsed")
+    return data
+
+
+def _field_end(data: bytes, start: int) -> int:
+    """Where the header field starting at ``start`` ends (before its last CRLF), folding included."""
+    position = data.find(b"\n", start)
+    while position != -1 and data[position + 1 : position + 2] in (b" ", b"\t"):
+        position = data.find(b"\n", position + 1)
+    if position == -1:
+        return len(data)
+    return position - 1 if data[position - 1 : position] == b"\r" else position
 
 
 def _parse_headers_only(data: bytes, walk: _Walk) -> Message:
@@ -314,7 +421,8 @@ def _iter_parts(msg: Message, walk: _Walk):
             continue
         children = part.get_payload()
         if isinstance(children, list):
-            stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
+            kids = [child for child in children if isinstance(child, Message)]
+            stack.extend((child, depth + 1) for child in reversed(kids))
 
 
 # --------------------------------------------------------------------------- headers
@@ -386,7 +494,8 @@ def _first_address(msg: Message, name: str, walk: _Walk) -> tuple[str, str]:
     if len(values) > 1:
         walk.defect(f"duplicate {name} header; first usable one used")
     for value in values:
-        text = _fix_8bit(_unfold(value), name, walk)
+        # A real address header is short; a huge one would only feed quadratic parsing.
+        text = _fix_8bit(_unfold(value[:MAX_ADDRESS_HEADER]), name, walk)
         for display, addr in email.utils.getaddresses([text]):
             addr = addr.strip().strip("<>").strip()
             if _ADDR_SPEC.match(addr):
@@ -408,7 +517,7 @@ def _message_id(msg: Message, walk: _Walk) -> str | None:
     candidate = found.group(1) if found else value
     # Ids without "@" ("<1>", "<12345>") collide across senders and would make a new message
     # look like a replay of an old one (DESIGN §2.2), so they count as absent.
-    if candidate.isascii() and _BARE_ID.match(candidate) and len(candidate) <= 998:
+    if len(candidate) <= 998 and candidate.isascii() and _BARE_ID.match(candidate):
         return candidate
     walk.defect("unusable Message-ID; raw bytes hashed instead")
     return None
@@ -474,8 +583,44 @@ def _visible_len(text: str) -> int:
     return len("".join(text.split()))
 
 
-def _html_to_text(html: str) -> str:
-    text = inscriptis.get_text(html)
+def _html_to_text(html: str, walk: _Walk) -> str:
+    """Readable text of an HTML part, by inscriptis on a defused copy of the document.
+
+    Inscriptis pads every row of a table to its widest cell and indents by the sum of nested
+    paddings (up to 100,000 em each), so 70 KB of crafted HTML renders to 20 MB of spaces.
+    Before rendering, tables become plain blocks, inline styles keep only ``display`` (hidden
+    preheaders stay hidden) and the CSS profile has no padding, which keeps the text linear in
+    the input.
+    """
+    if len(html) > MAX_HTML_CHARS:
+        walk.defect(f"HTML part longer than {MAX_HTML_CHARS} characters; rest not rendered")
+        html = html[:MAX_HTML_CHARS]
+    html = html.lstrip()
+    if html.startswith("<?xml"):
+        # lxml refuses a str that carries an XML encoding declaration.
+        html = html[html.find("?>") + 2 :] if "?>" in html else ""
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return ""  # no elements at all ("Document is empty")
+    for element in tree.iter():
+        if not isinstance(element.tag, str):
+            continue  # comments and processing instructions
+        tag = element.tag.lower()
+        if tag in _TABLE_BLOCKS:
+            element.tag = "div"
+        elif tag in ("td", "th"):
+            element.tag = "span"
+            element.tail = " " + (element.tail or "")
+        for attribute in ("align", "valign"):
+            element.attrib.pop(attribute, None)
+        style = element.attrib.pop("style", None)
+        if style:
+            rules = style.split(";")
+            kept = [rule for rule in rules if rule.partition(":")[0].strip().lower() == "display"]
+            if kept:
+                element.set("style", ";".join(kept))
+    text = inscriptis.get_text(lxml.html.tostring(tree, encoding="unicode"), _INSCRIPTIS_CONFIG)
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
@@ -573,7 +718,8 @@ def _render(part: Message, depth: int, walk: _Walk, *, root: bool = False) -> tu
 
     disposition = _disposition(part, walk)
     filename = _filename(part, walk)
-    if ctype in ("text/plain", "text/html") and disposition != "attachment" and (filename is None or root):
+    is_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
+    if is_text and (filename is None or root):
         return _leaf_text(part, walk, ctype), "html" if ctype == "text/html" else "plain"
 
     _add_leaf_attachment(part, ctype, disposition, filename, walk)
@@ -594,11 +740,30 @@ def _choose_alternative(rendered: list[tuple[str, str]]) -> tuple[str, str]:
 
 
 def _content_type(part: Message, walk: _Walk) -> str:
-    try:
-        return part.get_content_type()
-    except _HEADER_ERRORS:
-        walk.defect("unreadable Content-Type; treated as text/plain")
-        return "text/plain"
+    return _content_info(part, walk)[0]
+
+
+def _param(part: Message, name: str, walk: _Walk) -> str | None:
+    return _content_info(part, walk)[1].get(name)
+
+
+def _content_info(part: Message, walk: _Walk) -> tuple[str, dict[str, str]]:
+    """(media type, Content-Type parameters) of a part, read once per part."""
+    key = id(part)  # parts live as long as the walk
+    if key not in walk.content_types:
+        try:
+            ctype = part.get_content_type()
+            pairs = part.get_params() or []
+        except _HEADER_ERRORS:
+            walk.defect("unreadable Content-Type; treated as text/plain")
+            ctype, pairs = "text/plain", []
+        params: dict[str, str] = {}
+        for name, value in pairs[1:]:  # the first pair is the media type itself
+            if isinstance(value, tuple):  # RFC 2231 (charset, language, value) under compat32
+                value = email.utils.collapse_rfc2231_value(value)
+            params.setdefault(str(name).lower(), str(value))
+        walk.content_types[key] = (ctype, params)
+    return walk.content_types[key]
 
 
 def _disposition(part: Message, walk: _Walk) -> str | None:
@@ -607,17 +772,6 @@ def _disposition(part: Message, walk: _Walk) -> str | None:
     except _HEADER_ERRORS:
         walk.defect("unreadable Content-Disposition")
         return None
-
-
-def _param(part: Message, name: str, walk: _Walk) -> str | None:
-    try:
-        value = part.get_param(name)
-    except _HEADER_ERRORS:
-        walk.defect(f"unreadable Content-Type parameter {name}")
-        return None
-    if isinstance(value, tuple):  # RFC 2231 (charset, language, value) under compat32
-        value = email.utils.collapse_rfc2231_value(value)
-    return str(value) if value is not None else None
 
 
 def _payload_bytes(part: Message) -> bytes:
@@ -633,7 +787,7 @@ def _leaf_text(part: Message, walk: _Walk, ctype: str) -> str:
     data = _payload_bytes(part)
     text = _decode_bytes(data, _param(part, "charset", walk), walk, ctype)
     if ctype == "text/html":
-        return _html_to_text(_clean(text))
+        return _html_to_text(_clean(text), walk)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if (_param(part, "format", walk) or "").lower() == "flowed":
         text = _unflow(text, delsp=(_param(part, "delsp", walk) or "").lower() == "yes")
@@ -665,7 +819,13 @@ def _filename_from_raw(part: Message, walk: _Walk) -> str | None:
             continue
         legacy = Message()
         legacy[header] = _fix_8bit(_unfold(value), header, walk)
-        name = legacy.get_filename() if header == "Content-Disposition" else legacy.get_param("name")
+        try:
+            if header == "Content-Disposition":
+                name = legacy.get_filename()
+            else:
+                name = legacy.get_param("name")
+        except _HEADER_ERRORS:  # e.g. TypeError from decode_params on mangled RFC 2231 parts
+            continue
         if isinstance(name, tuple):
             name = email.utils.collapse_rfc2231_value(name)
         if name:
@@ -744,12 +904,12 @@ class _TnefTooCostly(Exception):
 @dataclass
 class _TnefBudget:
     steps: int
-    bytes: int
+    nbytes: int
 
     def charge(self, steps: int = 0, nbytes: int = 0) -> None:
         self.steps -= steps
-        self.bytes -= nbytes
-        if self.steps < 0 or self.bytes < 0:
+        self.nbytes -= nbytes
+        if self.steps < 0 or self.nbytes < 0:
             raise _TnefTooCostly
 
 
@@ -763,7 +923,7 @@ def _tnef_prepare(data: bytes) -> bytes | None:
     tnefparse resumes at offsets that depend on its decoding errors, is renamed so tnefparse
     skips it; an embedded message that has one is refused.
     """
-    budget = _TnefBudget(steps=_TNEF_MAX_STEPS, bytes=8 * len(data) + 32 * 1024 * 1024)
+    budget = _TnefBudget(steps=_TNEF_MAX_STEPS, nbytes=8 * len(data) + 32 * 1024 * 1024)
     work: list[bytes] = []
     try:
         recipient_tables = _tnef_walk_stream(data, budget, work, top=True)
@@ -796,7 +956,7 @@ def _tnef_walk_stream(data: bytes, budget: _TnefBudget, work: list[bytes], *, to
         length = min(remaining, (_u32(data, offset + 5) or 0) + 11)
         body = data[offset + 9 : offset + length - 2]
         if name in _TNEF_MAPI_LISTS:
-            _tnef_walk_mapi(body, 0, budget, work)
+            _tnef_walk_mapi(body, budget, work)
         elif name == _TNEF_RECIPIENTS:
             if not top:
                 raise _TnefTooCostly  # inside an embedded message we cannot rename it
@@ -805,13 +965,14 @@ def _tnef_walk_stream(data: bytes, budget: _TnefBudget, work: list[bytes], *, to
     return recipient_tables
 
 
-def _tnef_walk_mapi(data: bytes, offset: int, budget: _TnefBudget, work: list[bytes]) -> int | None:
-    """Mirror of tnefparse.mapi.decode_mapi; returns where it stops, None where it would raise."""
-    count = _u32(data, offset)
+def _tnef_walk_mapi(data: bytes, budget: _TnefBudget, work: list[bytes]) -> None:
+    """Mirror of tnefparse.mapi.decode_mapi with the same offsets. Where tnefparse would stop
+    on a decoding error this walk goes on, which costs more budget, never less."""
+    count = _u32(data, 0)
     if count is None:
-        return None
+        return
     budget.charge(count)
-    offset += 4
+    offset = 4
     size = len(data)
     for index in range(count):
         if offset >= size:
@@ -819,30 +980,30 @@ def _tnef_walk_mapi(data: bytes, offset: int, budget: _TnefBudget, work: list[by
                 raise _TnefTooCostly
             break
         if offset + 4 > size:
-            return offset
+            return
         attr_type = int.from_bytes(data[offset : offset + 2], "little")
         attr_name = int.from_bytes(data[offset + 2 : offset + 4], "little")
         offset += 4
         if attr_name >= 0x8000:  # named property: GUID, kind, then an id or a name
             kind = _u32(data, offset + 16)
             if kind is None:
-                return offset
+                return
             offset += 20
             if kind == 0:
                 offset += 4
             else:
                 name_len = _u32(data, offset)
                 if name_len is None:
-                    return offset
+                    return
                 name_len += -name_len % 4
-                budget.charge(0, min(name_len, size - offset - 4) * 2)
+                budget.charge(0, max(0, min(name_len, size - offset - 4)) * 2)
                 offset += 4 + name_len
         values = None
         if attr_type & 0x1000:
             attr_type ^= 0x1000
             values = _u32(data, offset)
             if values is None:
-                return offset
+                return
             offset += 4
             budget.charge(values)
         for _ in range(values or 1):
@@ -850,18 +1011,18 @@ def _tnef_walk_mapi(data: bytes, offset: int, budget: _TnefBudget, work: list[by
                 offset += _MAPI_FIXED_SIZES[attr_type]
                 continue
             if attr_type not in _MAPI_VARIABLE:
-                return offset  # tnefparse raises on an unknown type and keeps what it has
+                return  # tnefparse raises on an unknown type and keeps what it has
             items = 1
             if not values:
                 items = _u32(data, offset)
                 if items is None:
-                    return offset
+                    return
                 offset += 4
                 budget.charge(items)
             for _ in range(items):
                 length = _u32(data, offset)
                 if length is None:
-                    return offset
+                    return
                 length += -length % 4
                 offset += 4
                 item = data[offset : offset + length]
@@ -871,7 +1032,6 @@ def _tnef_walk_mapi(data: bytes, offset: int, budget: _TnefBudget, work: list[by
                 offset += length
         if (values or 1) % 2 and attr_type in (0x0002, 0x000B):
             offset += 2
-    return offset
 
 
 def _add_tnef_files(data: bytes, walk: _Walk) -> bool:
@@ -910,7 +1070,9 @@ def _add_message_attachment(part: Message, ctype: str, walk: _Walk) -> None:
     if isinstance(inner, Message):
         data = _flatten(inner, walk)
         subject = _decoded_header(inner, "Subject", walk)
-        name = _sanitize_name(_collapse(subject)[:200] + ".eml", ctype, index) if subject else "message.eml"
+        name = "message.eml"
+        if subject:
+            name = _sanitize_name(_collapse(subject)[:200] + ".eml", ctype, index)
     else:
         data = _payload_bytes(part)
         name = _sanitize_name(_filename(part, walk), ctype, index)
@@ -932,45 +1094,73 @@ def _flatten(msg: Message, walk: _Walk) -> bytes:
 
 
 def _split_reply(text: str) -> tuple[str, str]:
-    """(new text, quoted history + signature) using mail-parser-reply plus two guards."""
-    text = text.strip("\n")
-    if not text.strip():
+    """(new text, quoted history + signature) using mail-parser-reply plus its guards."""
+    lines = text.strip("\n").split("\n")
+    if not "".join(lines).strip():
         return "", ""
-    head, tail = text, ""
-    if len(text) > MAX_REPLY_PARSE:
-        cut = text.rfind("\n", 0, MAX_REPLY_PARSE)
-        cut = cut if cut > 0 else MAX_REPLY_PARSE
-        head, tail = text[:cut], text[cut:]
+    count = _reply_parse_lines(lines)
+    head, tail = lines[:count], lines[count:]
 
-    body, quoted = _library_split(head)
-    if not body.strip():
-        body, quoted = head, ""  # nothing recognised as new text: keep it all
-    body, signature = _cut_sig_dash(body)
-    quoted = "\n\n".join(piece.strip("\n") for piece in (signature, quoted, tail) if piece.strip())
+    cut = _library_cut(head)
+    if cut is None or not "".join(head[:cut]).strip():
+        cut = len(head)  # nothing recognised as new text: keep it all
+    body, signature = _cut_sig_dash("\n".join(head[:cut]))
+    pieces = (signature, "\n".join(head[cut:]), "\n".join(tail))
+    quoted = "\n\n".join(piece.strip("\n") for piece in pieces if piece.strip())
     return body.strip(), quoted.strip()
 
 
-def _library_split(text: str) -> tuple[str, str]:
+def _reply_parse_lines(lines: list[str]) -> int:
+    """How many leading lines the reply parser may see: at most MAX_REPLY_PARSE characters and
+    a bounded regex cost. Its "On … wrote:" pattern backtracks in O(n²) on a line that starts
+    like an attribution and is not one, so each line fed costs up to its length squared."""
+    chars = cost = 0
+    for index, line in enumerate(lines):
+        chars += len(line) + 1
+        cost += len(_reply_feed_line(line)) ** 2
+        if index and (chars > MAX_REPLY_PARSE or cost > _REPLY_COST_MAX):
+            return index
+    return len(lines)
+
+
+def _reply_feed_line(line: str) -> str:
+    """A long line is never a reply header or a sign-off; the library gets a short stand-in
+    that cannot match either (U+2060 is not whitespace, so it survives the library's strip)."""
+    return line if len(line) <= _REPLY_LINE_MAX else "\u2060" + line[:_REPLY_STAND_IN]
+
+
+def _library_cut(lines: list[str]) -> int | None:
+    """Index of the first line after the new text, as mail-parser-reply sees it; None when
+    its answer cannot be mapped back onto ``lines``."""
+    feed = [_reply_feed_line(line) for line in lines]
     # EmailMessage is what EmailReplyParser.read() builds; built directly for keep_hyphen_lists,
     # without which every "- step one" list in a customer's text is taken for a signature.
     languages = EmailReplyParser(languages=list(REPLY_LANGUAGES)).languages
-    message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True).read()
+    message = EmailMessage(
+        text="\n".join(feed), languages=list(languages), keep_hyphen_lists=True
+    ).read()
     if not message.replies:
-        return text, ""
+        return None
     first = message.replies[0]
     if first.headers:
-        return "", text  # the text opens with a quoted header: no new text above it
-    normalized = message.text  # every line stripped, as the library matched on it
+        return 0  # the text opens with a quoted header: no new text above it
     content = first.content
     signature = first.signatures if _plausible_signature(first.signatures) else ""
-    own = content[: len(content) - len(signature)] if signature and content.endswith(signature) else content
-    own = own.rstrip()
-    lead = len(normalized) - len(normalized.lstrip())
-    end = lead + len(own)
-    if normalized[lead:end] != own:
-        rest = [signature, *(reply.content for reply in message.replies[1:])]
-        return own, "\n\n".join(piece for piece in rest if piece)
-    return _map_to_original(text, normalized, end)
+    own = content
+    if signature and content.endswith(signature):
+        own = content[: len(content) - len(signature)]
+    # The library strips every line and drops Outlook "____" rules, so ``own`` is a subsequence
+    # of the stripped feed lines; match it in order to find where it ends in the original.
+    wanted = [line for line in own.split("\n") if line.strip()]
+    if not wanted:
+        return 0
+    matched = 0
+    for index, line in enumerate(feed):
+        if line.strip() == wanted[matched]:
+            matched += 1
+            if matched == len(wanted):
+                return index + 1
+    return None
 
 
 def _plausible_signature(signature: str) -> bool:
@@ -980,17 +1170,6 @@ def _plausible_signature(signature: str) -> bool:
         return False
     first_line = signature.split("\n", 1)[0].lstrip("> ")
     return len(first_line.split()) <= 5
-
-
-def _map_to_original(text: str, normalized: str, end: int) -> tuple[str, str]:
-    """Cut the original text (indentation kept) where the library cut its stripped copy."""
-    original_lines = text.split("\n")
-    normalized_lines = normalized.split("\n")
-    at_line_end = end == len(normalized) or normalized[end] == "\n"
-    if len(original_lines) != len(normalized_lines) or not at_line_end:
-        return normalized[:end], normalized[end:]
-    count = normalized.count("\n", 0, end) + 1
-    return "\n".join(original_lines[:count]), "\n".join(original_lines[count:])
 
 
 def _cut_sig_dash(body: str) -> tuple[str, str]:
@@ -1005,7 +1184,9 @@ def _cut_sig_dash(body: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- loops and bounces
 
 
-def _auto_submitted(msg: Message, walk: _Walk, envelope_sender: str | None, from_addr: str) -> str | None:
+def _auto_submitted(
+    msg: Message, walk: _Walk, envelope_sender: str | None, from_addr: str
+) -> str | None:
     """Why this mail is automatic (RFC 3834, DESIGN §2.6), or None for a person's mail."""
 
     def first(name: str) -> str | None:
@@ -1078,9 +1259,8 @@ def _find_bounce(
             status_part = part
         elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):
             original_ids.extend(_original_ids(part, ctype, walk))
-    is_dsn = status_part is not None or (
-        report is not None and (_param(report, "report-type", walk) or "").lower() == "delivery-status"
-    )
+    report_type = (_param(report, "report-type", walk) or "").lower() if report is not None else ""
+    is_dsn = status_part is not None or report_type == "delivery-status"
     if not is_dsn and not _is_daemon(from_addr):
         return None, None
 
@@ -1091,8 +1271,11 @@ def _find_bounce(
 
     if not is_dsn:
         # Prose bounce (qmail, old Exim, some gateways): no structure, so the best we can do.
+        folded = _collapse(text).lower()
+        if any(phrase in folded for phrase in _DELAY_PHRASES):
+            return None, "mailer-daemon:delay"  # Exim's "not yet been delivered" is no failure
         found = _STATUS_CODE.search(text)
-        return Bounce(original_message_id=original, status=found.group(1) if found else ""), "bounce"
+        return Bounce(original, status=found.group(1) if found else ""), "bounce"
 
     recipients, status, diagnostic, actions = _delivery_status(status_part, walk)
     if actions and not (set(actions) - _DSN_NOT_FAILED):
@@ -1119,7 +1302,9 @@ def _pick_ours(ids: list[str], our_domain: str | None) -> str | None:
     return ids[0] if ids else None
 
 
-def _delivery_status(part: Message | None, walk: _Walk) -> tuple[tuple[str, ...], str, str, list[str]]:
+def _delivery_status(
+    part: Message | None, walk: _Walk
+) -> tuple[tuple[str, ...], str, str, list[str]]:
     """Final-Recipient addresses, the first failure's Status and Diagnostic-Code, all Actions."""
     if part is None:
         return (), "", "", []
@@ -1137,20 +1322,23 @@ def _delivery_status(part: Message | None, walk: _Walk) -> tuple[tuple[str, ...]
     recipients: list[str] = []
     actions: list[str] = []
     status = diagnostic = ""
-    for block in blocks[1:]:  # RFC 3464 §2.1: per-message fields first, then one block per recipient
-
-        def field_value(name: str, block: Message = block) -> str:
-            values = _values(block, name)
-            return _collapse(_fix_8bit(_unfold(values[0]), name, walk)) if values else ""
-
-        recipient = field_value("Final-Recipient") or field_value("Original-Recipient")
+    # RFC 3464 §2.1: the per-message fields come first, then one block per recipient.
+    for block in blocks[1:]:
+        recipient = _dsn_field(block, "Final-Recipient", walk) or _dsn_field(
+            block, "Original-Recipient", walk
+        )
         if not recipient:
             continue
         address = recipient.split(";", 1)[-1].strip().strip("<>").lower()  # "rfc822; bob@x"
-        action = field_value("Action").lower()
+        action = _dsn_field(block, "Action", walk).lower()
         recipients.append(address)
         actions.append(action or "failed")
         if not status and action not in _DSN_NOT_FAILED:
-            status = field_value("Status").split()[0] if field_value("Status") else ""
-            diagnostic = field_value("Diagnostic-Code").split(";", 1)[-1].strip()[:500]
+            status = (_dsn_field(block, "Status", walk).split() or [""])[0]
+            diagnostic = _dsn_field(block, "Diagnostic-Code", walk).split(";", 1)[-1].strip()[:500]
     return tuple(recipients), status, diagnostic, actions
+
+
+def _dsn_field(block: Message, name: str, walk: _Walk) -> str:
+    values = _values(block, name)
+    return _collapse(_fix_8bit(_unfold(values[0]), name, walk)) if values else ""

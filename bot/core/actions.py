@@ -1,0 +1,509 @@
+"""Staff actions: each is one function, one transaction, and the same outbox rows whatever
+the entry point (button, modal, slash command, thread message, CLI) — DESIGN §2.7.
+
+Every action checks permission, records an event with the acting staff member, clears the
+unread flag, updates the card in place and echoes what happened in the card's thread; replies
+and closes also mail the customer. A replayed interaction (same idempotency key) changes
+nothing. Must not talk to Slack or SMTP: adapters resolve who the actor is and render answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import cards
+from bot.core.customer_mail import send_to_customer
+from bot.core.desk import Desk
+from bot.core.errors import Rejected
+from bot.core.staff import Actor, check_allowed, is_admin, staff_row
+from bot.core.threading import new_reply_token
+from bot.core.tickets import STATUSES, load_ticket, ticket_view
+from bot.core.views import MessageView
+from bot.store import models as m
+
+log = logging.getLogger(__name__)
+
+
+class Conflict(Rejected):
+    """Someone else got there first (assignment race, reply lock)."""
+
+
+class BadRequest(Rejected):
+    """The request names something that does not exist or is out of range."""
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    kind: str  # action_ts | view | trigger_id | event_id
+    key: str
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ticket_number: int | None
+    text: str  # what to tell the actor
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class LockState:
+    held_by_other: str | None  # name of the other writer, None when the actor holds it now
+    expires_at: datetime | None
+
+
+Work = Callable[[AsyncSession, m.Ticket, m.Staff], Awaitable[tuple[str, str]]]
+
+
+async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
+               key: IdempotencyKey | None, work: Work, echo: bool = True,
+               refresh_card: bool = True) -> ActionResult:
+    """The frame of every action: one transaction, idempotent, checked, logged, shown."""
+    now = desk.clock.now()
+    async with desk.db.transaction() as s:
+        if key is not None and await _seen(s, key, now=now):
+            return ActionResult(number, "Already done.", duplicate=True)
+        ticket = await load_ticket(s, number)
+        group = await s.get_one(m.HandlerGroup, ticket.group_id)
+        check_allowed(desk.settings, actor, group=group.name, action=action)
+        staff = await staff_row(s, actor, now=now)
+        text, echo_text = await work(s, ticket, staff)
+        ticket.updated_at = ticket.last_action_at = now
+        ticket.unread = False
+        if echo and echo_text:
+            await cards.post_notice_in_thread(s, desk.renderers, ticket_id=ticket.id,
+                                              text=echo_text, now=now)
+        if refresh_card:
+            await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
+                                    ticket=await ticket_view(s, ticket), now=now,
+                                    last_action=echo_text)
+        log.info("staff action ticket=%s action=%s staff=%s", ticket.id, action, actor.slack_user_id)
+        return ActionResult(ticket.id, text)
+
+
+async def _seen(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
+    if await s.get(m.ProcessedKey, (key.kind, key.key)) is not None:
+        return True
+    s.add(m.ProcessedKey(kind=key.kind, key=key.key[:255], created_at=now))
+    return False
+
+
+def _event(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, kind: str, now: datetime,
+           **data: object) -> None:
+    s.add(m.Event(ticket_id=ticket.id, kind=kind, actor=f"staff:{staff.slack_user_id}",
+                  staff_id=staff.id, data=data, created_at=now))
+
+
+def _set_status(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str, now: datetime) -> None:
+    if status not in STATUSES:
+        raise BadRequest(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    old = ticket.status
+    if old == status:
+        return
+    ticket.status = status
+    ticket.resolved_at = now if status == "resolved" else (ticket.resolved_at if status == "closed" else None)
+    ticket.closed_at = now if status == "closed" else None
+    _event(s, ticket, staff, "status", now, **{"from": old, "to": status})
+
+
+def _auto_reassign(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, now: datetime) -> None:
+    """Powercode's "Auto Reassign Ticket on Update": whoever replies, notes or transfers owns it."""
+    if desk.settings.tickets.auto_reassign_on_update and ticket.assignee_id != staff.id:
+        _event(s, ticket, staff, "assignee", now, **{"from": ticket.assignee_id, "to": staff.slack_user_id,
+                                                      "reason": "auto_reassign_on_update"})
+        ticket.assignee_id = staff.id
+
+
+def _release_lock(ticket: m.Ticket, staff: m.Staff) -> None:
+    if ticket.lock_staff_id == staff.id:
+        ticket.lock_staff_id = ticket.lock_expires_at = None
+
+
+def _staff_label(staff: m.Staff) -> str:
+    return staff.name or staff.slack_user_id
+
+
+# ----- conversation ---------------------------------------------------------------------------
+
+
+async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,
+                channel: str = "email", status_after: str | None = "waiting") -> ActionResult:
+    """Answer the customer: an outbound message, a threaded email, the card updated."""
+    text = text.strip()
+    if not text:
+        raise BadRequest("the reply is empty")
+    if channel not in ("email",):
+        # SMS replies arrive with the SMS door; until then only email reaches a customer.
+        raise BadRequest(f"replies by {channel} are not available yet; use email")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        group = await s.get_one(m.HandlerGroup, ticket.group_id)
+        view = await ticket_view(s, ticket)
+        history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else []
+        out = await send_to_customer(
+            s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
+            body=text, staff_id=staff.id, sender=_staff_label(staff),
+            from_name=f"{_staff_label(staff)} ({group.name})",
+            context={"text": text, "staff_name": _staff_label(staff), "group": group.name,
+                     "history": history})
+        if out is None:
+            raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
+        ticket.last_staff_reply_at = now
+        _event(s, ticket, staff, "reply", now, message=out.id, channel=channel)
+        _release_lock(ticket, staff)
+        _auto_reassign(desk, s, ticket, staff, now)
+        if status_after and ticket.status not in ("closed",):
+            _set_status(s, ticket, staff, status_after, now)
+        await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
+                                        message=MessageView.of(out), now=now)
+        return f"Reply sent to {view.requester.label} on ticket #{ticket.id}.", \
+            f"{_staff_label(staff)} replied by email"
+
+    return await _act(desk, actor=actor, number=number, action="reply", key=key, work=work, echo=False)
+
+
+async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,
+               from_thread: bool = False) -> ActionResult:
+    """An internal note: never sent to the customer."""
+    text = text.strip()
+    if not text:
+        raise BadRequest("the note is empty")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        message = m.Message(ticket_id=ticket.id, kind="note", channel="slack", staff_id=staff.id,
+                            sender=_staff_label(staff), body=text, created_at=now)
+        s.add(message)
+        await s.flush()
+        _event(s, ticket, staff, "note", now, message=message.id, from_thread=from_thread)
+        _auto_reassign(desk, s, ticket, staff, now)
+        if not from_thread:  # a thread message is already there for everyone to read
+            view = await ticket_view(s, ticket)
+            await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
+                                            message=MessageView.of(message), now=now)
+        return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
+
+    return await _act(desk, actor=actor, number=number, action="note", key=key, work=work, echo=False)
+
+
+async def _history(s: AsyncSession, ticket: m.Ticket, limit: int = 5) -> list[dict[str, object]]:
+    rows = (await s.scalars(select(m.Message).where(
+        m.Message.ticket_id == ticket.id, m.Message.kind.in_(("inbound", "outbound")))
+        .order_by(m.Message.id.desc()).limit(limit))).all()
+    return [{"sender": r.sender, "created_at": r.created_at, "body": r.body} for r in rows]
+
+
+# ----- ownership ------------------------------------------------------------------------------
+
+
+async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
+                 key: IdempotencyKey | None = None, only_if_unassigned: bool = False) -> ActionResult:
+    """Give the ticket to ``assignee``. With ``only_if_unassigned`` ("Assign to me") the first
+    of two simultaneous presses wins and the other is told who has it."""
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        target = staff if assignee.slack_user_id == actor.slack_user_id else await staff_row(s, assignee, now=now)
+        if ticket.assignee_id == target.id:
+            return f"#{ticket.id} is already assigned to {_staff_label(target)}.", ""
+        previous = ticket.assignee_id
+        query = update(m.Ticket).where(m.Ticket.id == ticket.id)
+        if only_if_unassigned:
+            # Compare-and-set in the database: the loser of a race sees rowcount 0.
+            query = query.where(m.Ticket.assignee_id.is_(None))
+        result = await s.execute(query.values(assignee_id=target.id).execution_options(
+            synchronize_session=False))
+        if result.rowcount == 0:
+            await s.refresh(ticket)
+            holder = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
+            raise Conflict(f"#{ticket.id} is already assigned to "
+                           f"{_staff_label(holder) if holder else 'someone else'}")
+        await s.refresh(ticket)
+        if ticket.status == "new":
+            _set_status(s, ticket, staff, "open", now)
+        _event(s, ticket, staff, "assignee", now, **{"from": previous, "to": target.slack_user_id})
+        who = "themselves" if target.id == staff.id else _staff_label(target)
+        return f"#{ticket.id} is now assigned to {_staff_label(target)}.", \
+            f"{_staff_label(staff)} assigned the ticket to {who}"
+
+    return await _act(desk, actor=actor, number=number, action="assign", key=key, work=work)
+
+
+async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_text: str,
+                   assignee: Actor | None = None, category: str | None = None,
+                   type_: str | None = None, key: IdempotencyKey | None = None) -> ActionResult:
+    """Hand the ticket to another group (and/or person) with a required internal note; the
+    new group gets a card in its channel and the old card says where the ticket went."""
+    note_text = note_text.strip()
+    if not note_text:
+        raise BadRequest("a transfer needs a note saying why")
+    target_config = desk.settings.group_by_name(group)
+    if target_config is None:
+        names = ", ".join(g.name for g in desk.settings.handler_groups)
+        raise BadRequest(f"unknown group {group!r}: use one of {names}")
+    _check_category(desk, category, type_)
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        old_group = await s.get_one(m.HandlerGroup, ticket.group_id)
+        new_group = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == group))
+        if new_group is None:
+            new_group = m.HandlerGroup(name=group, slack_channel=target_config.slack_channel)
+            s.add(new_group)
+            await s.flush()
+        message = m.Message(ticket_id=ticket.id, kind="note", channel="slack", staff_id=staff.id,
+                            sender=_staff_label(staff), body=note_text, created_at=now)
+        s.add(message)
+        await s.flush()
+        _event(s, ticket, staff, "transfer", now, **{"from": old_group.name, "to": group,
+                                                      "note": message.id})
+        if category is not None:
+            ticket.category, ticket.type = category, type_
+        if assignee is not None:
+            target = await staff_row(s, assignee, now=now)
+            ticket.assignee_id = target.id
+        elif desk.settings.tickets.auto_reassign_on_update:
+            ticket.assignee_id = staff.id
+        moved = new_group.id != old_group.id
+        ticket.group_id = new_group.id
+        summary = (f"{_staff_label(staff)} transferred the ticket to {group}"
+                   if moved else f"{_staff_label(staff)} updated the ticket's handling")
+        view = await ticket_view(s, ticket)
+        await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
+                                        message=MessageView.of(message), now=now)
+        if moved:
+            channel = new_group.slack_channel or desk.settings.slack.fallback_channel
+            # The old card first (it is still the ticket's current card), then the new one.
+            await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
+                                    last_action=summary, transferred_to=f"{group} ({channel})")
+            first = await cards.first_message(s, ticket.id)
+            cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
+                            card=cards.CardView(ticket=view, first_message=first,
+                                                last_action=summary))
+        return f"#{ticket.id} transferred to {group}.", summary
+
+    return await _act(desk, actor=actor, number=number, action="transfer", key=key, work=work,
+                      echo=False, refresh_card=False)
+
+
+# ----- fields ---------------------------------------------------------------------------------
+
+
+async def set_priority(desk: Desk, *, actor: Actor, number: int, priority: int,
+                       key: IdempotencyKey | None = None) -> ActionResult:
+    levels = desk.settings.tickets.priorities
+    if not 1 <= priority <= levels:
+        raise BadRequest(f"priority must be 1 (highest) to {levels}, got {priority}")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        if ticket.priority == priority:
+            return f"#{ticket.id} already has priority {priority}.", ""
+        _event(s, ticket, staff, "priority", now, **{"from": ticket.priority, "to": priority})
+        ticket.priority = priority
+        return f"#{ticket.id} priority set to P{priority}.", \
+            f"{_staff_label(staff)} set priority to P{priority}"
+
+    return await _act(desk, actor=actor, number=number, action="set_priority", key=key, work=work)
+
+
+async def set_status(desk: Desk, *, actor: Actor, number: int, status: str,
+                     key: IdempotencyKey | None = None) -> ActionResult:
+    if status == "closed":
+        return await close(desk, actor=actor, number=number, key=key)
+    if status not in STATUSES:
+        raise BadRequest(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        if ticket.status == status:
+            return f"#{ticket.id} is already {status}.", ""
+        _set_status(s, ticket, staff, status, now)
+        return f"#{ticket.id} is now {status}.", f"{_staff_label(staff)} set status to {status}"
+
+    return await _act(desk, actor=actor, number=number, action="set_status", key=key, work=work)
+
+
+def _check_category(desk: Desk, category: str | None, type_: str | None) -> None:
+    if category is None:
+        if type_ is not None:
+            raise BadRequest("a type needs its category")
+        return
+    config = next((c for c in desk.settings.categories if c.name == category), None)
+    if config is None:
+        names = ", ".join(c.name for c in desk.settings.categories) or "none are configured"
+        raise BadRequest(f"unknown category {category!r} ({names})")
+    if type_ is not None and type_ not in {t.name for t in config.types}:
+        names = ", ".join(t.name for t in config.types) or "it has none"
+        raise BadRequest(f"unknown type {type_!r} for category {category} ({names})")
+
+
+async def set_category(desk: Desk, *, actor: Actor, number: int, category: str | None,
+                       type_: str | None, key: IdempotencyKey | None = None) -> ActionResult:
+    _check_category(desk, category, type_)
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        label = " / ".join(x for x in (category, type_) if x) or "none"
+        _event(s, ticket, staff, "category", now, **{"from": [ticket.category, ticket.type],
+                                                      "to": [category, type_]})
+        ticket.category, ticket.type = category, type_
+        return f"#{ticket.id} category set to {label}.", f"{_staff_label(staff)} set category to {label}"
+
+    return await _act(desk, actor=actor, number=number, action="set_category", key=key, work=work)
+
+
+async def link(desk: Desk, *, actor: Actor, number: int, other: int,
+               key: IdempotencyKey | None = None) -> ActionResult:
+    if other == number:
+        raise BadRequest("a ticket cannot be linked to itself")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        await load_ticket(s, other)
+        if await s.get(m.TicketLink, (ticket.id, other)) is not None:
+            return f"#{ticket.id} and #{other} are already linked.", ""
+        s.add_all([m.TicketLink(ticket_id=ticket.id, other_id=other, created_at=now),
+                   m.TicketLink(ticket_id=other, other_id=ticket.id, created_at=now)])
+        _event(s, ticket, staff, "link", now, other=other)
+        s.add(m.Event(ticket_id=other, kind="link", actor=f"staff:{staff.slack_user_id}",
+                      staff_id=staff.id, data={"other": ticket.id}, created_at=now))
+        return f"#{ticket.id} linked to #{other}.", f"{_staff_label(staff)} linked #{other}"
+
+    return await _act(desk, actor=actor, number=number, action="link", key=key, work=work)
+
+
+# ----- lifecycle ------------------------------------------------------------------------------
+
+
+async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | None = None,
+                notify_customer: bool = True) -> ActionResult:
+    """Close, and send the customer a confirmation (operators' docs: "the customer receives
+    confirmation")."""
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        if ticket.status == "closed":
+            return f"#{ticket.id} is already closed.", ""
+        _set_status(s, ticket, staff, "closed", now)
+        ticket.lock_staff_id = ticket.lock_expires_at = None
+        if notify_customer and ticket.via_email:
+            await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket),
+                                   template="ticket_closed", kind="automatic", now=now,
+                                   auto_submitted="auto-generated")
+        return f"#{ticket.id} closed.", f"{_staff_label(staff)} closed the ticket"
+
+    return await _act(desk, actor=actor, number=number, action="close", key=key, work=work)
+
+
+async def reopen(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | None = None) -> ActionResult:
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        if ticket.status not in ("resolved", "closed"):
+            return f"#{ticket.id} is not closed (it is {ticket.status}).", ""
+        _set_status(s, ticket, staff, "open", now)
+        return f"#{ticket.id} reopened.", f"{_staff_label(staff)} reopened the ticket"
+
+    return await _act(desk, actor=actor, number=number, action="reopen", key=key, work=work)
+
+
+# ----- reply lock -----------------------------------------------------------------------------
+
+
+async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = False) -> LockState:
+    """Start writing a reply: a soft lock for ``tickets.reply_lock_minutes``, shown on the card.
+    Another writer's live lock is reported (not broken) unless ``force`` ("reply anyway")."""
+    now = desk.clock.now()
+    minutes = desk.settings.tickets.reply_lock_minutes
+    async with desk.db.transaction() as s:
+        ticket = await load_ticket(s, number)
+        group = await s.get_one(m.HandlerGroup, ticket.group_id)
+        check_allowed(desk.settings, actor, group=group.name, action="reply")
+        staff = await staff_row(s, actor, now=now)
+        live = ticket.lock_expires_at is not None and ticket.lock_expires_at > now
+        if live and ticket.lock_staff_id not in (None, staff.id) and not force:
+            holder = await s.get_one(m.Staff, ticket.lock_staff_id)
+            return LockState(held_by_other=_staff_label(holder), expires_at=ticket.lock_expires_at)
+        renewing = live and ticket.lock_staff_id == staff.id
+        ticket.lock_staff_id, ticket.lock_expires_at = staff.id, now + timedelta(minutes=minutes)
+        if not renewing:
+            _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
+            await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
+                                    ticket=await ticket_view(s, ticket), now=now,
+                                    last_action=f"{_staff_label(staff)} is replying")
+        return LockState(held_by_other=None, expires_at=ticket.lock_expires_at)
+
+
+async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: bool = False) -> ActionResult:
+    """Stop writing (modal closed) or, for admins, lift someone else's lock."""
+    now = desk.clock.now()
+    async with desk.db.transaction() as s:
+        ticket = await load_ticket(s, number)
+        staff = await staff_row(s, actor, now=now)
+        if ticket.lock_staff_id is None:
+            return ActionResult(ticket.id, f"#{ticket.id} is not locked.")
+        if ticket.lock_staff_id != staff.id:
+            if not (admin_unlock and is_admin(desk.settings, actor.slack_user_id)):
+                raise Conflict(f"#{ticket.id} is locked by someone else; only an admin can unlock it")
+        ticket.lock_staff_id = ticket.lock_expires_at = None
+        _event(s, ticket, staff, "unlock", now, admin=admin_unlock)
+        await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
+                                ticket=await ticket_view(s, ticket), now=now)
+        return ActionResult(ticket.id, f"#{ticket.id} unlocked.")
+
+
+# ----- new tickets ----------------------------------------------------------------------------
+
+
+async def open_ticket_for_customer(desk: Desk, *, actor: Actor, email: str, subject: str,
+                                   body: str, group: str | None = None,
+                                   key: IdempotencyKey | None = None) -> ActionResult:
+    """A ticket staff open on a customer's behalf; the body goes to the customer as email."""
+    email, subject, body = email.strip().lower(), subject.strip(), body.strip()
+    if "@" not in email or " " in email:
+        raise BadRequest(f"{email!r} is not an email address")
+    if not subject or not body:
+        raise BadRequest("a new ticket needs a subject and a body: new email ADDRESS subject | body")
+    group = group or desk.settings.fallback_group_name
+    if desk.settings.group_by_name(group) is None:
+        raise BadRequest(f"unknown group {group!r}")
+    check_allowed(desk.settings, actor, group=group, action="open tickets for")
+    now = desk.clock.now()
+    async with desk.db.transaction() as s:
+        if key is not None and await _seen(s, key, now=now):
+            return ActionResult(None, "Already done.", duplicate=True)
+        staff = await staff_row(s, actor, now=now)
+        contact = await s.scalar(select(m.Contact).where(m.Contact.email == email))
+        if contact is None:
+            contact = m.Contact(email=email, name="", created_at=now)
+            s.add(contact)
+        group_row = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == group))
+        await s.flush()
+        ticket = m.Ticket(subject=subject[:998], status="open", priority=desk.settings.tickets.default_priority,
+                          group_id=group_row.id, requester_id=contact.id, channel="email",
+                          reply_token=new_reply_token(), via_email=True, unread=False, weight=0,
+                          assignee_id=staff.id, created_at=now, updated_at=now, last_action_at=now,
+                          last_staff_reply_at=now)
+        s.add(ticket)
+        await s.flush()
+        _event(s, ticket, staff, "created", now, channel="slack", group=group, by_staff=True)
+        view = await ticket_view(s, ticket)
+        out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
+                                     kind="outbound", now=now, body=body, staff_id=staff.id,
+                                     sender=_staff_label(staff),
+                                     from_name=f"{_staff_label(staff)} ({group})",
+                                     context={"text": body, "staff_name": _staff_label(staff),
+                                              "group": group, "history": []})
+        channel = group_row.slack_channel or desk.settings.slack.fallback_channel
+        cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
+                        card=cards.CardView(ticket=view, first_message=MessageView.of(out) if out else None,
+                                            message_count=0,
+                                            last_action=f"Opened by {_staff_label(staff)}"))
+        return ActionResult(ticket.id, f"Ticket #{ticket.id} opened for {email}; the message is on its way.")
