@@ -19,6 +19,9 @@ from typing import Any, TextIO
 
 import aiohttp
 import uvicorn
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import __version__
 from bot.clock import Clock
@@ -34,6 +37,7 @@ from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack import blocks
+from bot.slack.listeners import build_bolt_app
 from bot.slack.poster import SlackPoster, make_client
 from bot.store import migrate
 from bot.store.db import Database
@@ -103,22 +107,26 @@ class Deskbell:
                                    f"{head}: run `deskbell db upgrade` first")
         await groups.sync_groups(self.db, self.settings)
 
-    def senders(self, session: aiohttp.ClientSession) -> dict[str, Sender]:
+    def slack_client(self, session: aiohttp.ClientSession) -> AsyncWebClient | None:
+        token = self.settings.slack.bot_token.get_secret_value()
+        if not token:
+            return None
+        return make_client(token=token, base_url=self.settings.slack.api_url, session=session)
+
+    def senders(self, slack: AsyncWebClient | None) -> dict[str, Sender]:
         s = self.settings
         senders: dict[str, Sender] = {"email": EmailSender(
             host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),
             timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
-        token = s.slack.bot_token.get_secret_value()
-        if token:
-            senders["slack"] = SlackPoster(make_client(token=token, base_url=s.slack.api_url,
-                                                       session=session))
+        if slack is not None:
+            senders["slack"] = SlackPoster(slack)
         return senders
 
-    def make_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
+    def make_dispatcher(self, slack: AsyncWebClient | None) -> Dispatcher:
         s = self.settings
         dispatcher = Dispatcher(
-            db=self.db, clock=self.clock, senders=self.senders(session),
+            db=self.db, clock=self.clock, senders=self.senders(slack),
             policy=outbox.RetryPolicy(max_attempts=s.outbox.max_attempts,
                                       base_seconds=s.outbox.backoff_base_seconds,
                                       max_seconds=s.outbox.backoff_max_seconds),
@@ -163,15 +171,24 @@ class Deskbell:
                 pass
         await self.prepare()
         http = aiohttp.ClientSession()
+        slack = self.slack_client(http)
         tasks: list[asyncio.Task[Any]] = []
         smtp_server: SmtpServer | None = None
         web_server: uvicorn.Server | None = None
+        socket_mode = None
         try:
             if "worker" in roles:
-                self.dispatcher = self.make_dispatcher(http)
+                self.dispatcher = self.make_dispatcher(slack)
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+            bolt = self._bolt_app(slack) if "web" in roles else None
+            if bolt is not None and self.settings.slack.app_token.get_secret_value():
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+                socket_mode = AsyncSocketModeHandler(bolt, self.settings.slack.app_token.get_secret_value(),
+                                                     web_client=slack)
+                await socket_mode.connect_async()
             if "web" in roles:
-                web_server, sock = self._web_server()
+                web_server, sock = self._web_server(bolt)
                 self.listening.web = sock.getsockname()[:2]
                 tasks.append(asyncio.create_task(web_server.serve(sockets=[sock]), name="web"))
             if "smtp" in roles:
@@ -185,6 +202,8 @@ class Deskbell:
             log.info("stopping roles=%s", ",".join(sorted(roles)))
             if smtp_server is not None:
                 await smtp_server.stop()
+            if socket_mode is not None:
+                await socket_mode.close_async()
             if web_server is not None:
                 web_server.should_exit = True
             if self.dispatcher is not None:
@@ -212,9 +231,19 @@ class Deskbell:
         return SmtpServer(handler, host=host, port=port, hostname=self.settings.email_out.reply_domain,
                           max_message_bytes=s.max_message_bytes, tls_context=tls)
 
-    def _web_server(self) -> tuple[uvicorn.Server, socket.socket]:
+    def _bolt_app(self, slack: AsyncWebClient | None) -> AsyncApp | None:
+        """Slack interactivity, when there is a token and a way to verify Slack's requests."""
+        secret = self.settings.slack.signing_secret.get_secret_value()
+        if slack is None or not (secret or self.settings.slack.app_token.get_secret_value()):
+            return None
+        return build_bolt_app(self.desk, client=slack, signing_secret=secret)
+
+    def _web_server(self, bolt: AsyncApp | None) -> tuple[uvicorn.Server, socket.socket]:
         host, port = parse_listen(self.settings.web.listen)
-        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text)
+        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text,
+                            slack_handler=AsyncSlackRequestHandler(bolt).handle
+                            if bolt is not None and self.settings.slack.signing_secret.get_secret_value()
+                            else None)
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
@@ -249,7 +278,10 @@ class Deskbell:
         lines.append(f"  Database  {s.database.redacted_url}")
         if "worker" in roles:
             if s.slack.bot_token.get_secret_value():
-                lines.append(f"  Slack     on — cards go to {s.slack.api_url}")
+                how = ("Socket Mode" if s.slack.app_token.get_secret_value() else
+                       "POST /slack/events" if s.slack.signing_secret.get_secret_value() else
+                       "no slack.signing_secret, so buttons and /ticket are off")
+                lines.append(f"  Slack     on — cards go to {s.slack.api_url}; staff actions via {how}")
             else:
                 lines.append("  Slack     off — no slack.bot_token; cards are queued until one is set")
             lines.append(f"  Email out relay {s.email_out.host}:{s.email_out.port}, "

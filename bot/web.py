@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   metrics: Callable[[], Awaitable[str]],
-                  extra_routes: list[Route] | None = None) -> Starlette:
+                  slack_handler: Callable[[Request], Awaitable[Response]] | None = None) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -34,6 +34,14 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(await metrics(), media_type="text/plain; version=0.0.4")
 
+    async def slack_events(request: Request) -> Response:
+        # Slack's signature is checked by the handler (bolt) before anything is read or written.
+        if slack_handler is None:
+            return JSONResponse({"error": "Slack interactivity is not configured "
+                                          "(slack.bot_token and slack.signing_secret)"}, status_code=503)
+        return await slack_handler(request)
+
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
-              Route("/metrics", metrics_endpoint), *(extra_routes or [])]
+              Route("/metrics", metrics_endpoint),
+              Route("/slack/events", slack_events, methods=["POST"])]
     return Starlette(routes=routes)

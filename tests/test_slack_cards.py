@@ -31,6 +31,14 @@ def block_kit_problems(payload: dict[str, Any]) -> list[str]:
                     problems.append(f"block {i}: field too long")
             if len(block.get("fields", [])) > 10:
                 problems.append(f"block {i}: more than 10 fields")
+        elif kind == "actions":
+            if not 0 < len(block["elements"]) <= 25:
+                problems.append(f"block {i}: actions elements")
+            for element in block["elements"]:
+                if element["type"] == "overflow" and not 2 <= len(element["options"]) <= 5:
+                    problems.append(f"block {i}: overflow with {len(element['options'])} options")
+                if element["type"] == "button" and len(element["text"]["text"]) > 75:
+                    problems.append(f"block {i}: button text too long")
         elif kind == "context":
             if not 0 < len(block["elements"]) <= 10:
                 problems.append(f"block {i}: context elements")

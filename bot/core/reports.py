@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 
 from bot.core.errors import TicketNotFound
+from bot.core.tickets import OPEN_STATUSES, load_ticket, ticket_view
+from bot.core.views import MessageView, TicketView
 from bot.store import models as m
 from bot.store.db import Database
-
-OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
-
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at else None
@@ -29,20 +28,54 @@ def _idle_minutes(t: m.Ticket, now: datetime) -> int | None:
     return max(0, int((now - since).total_seconds() // 60))
 
 
-async def list_tickets(db: Database, *, now: datetime, status: str | None = None,
-                       limit: int = 100) -> list[dict[str, Any]]:
+STATUS_ORDER = case({s: i for i, s in enumerate(("new", "open", "waiting", "on_hold", "resolved", "closed"))},
+                    value=m.Ticket.status)
+
+
+async def list_tickets(db: Database, *, now: datetime, status: str | None = None, limit: int = 100,
+                       assignee: str | None = None, groups: list[str] | None = None,
+                       customer: str | None = None, queue_order: bool = False) -> list[dict[str, Any]]:
+    """Tickets, newest first (or, with ``queue_order``, by status then oldest first).
+
+    ``status="open"`` means every unresolved status; ``assignee`` is a Slack user id;
+    ``customer`` an email address or phone number.
+    """
     async with db.reading() as s:
         query = (select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
                  .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
                  .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
                  .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id)
-                 .order_by(m.Ticket.id.desc()).limit(limit))
+                 .limit(limit))
+        query = query.order_by(STATUS_ORDER, m.Ticket.created_at) if queue_order \
+            else query.order_by(m.Ticket.id.desc())
         if status == "open":
             query = query.where(m.Ticket.status.in_(OPEN_STATUSES))
         elif status:
             query = query.where(m.Ticket.status == status)
+        if assignee:
+            query = query.where(m.Staff.slack_user_id == assignee)
+        if groups is not None:
+            query = query.where(m.HandlerGroup.name.in_(groups))
+        if customer:
+            query = query.where(or_(m.Contact.email == customer.lower(), m.Contact.phone == customer))
         rows = (await s.execute(query)).all()
-        return [_ticket_dict(t, group, contact, assignee, now=now) for t, group, contact, assignee in rows]
+        return [_ticket_dict(t, group, contact, who, now=now) for t, group, contact, who in rows]
+
+
+async def describe(db: Database, number: int) -> tuple[TicketView, MessageView | None]:
+    """A ticket and the customer's latest message (what the Reply modal shows)."""
+    async with db.reading() as s:
+        ticket = await load_ticket(s, number)
+        last = await s.scalar(select(m.Message).where(
+            m.Message.ticket_id == number, m.Message.kind == "inbound").order_by(m.Message.id.desc()).limit(1))
+        return await ticket_view(s, ticket), MessageView.of(last) if last else None
+
+
+async def ticket_for_card(db: Database, *, channel: str, ts: str) -> int | None:
+    """The ticket whose Slack card is the message ``channel``/``ts`` (for thread replies)."""
+    async with db.reading() as s:
+        return await s.scalar(select(m.OutboxItem.ticket_id).where(
+            m.OutboxItem.kind == "slack.card", m.OutboxItem.remote_id == f"{channel}/{ts}").limit(1))
 
 
 async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, Any]:

@@ -101,22 +101,61 @@ def ticket_card(card: CardView) -> dict[str, Any]:
         blocks.extend(body_sections(card.first_message.body))
         if card.first_message.attachments:
             blocks.append(context(_attachments_line(card.first_message)))
+    if t.locked_by and t.lock_expires_at:
+        blocks.append(context(f"✍️ {t.locked_by} is replying (until {t.lock_expires_at:%H:%M} UTC)"))
+    if t.links:
+        blocks.append(context("Linked: " + ", ".join(f"#{n}" for n in t.links)))
     footer = [f"{card.message_count} customer message{'s' if card.message_count != 1 else ''}"]
     if card.last_action:
         footer.append(card.last_action)
     blocks.append(context(" · ".join(footer)))
+    if card.transferred_to:
+        blocks.append(context(f"➡️ Transferred to {card.transferred_to}: work it from the new card"))
+    else:
+        blocks.append(card_actions(t))
     text = f"#{t.number} {t.subject} — from {t.requester.label}"
     return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
             "unfurl_links": False, "unfurl_media": False}
 
 
+# Slack allows five options in an overflow menu.
+MORE_OPTIONS = (("assign", "Assign…"), ("transfer", "Transfer…"), ("fields", "Priority & status…"),
+                ("category", "Category / type…"), ("link", "Link ticket…"))
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": plain(text, 75), "action_id": action_id, "value": value}
+    if style:
+        b["style"] = style
+    return b
+
+
+def card_actions(t: TicketView) -> dict[str, Any]:
+    """The card's buttons; every value is the ticket number, every action one core function."""
+    n = str(t.number)
+    closed = t.status in ("resolved", "closed")
+    elements = [button("Reply", "ticket.reply", n, "primary"), button("Note", "ticket.note", n)]
+    if not t.assignee:
+        elements.append(button("Assign to me", "ticket.assign_me", n))
+    elements.append(button("Reopen", "ticket.reopen", n) if closed else
+                    button("Close", "ticket.close", n, "danger"))
+    if t.locked_by:
+        elements.append(button("Unlock", "ticket.unlock", n))
+    elements.append({"type": "overflow", "action_id": "ticket.more",
+                     "options": [{"text": plain(label, 75), "value": f"{key}:{n}"}
+                                 for key, label in MORE_OPTIONS]})
+    return {"type": "actions", "block_id": f"ticket:{n}", "elements": elements}
+
+
 def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
     who = message.sender or ticket.requester.label
-    blocks: list[dict[str, Any]] = [context(f"{who} wrote on {_when(message.created_at)}")]
+    verb = {"inbound": "wrote", "outbound": "replied to the customer",
+            "note": "added an internal note"}.get(message.kind, "wrote")
+    blocks: list[dict[str, Any]] = [context(f"{who} {verb} on {_when(message.created_at)}")]
     blocks.extend(body_sections(message.body, max_sections=10))
     if message.attachments:
         blocks.append(context(_attachments_line(message)))
-    text = f"#{ticket.number}: new message from {who}"
+    text = f"#{ticket.number}: {who} {verb}"
     return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
             "unfurl_links": False, "unfurl_media": False}
 

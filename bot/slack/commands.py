@@ -1,0 +1,192 @@
+"""Adapter: the ``/ticket`` slash command — parse the text, call one core function, answer.
+
+Answers are plain text shown only to the person who typed the command. Errors say exactly
+what is wrong (unknown ticket, bad priority, no permission). No ticket logic here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.core import actions, reports
+from bot.core.actions import ActionResult, BadRequest, IdempotencyKey
+from bot.core.desk import Desk
+from bot.core.errors import Rejected
+from bot.core.staff import Actor
+from bot.core.tickets import STATUSES
+from bot.slack.blocks import escape_mrkdwn as _safe
+from bot.slack.identity import Directory
+
+# Slack escapes a mention in command text as "<@U012ABC|alice>" → U012ABC
+MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+HELP = """*/ticket* — work tickets without leaving Slack:
+`reply N text` · `note N text` · `assign N @user|me` · `transfer N group note`
+`priority N 1-{levels}` · `status N {statuses}` · `close N` · `reopen N` · `link N M`
+`show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
+`new email ADDRESS subject | body` — open a ticket for a customer and mail them
+`help` — this text"""
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    desk: Desk
+    actor: Actor
+    directory: Directory
+    text: str
+    key: IdempotencyKey
+    thread_ticket: int | None  # the card's ticket when typed in its thread (N may be omitted)
+
+
+async def run_command(ctx: CommandContext) -> str:
+    words = ctx.text.strip().split()
+    if not words or words[0].lower() in ("help", "-h", "--help"):
+        return _help(ctx)
+    verb, args = words[0].lower(), words[1:]
+    handler = COMMANDS.get(verb)
+    if handler is None:
+        return f"⚠️ Unknown command `{verb}`.\n" + _help(ctx)
+    try:
+        return await handler(ctx, args)
+    except Rejected as exc:
+        return f"⚠️ {exc}"
+
+
+def _help(ctx: CommandContext) -> str:
+    return HELP.format(levels=ctx.desk.settings.tickets.priorities, statuses="|".join(STATUSES))
+
+
+def _number(ctx: CommandContext, args: list[str], usage: str) -> tuple[int, list[str]]:
+    """The ticket number first in ``args`` ("42" or "#42"), or the thread's ticket."""
+    if args and args[0].lstrip("#").isdigit():
+        return int(args[0].lstrip("#")), args[1:]
+    if ctx.thread_ticket is not None:
+        return ctx.thread_ticket, args
+    raise BadRequest(f"which ticket? usage: {usage}")
+
+
+def _done(result: ActionResult) -> str:
+    return "Already done." if result.duplicate else f"✅ {result.text}"
+
+
+async def _reply(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "reply N text")
+    return _done(await actions.reply(ctx.desk, actor=ctx.actor, number=n, text=" ".join(rest), key=ctx.key))
+
+
+async def _note(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "note N text")
+    return _done(await actions.note(ctx.desk, actor=ctx.actor, number=n, text=" ".join(rest), key=ctx.key))
+
+
+async def _assign(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "assign N @user|me")
+    if len(rest) != 1:
+        raise BadRequest("usage: assign N @user|me")
+    if rest[0].lower() == "me":
+        assignee = ctx.actor
+    else:
+        match = MENTION_RE.match(rest[0])
+        if not match:
+            raise BadRequest(f"{rest[0]!r} is not a person: mention them (@name) or say me")
+        assignee = await ctx.directory.actor(match.group(1))
+    return _done(await actions.assign(ctx.desk, actor=ctx.actor, number=n, assignee=assignee, key=ctx.key))
+
+
+async def _transfer(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "transfer N group note")
+    if not rest:
+        raise BadRequest("usage: transfer N group note")
+    return _done(await actions.transfer(ctx.desk, actor=ctx.actor, number=n, group=rest[0],
+                                        note_text=" ".join(rest[1:]), key=ctx.key))
+
+
+async def _priority(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "priority N level")
+    levels = ctx.desk.settings.tickets.priorities
+    if len(rest) != 1 or not rest[0].lstrip("pP").isdigit():
+        raise BadRequest(f"usage: priority N 1-{levels} (1 is the highest)")
+    return _done(await actions.set_priority(ctx.desk, actor=ctx.actor, number=n,
+                                            priority=int(rest[0].lstrip("pP")), key=ctx.key))
+
+
+async def _status(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "status N status")
+    if len(rest) != 1:
+        raise BadRequest(f"usage: status N {'|'.join(STATUSES)}")
+    return _done(await actions.set_status(ctx.desk, actor=ctx.actor, number=n, status=rest[0].lower(),
+                                          key=ctx.key))
+
+
+async def _close(ctx: CommandContext, args: list[str]) -> str:
+    n, _ = _number(ctx, args, "close N")
+    return _done(await actions.close(ctx.desk, actor=ctx.actor, number=n, key=ctx.key))
+
+
+async def _reopen(ctx: CommandContext, args: list[str]) -> str:
+    n, _ = _number(ctx, args, "reopen N")
+    return _done(await actions.reopen(ctx.desk, actor=ctx.actor, number=n, key=ctx.key))
+
+
+async def _link(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "link N M")
+    if len(rest) != 1 or not rest[0].lstrip("#").isdigit():
+        raise BadRequest("usage: link N M (two ticket numbers)")
+    return _done(await actions.link(ctx.desk, actor=ctx.actor, number=n, other=int(rest[0].lstrip("#")),
+                                    key=ctx.key))
+
+
+async def _show(ctx: CommandContext, args: list[str]) -> str:
+    n, _ = _number(ctx, args, "show N")
+    t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now())
+    who = f"<@{t['assignee']}>" if t["assignee"] else "unassigned"
+    lines = [f"*#{t['number']}* {_safe(t['subject'])}",
+             f"{t['status']} · P{t['priority']} · {t['group']} · {who} · "
+             f"{_safe(t['requester']['email'] or t['requester']['phone'] or '')}"]
+    for msg in t["messages"][-5:]:
+        lines.append(f"> _{msg['kind']}_ {_safe(msg['sender'])}: {_safe(msg['body'][:200])}")
+    return "\n".join(lines)
+
+
+async def _list(ctx: CommandContext, args: list[str]) -> str:
+    now, db = ctx.desk.clock.now(), ctx.desk.db
+    what = args[0].lower() if args else "open"
+    if what == "mine":
+        rows = await reports.list_tickets(db, now=now, status="open", assignee=ctx.actor.slack_user_id,
+                                          queue_order=True)
+    elif what == "group" and len(args) == 2:
+        rows = await reports.list_tickets(db, now=now, status="open", groups=[args[1]], queue_order=True)
+    elif what == "customer" and len(args) == 2:
+        rows = await reports.list_tickets(db, now=now, customer=args[1].strip("<>").split("|")[-1]
+                                          .removeprefix("mailto:"))
+    elif what == "overdue":
+        return "Overdue lists need SLA targets, which this helpdesk does not track yet."
+    elif what == "open":
+        rows = await reports.list_tickets(db, now=now, status="open", queue_order=True)
+    else:
+        raise BadRequest("usage: list [mine|group NAME|overdue|customer ADDRESS]")
+    if not rows:
+        return "No tickets."
+    lines = [f"#{t['number']} · {t['status']} · P{t['priority']} · {t['group']} · {_safe(t['subject'][:80])}"
+             for t in rows[:30]]
+    if len(rows) > 30:
+        lines.append(f"…and {len(rows) - 30} more")
+    return "\n".join(lines)
+
+
+async def _new(ctx: CommandContext, args: list[str]) -> str:
+    if len(args) < 2 or args[0].lower() != "email":
+        raise BadRequest("usage: new email ADDRESS subject | body")
+    # Slack turns a typed address into "<mailto:a@b.c|a@b.c>"
+    address = args[1].strip("<>").split("|")[-1].removeprefix("mailto:")
+    subject, sep, body = " ".join(args[2:]).partition("|")
+    if not sep:
+        raise BadRequest("separate the subject from the body with |: new email ADDRESS subject | body")
+    return _done(await actions.open_ticket_for_customer(ctx.desk, actor=ctx.actor, email=address,
+                                                        subject=subject, body=body, key=ctx.key))
+
+
+COMMANDS = {"reply": _reply, "note": _note, "assign": _assign, "transfer": _transfer,
+            "priority": _priority, "status": _status, "close": _close, "reopen": _reopen,
+            "link": _link, "show": _show, "list": _list, "new": _new}

@@ -1,0 +1,330 @@
+"""Adapter: Slack interactivity (buttons, modals, ``/ticket``, thread messages, App Home) →
+one core action each.
+
+Every listener acks first and works after. Durable effects (cards, thread posts, customer
+mail) are outbox rows written by core; only short-lived UI answers go straight to Slack here
+(``views.open`` needs its trigger within 3 seconds, ephemeral notes are worthless later).
+Idempotency keys: ``action_ts`` for buttons, ``view.id``+``hash`` for submits, ``trigger_id``
+for slash commands, ``event_id`` for events. No ticket logic here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core import actions, reports
+from bot.core.actions import IdempotencyKey
+from bot.core.desk import Desk
+from bot.core.errors import Rejected
+from bot.core.staff import members_of
+from bot.slack import views
+from bot.slack.commands import CommandContext, run_command
+from bot.slack.identity import Directory
+
+log = logging.getLogger(__name__)
+
+
+def build_bolt_app(desk: Desk, *, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False,
+                   raise_error_for_unhandled_request=False)
+    Listeners(desk, client).register(app)
+    return app
+
+
+class Listeners:
+    def __init__(self, desk: Desk, client: AsyncWebClient) -> None:
+        self.desk, self.client = desk, client
+        self.directory = Directory(client)
+
+    def register(self, app: AsyncApp) -> None:
+        app.action("ticket.reply")(self.on_reply)
+        app.action("ticket.reply_anyway")(self.on_reply_anyway)
+        app.action("ticket.note")(self.on_note_button)
+        app.action("ticket.assign_me")(self.on_assign_me)
+        app.action("ticket.close")(self.on_close)
+        app.action("ticket.reopen")(self.on_reopen)
+        app.action("ticket.unlock")(self.on_unlock)
+        app.action("ticket.more")(self.on_more)
+        app.action("reply.canned")(self.on_canned)
+        for callback in ("reply", "note", "assign", "transfer", "fields", "category", "link"):
+            app.view(callback)(getattr(self, f"submit_{callback}"))
+        app.view_closed("reply")(self.on_reply_closed)
+        app.command(self.desk.settings.slack.command)(self.on_command)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home)
+
+    # ----- helpers ----------------------------------------------------------------------------
+
+    async def _tell(self, user: str, channel: str | None, text: str) -> None:
+        """A private note to one person: ephemeral in the channel, else a DM."""
+        try:
+            if channel:
+                await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+            else:
+                await self.client.chat_postMessage(channel=user, text=text)
+        except SlackApiError as exc:
+            log.warning("could not tell user=%s error=%s", user, exc.response.get("error"))
+
+    async def _run(self, user: str, channel: str | None, call: Any, *, quiet: bool = True) -> None:
+        """Run one core action; refusals and results go back to the user privately."""
+        try:
+            result = await call
+        except Rejected as exc:
+            await self._tell(user, channel, f"⚠️ {exc}")
+            return
+        if not quiet and not result.duplicate:
+            await self._tell(user, channel, result.text)
+
+    @staticmethod
+    def _button(body: dict[str, Any]) -> tuple[str, int, str | None, IdempotencyKey]:
+        action = body["actions"][0]
+        raw = action.get("value") or action.get("selected_option", {}).get("value", "")
+        number = int(raw.rsplit(":", 1)[-1])
+        channel = (body.get("channel") or {}).get("id")
+        key = IdempotencyKey("action_ts", f"{action['action_id']}:{action.get('action_ts', '')}")
+        return body["user"]["id"], number, channel, key
+
+    @staticmethod
+    def _values(view: dict[str, Any]) -> dict[str, Any]:
+        """block_id → the submitted value (text, selected option value, or user id)."""
+        values: dict[str, Any] = {}
+        for block_id, actions_ in (view.get("state") or {}).get("values", {}).items():
+            element = actions_.get("value") or next(iter(actions_.values()), {})
+            if "selected_option" in element:
+                option = element["selected_option"]
+                values[block_id] = option["value"] if option else None
+            elif "selected_user" in element:
+                values[block_id] = element["selected_user"]
+            else:
+                values[block_id] = element.get("value")
+        return values
+
+    @staticmethod
+    def _view_key(view: dict[str, Any]) -> IdempotencyKey:
+        return IdempotencyKey("view", f"{view['id']}:{view.get('hash', '')}")
+
+    # ----- buttons ----------------------------------------------------------------------------
+
+    async def on_reply(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        await self._open_reply(body, force=False)
+
+    async def on_reply_anyway(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        await self._open_reply(body, force=True)
+
+    async def _open_reply(self, body: dict[str, Any], *, force: bool) -> None:
+        user, number, channel, _ = self._button(body)
+        if channel is None and body.get("view"):
+            channel = views.read_metadata(body["view"])[1]
+        actor = await self.directory.actor(user)
+        try:
+            lock = await actions.take_lock(self.desk, actor=actor, number=number, force=force)
+            if lock.held_by_other:
+                until = f"{lock.expires_at:%H:%M} UTC" if lock.expires_at else "soon"
+                view = views.lock_warning_modal(number, lock.held_by_other, until, channel=channel)
+            else:
+                ticket, last = await reports.describe(self.desk.db, number)
+                view = views.reply_modal(ticket, last, self.desk.settings, channel=channel)
+        except Rejected as exc:
+            await self._tell(user, channel, f"⚠️ {exc}")
+            return
+        if force and body.get("view"):
+            await self.client.views_update(view_id=body["view"]["id"], view=view)
+        else:
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    async def on_canned(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        view = body["view"]
+        number, channel = views.read_metadata(view)
+        index = int(body["actions"][0]["selected_option"]["value"])
+        canned = self.desk.settings.canned_responses[index]
+        current = next((b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("text.")),
+                       "text.0")
+        version = int(current.split(".")[1]) + 1
+        ticket, last = await reports.describe(self.desk.db, number)
+        await self.client.views_update(view_id=view["id"], hash=view.get("hash"), view=views.reply_modal(
+            ticket, last, self.desk.settings, channel=channel, text=canned.text, version=version))
+
+    async def on_note_button(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        _, number, channel, _ = self._button(body)
+        await self.client.views_open(trigger_id=body["trigger_id"], view=views.note_modal(number, channel=channel))
+
+    async def on_assign_me(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, key = self._button(body)
+        actor = await self.directory.actor(user)
+        await self._run(user, channel, actions.assign(self.desk, actor=actor, number=number, assignee=actor,
+                                                      key=key, only_if_unassigned=True))
+
+    async def on_close(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, key = self._button(body)
+        await self._run(user, channel, actions.close(
+            self.desk, actor=await self.directory.actor(user), number=number, key=key))
+
+    async def on_reopen(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, key = self._button(body)
+        await self._run(user, channel, actions.reopen(
+            self.desk, actor=await self.directory.actor(user), number=number, key=key))
+
+    async def on_unlock(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, _ = self._button(body)
+        await self._run(user, channel, actions.release_lock(
+            self.desk, actor=await self.directory.actor(user), number=number, admin_unlock=True),
+            quiet=False)
+
+    async def on_more(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, _ = self._button(body)
+        choice = body["actions"][0]["selected_option"]["value"].split(":", 1)[0]
+        try:
+            ticket, _ = await reports.describe(self.desk.db, number)
+        except Rejected as exc:
+            await self._tell(user, channel, f"⚠️ {exc}")
+            return
+        settings = self.desk.settings
+        view = {
+            "assign": lambda: views.assign_modal(number, channel=channel),
+            "transfer": lambda: views.transfer_modal(number, settings, current_group=ticket.group, channel=channel),
+            "fields": lambda: views.fields_modal(ticket, settings, channel=channel),
+            "category": lambda: views.category_modal(ticket, settings, channel=channel),
+            "link": lambda: views.link_modal(number, channel=channel),
+        }[choice]()
+        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    # ----- modal submissions ------------------------------------------------------------------
+
+    async def _submit(self, ack: Any, body: dict[str, Any], errors: dict[str, str] | None = None):
+        """Ack a submission (with field errors, if any); returns (actor, number, channel, key)."""
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return None
+        await ack()
+        view = body["view"]
+        number, channel = views.read_metadata(view)
+        return await self.directory.actor(body["user"]["id"]), number, channel, self._view_key(view)
+
+    async def submit_reply(self, ack: Any, body: dict[str, Any]) -> None:
+        values = self._values(body["view"])
+        text_block = next((k for k in values if k.startswith("text.")), "text.0")
+        text = (values.get(text_block) or "").strip()
+        context = await self._submit(ack, body, None if text else {text_block: "Write the reply first."})
+        if context:
+            actor, number, channel, key = context
+            await self._run(actor.slack_user_id, channel, actions.reply(
+                self.desk, actor=actor, number=number, text=text, key=key,
+                channel=values.get("channel") or "email", status_after=values.get("status_after")))
+
+    async def on_reply_closed(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        number, channel = views.read_metadata(body["view"])
+        actor = await self.directory.actor(body["user"]["id"])
+        try:
+            await actions.release_lock(self.desk, actor=actor, number=number)
+        except Rejected:
+            pass  # someone else holds it now (they pressed "reply anyway"): leave theirs alone
+
+    async def submit_note(self, ack: Any, body: dict[str, Any]) -> None:
+        text = (self._values(body["view"]).get("text") or "").strip()
+        context = await self._submit(ack, body, None if text else {"text": "Write the note first."})
+        if context:
+            actor, number, channel, key = context
+            await self._run(actor.slack_user_id, channel,
+                            actions.note(self.desk, actor=actor, number=number, text=text, key=key))
+
+    async def submit_assign(self, ack: Any, body: dict[str, Any]) -> None:
+        target = self._values(body["view"]).get("user")
+        context = await self._submit(ack, body, None if target else {"user": "Pick someone."})
+        if context:
+            actor, number, channel, key = context
+            assignee = actor if target == actor.slack_user_id else await self.directory.actor(target)
+            await self._run(actor.slack_user_id, channel, actions.assign(
+                self.desk, actor=actor, number=number, assignee=assignee, key=key))
+
+    async def submit_transfer(self, ack: Any, body: dict[str, Any]) -> None:
+        values = self._values(body["view"])
+        note = (values.get("note") or "").strip()
+        context = await self._submit(ack, body, None if note else {"note": "Say why: the next person needs it."})
+        if context:
+            actor, number, channel, key = context
+            category, type_ = json.loads(values["category"]) if values.get("category") else (None, None)
+            assignee = await self.directory.actor(values["user"]) if values.get("user") else None
+            await self._run(actor.slack_user_id, channel, actions.transfer(
+                self.desk, actor=actor, number=number, group=values["group"], note_text=note,
+                assignee=assignee, category=category, type_=type_, key=key))
+
+    async def submit_fields(self, ack: Any, body: dict[str, Any]) -> None:
+        values = self._values(body["view"])
+        context = await self._submit(ack, body)
+        if context:
+            actor, number, channel, key = context
+            await self._run(actor.slack_user_id, channel, actions.set_priority(
+                self.desk, actor=actor, number=number, priority=int(values["priority"]),
+                key=IdempotencyKey(key.kind, key.key + ":priority")))
+            await self._run(actor.slack_user_id, channel, actions.set_status(
+                self.desk, actor=actor, number=number, status=values["status"],
+                key=IdempotencyKey(key.kind, key.key + ":status")))
+
+    async def submit_category(self, ack: Any, body: dict[str, Any]) -> None:
+        values = self._values(body["view"])
+        context = await self._submit(ack, body)
+        if context:
+            actor, number, channel, key = context
+            category, type_ = json.loads(values["category"])
+            await self._run(actor.slack_user_id, channel, actions.set_category(
+                self.desk, actor=actor, number=number, category=category, type_=type_, key=key))
+
+    async def submit_link(self, ack: Any, body: dict[str, Any]) -> None:
+        other = (self._values(body["view"]).get("other") or "").strip().lstrip("#")
+        context = await self._submit(ack, body, None if other.isdigit() else {"other": "A ticket number, like 42."})
+        if context:
+            actor, number, channel, key = context
+            await self._run(actor.slack_user_id, channel, actions.link(
+                self.desk, actor=actor, number=number, other=int(other), key=key))
+
+    # ----- slash command, events, home --------------------------------------------------------
+
+    async def on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        actor = await self.directory.actor(body["user_id"])
+        text = await run_command(CommandContext(
+            desk=self.desk, actor=actor, directory=self.directory, text=body.get("text", ""),
+            key=IdempotencyKey("trigger_id", body.get("trigger_id", "")),
+            thread_ticket=None))
+        await respond(text=text, response_type="ephemeral")
+
+    async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """A staff message in a card's thread is an internal note — never sent to the customer."""
+        if event.get("subtype") or event.get("bot_id") or not event.get("thread_ts"):
+            return
+        if event.get("thread_ts") == event.get("ts"):
+            return
+        number = await reports.ticket_for_card(self.desk.db, channel=event["channel"], ts=event["thread_ts"])
+        if number is None:
+            return
+        actor = await self.directory.actor(event["user"])
+        key = IdempotencyKey("event_id", body.get("event_id") or f"{event['channel']}:{event['ts']}")
+        await self._run(actor.slack_user_id, event["channel"], actions.note(
+            self.desk, actor=actor, number=number, text=event.get("text", ""), key=key, from_thread=True))
+
+    async def on_home(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = event["user"]
+        now = self.desk.clock.now()
+        groups = [g.name for g in self.desk.settings.handler_groups
+                  if not members_of(self.desk.settings, g.name) or user in members_of(self.desk.settings, g.name)]
+        mine = await reports.list_tickets(self.desk.db, now=now, status="open", assignee=user, queue_order=True)
+        queue = await reports.list_tickets(self.desk.db, now=now, status="open", groups=groups, queue_order=True)
+        await self.client.views_publish(user_id=user, view=views.home_view(mine=mine, queue=queue))
