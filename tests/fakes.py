@@ -59,7 +59,8 @@ class FakeSlack:
 
     async def start(self) -> "FakeSlack":
         app = web.Application()
-        app.router.add_post("/api/{method}", self._handle)
+        app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/response/{id}", self._response_url)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -67,6 +68,13 @@ class FakeSlack:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/api/"
         return self
+
+    async def _response_url(self, request: web.Request) -> web.StreamResponse:
+        self.responses.append(await request.json())
+        return web.json_response({"ok": True})
+
+    def response_url(self, n: int = 1) -> str:
+        return self.url.replace("/api/", f"/response/{n}")
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -81,7 +89,9 @@ class FakeSlack:
         method = request.match_info["method"]
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        if request.content_type == "application/json":
+        if request.method == "GET":
+            args = dict(request.query)
+        elif request.content_type == "application/json":
             args = await request.json()
         else:
             args = dict(await request.post())
@@ -98,8 +108,45 @@ class FakeSlack:
         self.calls.append(SlackCall(method, args, ok=bool(result.get("ok"))))
         return web.json_response(result)
 
+    users: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        "UALICE": {"real_name": "Alice Agent", "email": "alice@staff.example.com"},
+        "UBOB": {"real_name": "Bob Agent", "email": "bob@staff.example.com"},
+        "UCAROL": {"real_name": "Carol Outsider", "email": "carol@staff.example.com"},
+        "UADMIN": {"real_name": "Ada Admin", "email": "ada@staff.example.com"}})
+    views_opened: list[dict[str, Any]] = field(default_factory=list)
+    ephemerals: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
+
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "user": "deskbell", "team": "Example", "user_id": "UBOT"}
+        return {"ok": True, "user": "deskbell", "team": "Example", "team_id": "T0EXAMPLE",
+                "user_id": "UBOT", "bot_id": "BBOT"}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        profile = self.users.get(args.get("user", ""))
+        if profile is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": {"id": args["user"], "name": args["user"].lower(), "profile": profile}}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])
+        view = {**view, "id": f"V{len(self.views_opened) + 1:04d}", "hash": "h1"}
+        self.views_opened.append(view)
+        return {"ok": True, "view": view}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])
+        view = {**view, "id": args.get("view_id", "V0"), "hash": "h2"}
+        self.views_opened.append(view)
+        return {"ok": True, "view": view}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])
+        self.views_opened.append({**view, "published_for": args["user_id"]})
+        return {"ok": True, "view": view}
+
+    def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.ephemerals.append(args)
+        return {"ok": True, "message_ts": "1.1"}
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(args["channel"])
