@@ -102,15 +102,18 @@ class Server:
         self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=open(cwd / "stderr.log", "ab"),
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.port = 0
+        self.port = self.web_port = 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline().decode()  # type: ignore[union-attr]
             if not line and self.proc.poll() is not None:
                 raise SystemExit(f"server exited: {(cwd / 'stderr.log').read_text()[-2000:]}")
-            match = re.search(r"SMTP\s+listening on 127\.0\.0\.1:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
+            # "  SMTP      listening on 127.0.0.1:2525 …" / "  Web       listening on http://127.0.0.1:8080 …"
+            match = re.search(r"(SMTP|Web)\s+listening on (?:http://)?127\.0\.0\.1:(\d+)", line)
+            if match and match.group(1) == "SMTP":
+                self.port = int(match.group(2))
+            elif match:
+                self.web_port = int(match.group(2))
             if "Stop with" in line:
                 return
         raise SystemExit("server did not start")

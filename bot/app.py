@@ -8,6 +8,7 @@ one event loop and stops cleanly on SIGTERM. No domain logic here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -37,7 +38,7 @@ from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack import blocks
-from bot.slack.listeners import build_bolt_app
+from bot.slack.listeners import AckFirst, build_bolt_app
 from bot.slack.poster import SlackPoster, make_client
 from bot.store import migrate
 from bot.store.db import Database
@@ -89,6 +90,7 @@ class Deskbell:
         self.renderers = Renderers(composer)
         self.desk = Desk(db=self.db, settings=settings, clock=clock, renderers=self.renderers)
         self.listening = Listening()
+        self.ack_first = AckFirst()
         self._stop = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
 
@@ -194,6 +196,10 @@ class Deskbell:
             if "smtp" in roles:
                 smtp_server = self._smtp_server()
                 self.listening.smtp = await smtp_server.start()
+            # Everything built at start-up lives for the whole run: keep it out of the cyclic
+            # GC's full passes, which otherwise stall the loop (and Slack acks) for tens of ms.
+            gc.collect()
+            gc.freeze()
             self._print_summary(roles, out)
             if on_ready is not None:
                 on_ready(self.listening)
@@ -236,14 +242,14 @@ class Deskbell:
         secret = self.settings.slack.signing_secret.get_secret_value()
         if slack is None or not (secret or self.settings.slack.app_token.get_secret_value()):
             return None
-        return build_bolt_app(self.desk, client=slack, signing_secret=secret)
+        return build_bolt_app(self.desk, client=slack, signing_secret=secret, gate=self.ack_first)
 
     def _web_server(self, bolt: AsyncApp | None) -> tuple[uvicorn.Server, socket.socket]:
         host, port = parse_listen(self.settings.web.listen)
-        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text,
-                            slack_handler=AsyncSlackRequestHandler(bolt).handle
-                            if bolt is not None and self.settings.slack.signing_secret.get_secret_value()
-                            else None)
+        slack_handler = None
+        if bolt is not None and self.settings.slack.signing_secret.get_secret_value():
+            slack_handler = self.ack_first.wrap(AsyncSlackRequestHandler(bolt).handle)
+        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text, slack_handler=slack_handler)
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it

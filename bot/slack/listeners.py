@@ -10,8 +10,11 @@ for slash commands, ``event_id`` for events. No ticket logic here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -30,16 +33,55 @@ from bot.slack.identity import Directory
 log = logging.getLogger(__name__)
 
 
-def build_bolt_app(desk: Desk, *, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+def build_bolt_app(desk: Desk, *, client: AsyncWebClient, signing_secret: str,
+                   gate: "AckFirst | None" = None) -> AsyncApp:
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False,
                    raise_error_for_unhandled_request=False)
-    Listeners(desk, client).register(app)
+    Listeners(desk, client, gate=gate or AckFirst()).register(app)
     return app
 
 
+class AckFirst:
+    """Slack's 3-second ack deadline comes before our work.
+
+    Wraps the HTTP handler to count requests not yet answered; core actions wait until none
+    are (at most ``max_wait`` seconds, so a steady stream cannot starve them) and then run a
+    few at a time. Under a burst of presses every press is acknowledged before the
+    transactions queue up behind each other on the event loop.
+    """
+
+    def __init__(self, *, slots: int = 2, max_wait: float = 0.25) -> None:
+        self.unanswered = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._slots = asyncio.Semaphore(slots)
+        self.max_wait = max_wait
+
+    def wrap(self, handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+        async def handle(request: Any) -> Any:
+            self.unanswered += 1
+            self._quiet.clear()
+            try:
+                return await handler(request)
+            finally:
+                self.unanswered -= 1
+                if not self.unanswered:
+                    self._quiet.set()
+        return handle
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+        except asyncio.TimeoutError:
+            pass
+        async with self._slots:
+            yield
+
+
 class Listeners:
-    def __init__(self, desk: Desk, client: AsyncWebClient) -> None:
-        self.desk, self.client = desk, client
+    def __init__(self, desk: Desk, client: AsyncWebClient, *, gate: AckFirst) -> None:
+        self.desk, self.client, self.gate = desk, client, gate
         self.directory = Directory(client)
 
     def register(self, app: AsyncApp) -> None:
@@ -74,7 +116,8 @@ class Listeners:
     async def _run(self, user: str, channel: str | None, call: Any, *, quiet: bool = True) -> None:
         """Run one core action; refusals and results go back to the user privately."""
         try:
-            result = await call
+            async with self.gate.turn():
+                result = await call
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return

@@ -286,3 +286,71 @@ async def test_requests_without_a_signing_secret_are_refused(app_settings, fake_
         slack = SlackSender(f"http://{host}:{port}/slack/events", fake_slack.response_url())
         status, text = await slack.command("close 1", user="UALICE")
     assert status == 503 and "not configured" in text
+
+
+@pytest.mark.parametrize("option, values, check", [
+    ("assign", {"user": {"user": "UBOB"}}, lambda t: t["assignee"] == "UBOB"),
+    ("fields", {"priority": {"option": "1"}, "status": {"option": "open"}},
+     lambda t: (t["priority"], t["status"]) == (1, "open")),
+    ("category", {"category": {"option": '["Billing", "Refund"]'}},
+     lambda t: (t["category"], t["type"]) == ("Billing", "Refund")),
+    ("link", {"other": "#2"}, lambda t: any(e["kind"] == "link" for e in t["events"])),
+    ("transfer", {"group": {"option": "sales"}, "note": "Upsell", "category": {"option": '["Billing", null]'}},
+     lambda t: (t["group"], t["category"]) == ("sales", "Billing")),
+])
+async def test_each_overflow_modal_changes_the_ticket_and_the_card(app_settings, fake_slack, option,
+                                                                   values, check):
+    async with desk(app_settings, fake_slack) as (app, slack):
+        await customer_ticket(app, fake_slack)
+        await customer_ticket(app, fake_slack, subject="Other")
+        updates_before = len(fake_slack.updates())
+        await slack.button("ticket.more", 1, user="UBOB", option=f"{option}:1")
+        await wait_until(lambda: fake_slack.views_opened)
+        modal = fake_slack.views_opened[-1]
+        assert modal["callback_id"] == option
+        status, _ = await slack.submit(modal, values, user="UBOB")
+        assert status == 200
+        await wait_until(lambda: len(fake_slack.updates()) > updates_before)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert check(t), t
+    staff_events = [e for e in t["events"] if e["actor"] == "staff:UBOB"]
+    assert staff_events, "every action records who did it"
+    assert fake_slack.ephemerals == []  # no refusal, no error
+
+
+async def test_modal_with_a_missing_field_is_sent_back_with_the_error(app_settings, fake_slack):
+    async with desk(app_settings, fake_slack) as (app, slack):
+        await customer_ticket(app, fake_slack)
+        await slack.button("ticket.more", 1, user="UBOB", option="transfer:1")
+        await wait_until(lambda: fake_slack.views_opened)
+        status, text = await slack.submit(fake_slack.views_opened[-1], {"group": {"option": "sales"}, "note": " "},
+                                          user="UBOB")
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert status == 200 and '"response_action":"errors"' in text.replace(" ", "")
+    assert t["group"] == "support"
+
+
+async def test_admin_lifts_a_reply_lock_others_cannot(app_settings, fake_slack):
+    async with desk(app_settings, fake_slack) as (app, slack):
+        await customer_ticket(app, fake_slack)
+        await slack.button("ticket.reply", 1, user="UALICE")
+        await wait_until(lambda: fake_slack.views_opened)
+        await slack.button("ticket.unlock", 1, user="UBOB")
+        await wait_until(lambda: fake_slack.ephemerals)
+        assert "only an admin can unlock" in fake_slack.ephemerals[-1]["text"]
+        await slack.button("ticket.unlock", 1, user="UADMIN")
+        await wait_until(lambda: len(fake_slack.ephemerals) == 2)
+        assert "#1 unlocked" in fake_slack.ephemerals[-1]["text"]
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert [e["actor"] for e in t["events"] if e["kind"] == "unlock"] == ["staff:UADMIN"]
+
+
+async def test_customer_message_marks_the_card_unread_until_staff_act(app_settings, fake_slack):
+    async with desk(app_settings, fake_slack, tickets={"auto_reassign_on_update": True}) as (app, slack):
+        await customer_ticket(app, fake_slack)
+        assert "Unread" in str(fake_slack.cards()[0].args["blocks"])
+        await slack.command("note 1 looking into it", user="UALICE")
+        await wait_until(lambda: fake_slack.updates())
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert "Unread" not in str(fake_slack.updates()[-1].args["blocks"])
+    assert t["assignee"] == "UALICE"  # auto_reassign_on_update: whoever notes owns it
