@@ -279,13 +279,17 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
                                         message=MessageView.of(message), now=now)
         if moved:
             channel = new_group.slack_channel or desk.settings.slack.fallback_channel
-            # The old card first (it is still the ticket's current card), then the new one.
-            await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
-                                    last_action=summary, transferred_to=f"{group} ({channel})")
+            old_card = await cards.card_item(s, ticket.id)
             first = await cards.first_message(s, ticket.id)
-            cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
-                            card=cards.CardView(ticket=view, first_message=first,
-                                                last_action=summary))
+            new_card = cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
+                                       card=cards.CardView(ticket=view, first_message=first,
+                                                           last_action=summary))
+            await s.flush()
+            if old_card is not None:
+                # Sent after the new card (same ordering key), so it can link to it.
+                await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
+                                        last_action=summary, transferred_to=f"{group} ({channel})",
+                                        card=old_card, new_card=new_card)
         return f"#{ticket.id} transferred to {group}.", summary
 
     return await _act(desk, actor=actor, number=number, action="transfer", key=key, work=work,

@@ -23,6 +23,10 @@ from bot.messages import InboundMessage
 from bot.store import models as m
 
 
+# Placeholder a card update may carry for the permalink of another card (resolved when sent).
+NEW_CARD_LINK = "@@new_card_link@@"
+
+
 def ordering_key(ticket_id: int) -> str:
     return f"slack:t{ticket_id}"
 
@@ -80,8 +84,11 @@ async def first_message(s: AsyncSession, ticket_id: int) -> MessageView | None:
 
 async def update_card(s: AsyncSession, renderers: Renderers, *, ticket_id: int,
                       ticket: TicketView, now: datetime, last_action: str = "",
-                      transferred_to: str | None = None) -> None:
-    card = await card_item(s, ticket_id)
+                      transferred_to: str | None = None, card: m.OutboxItem | None = None,
+                      new_card: m.OutboxItem | None = None) -> None:
+    """Re-render a card in place: the ticket's current one, or ``card``. With ``new_card`` the
+    card links to it (``NEW_CARD_LINK`` becomes its permalink when sent)."""
+    card = card or await card_item(s, ticket_id)
     if card is None:
         return
     count = await s.scalar(select(func.count(m.Message.id)).where(
@@ -91,4 +98,5 @@ async def update_card(s: AsyncSession, renderers: Renderers, *, ticket_id: int,
     enqueue(s, channel="slack", kind="slack.card_update", ticket_id=ticket_id,
             ordering_key=ordering_key(ticket_id), now=now,
             payload={"method": "chat.update", "args": renderers.ticket_card(view),
-                     "refs": {"channel": card.id, "ts": card.id}})
+                     "refs": {"channel": card.id, "ts": card.id,
+                              **({f"link:{NEW_CARD_LINK}": new_card.id} if new_card else {})}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.core.cards import NEW_CARD_LINK
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 
 MAX_BLOCKS = 50
@@ -110,7 +111,9 @@ def ticket_card(card: CardView) -> dict[str, Any]:
         footer.append(card.last_action)
     blocks.append(context(" · ".join(footer)))
     if card.transferred_to:
-        blocks.append(context(f"➡️ Transferred to {card.transferred_to}: work it from the new card"))
+        blocks.append({"type": "context", "elements": [mrkdwn(
+            f"➡️ Transferred to {escape_mrkdwn(card.transferred_to)}: "
+            f"<{NEW_CARD_LINK}|work it from the new card>")]})
     else:
         blocks.append(card_actions(t))
     text = f"#{t.number} {t.subject} — from {t.requester.label}"

@@ -9,6 +9,7 @@ Must not touch the database or decide what to post.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -36,6 +37,12 @@ def make_client(*, token: str, base_url: str, session: aiohttp.ClientSession,
                           session=session, timeout=timeout, retry_handlers=[])
 
 
+def permalink(remote_id: str) -> str:
+    """``C123/1700000000.000100`` → the message's web link (Slack redirects to the workspace)."""
+    channel, ts = remote_id.split("/", 1)
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
 class SlackPoster:
     channel = "slack"
 
@@ -51,6 +58,12 @@ class SlackPoster:
         for name in ("thread_ts", "ts"):
             if name in refs:
                 args[name] = refs[name].split("/", 1)[1]
+        links = {name[5:]: permalink(remote) for name, remote in refs.items() if name.startswith("link:")}
+        if links:
+            encoded = json.dumps(args)
+            for placeholder, url in links.items():
+                encoded = encoded.replace(placeholder, url)
+            args = json.loads(encoded)
         if method == "chat.postMessage":
             # Tag the post so a retry after a crash can find it instead of posting twice.
             args["metadata"] = {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": item.id}}

@@ -216,6 +216,8 @@ async def test_slash_commands_change_the_ticket_and_explain_mistakes(app_setting
     assert new_card["channel"] == "#sales"
     old_card = [u for u in fake_slack.updates() if "Transferred to sales" in str(u.args)]
     assert old_card and old_card[-1].args["channel"] == "C0SUPPORT"
+    new_ts = fake_slack.messages["C0SALES"][0]["ts"]
+    assert f"https://slack.com/archives/C0SALES/p{new_ts.replace('.', '')}" in str(old_card[-1].args)
     kinds = [e["kind"] for e in t["events"]]
     for kind in ("priority", "status", "assignee", "link", "note", "transfer"):
         assert kind in kinds
@@ -354,3 +356,19 @@ async def test_customer_message_marks_the_card_unread_until_staff_act(app_settin
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
     assert "Unread" not in str(fake_slack.updates()[-1].args["blocks"])
     assert t["assignee"] == "UALICE"  # auto_reassign_on_update: whoever notes owns it
+
+
+async def test_socket_mode_carries_the_same_commands(app_settings, fake_slack):
+    """With slack.app_token set, Slack's requests arrive over Socket Mode instead of HTTP."""
+    settings = app_settings(slack={"app_token": fake_slack.app_token, "signing_secret": ""})
+    async with running(settings) as app:
+        await customer_ticket(app, fake_slack)
+        envelope = fake_slack.push_envelope("slash_commands", {
+            "command": "/ticket", "text": "priority 1 2", "user_id": "UALICE", "team_id": "T0EXAMPLE",
+            "channel_id": "C0SUPPORT", "trigger_id": "trigger.socket.1",
+            "response_url": fake_slack.response_url()})
+        await wait_until(lambda: fake_slack.responses, timeout=15)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert envelope in [a.get("envelope_id") for a in fake_slack.socket_acks]
+    assert "priority set to P2" in fake_slack.responses[0]["text"]
+    assert t["priority"] == 2
