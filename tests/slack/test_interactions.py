@@ -63,8 +63,14 @@ async def test_reply_modal_sends_one_threaded_email_and_updates_the_card(app_set
         await wait_until(lambda: fake_slack.views_opened)
         modal = fake_slack.views_opened[-1]
         assert modal["callback_id"] == "reply" and modal["notify_on_close"] is True
+        assert "No internet since 8am." in str(modal["blocks"])  # the customer's last message
         await wait_until(lambda: any("Alice Agent is replying" in str(u.args) for u in fake_slack.updates()))
-        status, _ = await slack.submit(modal, {"text.0": "Please restart the router.",
+        await slack.button("reply.canned", 1, user="UALICE", option="0", view=modal)
+        await wait_until(lambda: len(fake_slack.views_opened) == 2)
+        modal = fake_slack.views_opened[-1]
+        text_block = next(b for b in modal["blocks"] if b.get("block_id", "").startswith("text."))
+        assert text_block["element"]["initial_value"] == "Please restart the router."
+        status, _ = await slack.submit(modal, {text_block["block_id"]: "Please restart the router.",
                                                "status_after": {"option": "waiting"}}, user="UALICE")
         assert status == 200
         [ack, answer] = await relay.wait_for(2)
