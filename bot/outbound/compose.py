@@ -34,6 +34,12 @@ def template_environment(directory: Path = TEMPLATES) -> jinja2.Environment:
         keep_trailing_newline=True)
 
 
+def one_line(value: str) -> str:
+    """Header values come partly from customers and staff: a CR or LF in them would let
+    someone add headers of their own ("x\r\nBcc: victim@…"), so they become spaces."""
+    return " ".join(value.splitlines()).replace("\r", " ").replace("\n", " ")
+
+
 class EmailComposer:
     def __init__(self, *, from_address: str, from_name: str, loop_marker: str,
                  env: jinja2.Environment | None = None) -> None:
@@ -52,10 +58,11 @@ class EmailComposer:
         # The legacy (compat32) API builds the same message several times faster than the
         # header-registry policy; it runs inside the ingest transaction, so that matters.
         msg = MIMEMultipart("alternative")
-        msg["From"] = formataddr((mail.from_name or self.from_name, self.from_address), charset="utf-8")
-        msg["To"] = formataddr((mail.to_name, mail.to_address), charset="utf-8")
+        msg["From"] = formataddr((one_line(mail.from_name or self.from_name), self.from_address), charset="utf-8")
+        msg["To"] = formataddr((one_line(mail.to_name), one_line(mail.to_address)), charset="utf-8")
         msg["Reply-To"] = mail.reply_to
-        msg["Subject"] = Header(mail.subject, "utf-8") if not mail.subject.isascii() else mail.subject
+        subject = one_line(mail.subject)
+        msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
         msg["Date"] = format_datetime(mail.ticket.updated_at)
         msg["Message-ID"] = f"<{mail.message_id}>"
         if mail.in_reply_to:

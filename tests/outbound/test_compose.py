@@ -1,0 +1,46 @@
+"""Customer email rendering: headers we promise, and no header injection from customer text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email import message_from_string, policy
+
+from bot.core.views import ContactView, OutgoingEmail, TicketView
+from bot.outbound.compose import EmailComposer
+
+NOW = datetime(2026, 3, 3, 10, 0, tzinfo=timezone.utc)
+
+
+def ticket(subject: str) -> TicketView:
+    return TicketView(number=7, subject=subject, status="new", priority=3, category=None, type=None,
+                      group="support", assignee=None, requester=ContactView("Eve", "eve@example.net", None),
+                      channel="email", unread=True, weight=0, created_at=NOW, updated_at=NOW,
+                      last_customer_message_at=NOW, resolved_at=None, closed_at=None)
+
+
+def render(subject: str, to_name: str, **kw) -> object:
+    composer = EmailComposer(from_address="support@support.example.com", from_name="Example Support",
+                             loop_marker="support.example.com")
+    mail = OutgoingEmail(template="ticket_opened", ticket=ticket(subject), to_address="eve@example.net",
+                         to_name=to_name, subject=f"Re: {subject} [#7]", message_id="t7.9.abc@support.example.com",
+                         reply_to="support+tok123456@support.example.com", in_reply_to="orig@example.net",
+                         references=("orig@example.net",), auto_submitted="auto-replied", **kw)
+    return message_from_string(composer.customer_email(mail), policy=policy.default)
+
+
+def test_headers_thread_and_mark_automatic_mail():
+    msg = render("Router down", "Eve")
+    assert msg["Message-ID"] == "<t7.9.abc@support.example.com>"
+    assert (msg["In-Reply-To"], msg["References"]) == ("<orig@example.net>", "<orig@example.net>")
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Deskbell-Loop"] == "support.example.com"
+    assert msg.get_body(("html",)) is not None and msg.get_body(("plain",)) is not None
+
+
+def test_customer_text_cannot_add_headers_or_html():
+    msg = render("Hi\r\nBcc: victim@example.org", 'Eve\nBcc: victim2@example.org',
+                 context={})
+    assert msg["Bcc"] is None
+    assert "victim@example.org" in msg["Subject"]  # kept, but on the one line it belongs to
+    hostile = render("<script>alert(1)</script>", "Eve")
+    html = hostile.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
