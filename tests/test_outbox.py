@@ -42,7 +42,7 @@ async def test_items_of_one_ticket_are_claimed_one_at_a_time_in_order(tmp_path):
     first = await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30)
     assert [i.kind for i in first] == ["slack.card", "slack.notice"]
     assert await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30) == []
-    await outbox.mark_sent(db, first[0].id, now=clock.now(), remote_id="C1/1.1")
+    await outbox.mark_sent(db, first[0].id, now=clock.now(), remote_id="C1/1.1", attempts=1)
     second = await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30)
     assert [i.kind for i in second] == ["slack.thread"]
     await db.dispose()
@@ -84,4 +84,31 @@ async def test_post_that_landed_before_a_crash_is_found_not_repeated(tmp_path, f
     [row] = await outbox.list_items(db)
     assert row.status == "sent" and row.remote_id == "C0SUPPORT/1700000000.000001"
     assert [c.method for c in fake_slack.calls if c.method.startswith("chat.")] == []
+    await db.dispose()
+
+
+async def test_a_late_result_does_not_overwrite_a_takeover(tmp_path):
+    """A worker whose lease ran out must not flip a row another worker already delivered."""
+    db, clock = await _db(tmp_path), Clock()
+    async with db.transaction() as s:
+        outbox.enqueue(s, channel="email", kind="email.ack", payload={}, now=clock.now())
+    [first] = await outbox.claim(db, now=clock.now(), channels={"email"}, limit=1, lease_seconds=1)
+    later = clock.now() + timedelta(seconds=2)
+    [second] = await outbox.claim(db, now=later, channels={"email"}, limit=1, lease_seconds=30)
+    await outbox.mark_sent(db, second.id, now=later, remote_id="Q2", attempts=second.attempts)
+    status = await outbox.mark_failed(db, first.id, now=later, error="timeout", attempts=first.attempts,
+                                      retry_in=5)
+    [row] = await outbox.list_items(db)
+    assert status == "taken over" and (row.status, row.remote_id) == ("sent", "Q2")
+    await db.dispose()
+
+
+async def test_items_waiting_behind_their_ticket_do_not_count_as_due(tmp_path):
+    db, clock = await _db(tmp_path), Clock()
+    async with db.transaction() as s:
+        outbox.enqueue(s, channel="slack", kind="slack.card", payload={}, now=clock.now(), ordering_key="k")
+        outbox.enqueue(s, channel="slack", kind="slack.thread", payload={}, now=clock.now(), ordering_key="k")
+    await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=5, lease_seconds=30)
+    # The card is being sent; the thread reply waits for it, so nothing is due before the lease ends.
+    assert await outbox.next_due(db, channels={"slack"}) > clock.now() + timedelta(seconds=29)
     await db.dispose()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -53,20 +53,25 @@ def enqueue(session: AsyncSession, *, channel: str, kind: str, payload: dict[str
     return item
 
 
-def _eligible(now: datetime, channels: set[str]):
+def _unblocked():
+    """No earlier item with the same ordering key is still waiting or being sent."""
     earlier = aliased(m.OutboxItem)
     blocked = exists().where(
         earlier.ordering_key == m.OutboxItem.ordering_key,
         earlier.id < m.OutboxItem.id,
         earlier.status.in_(ACTIVE),
     )
+    return or_(m.OutboxItem.ordering_key.is_(None), ~blocked)
+
+
+def _eligible(now: datetime, channels: set[str]):
     return and_(
         m.OutboxItem.channel.in_(channels),
         or_(
             and_(m.OutboxItem.status == "pending", m.OutboxItem.due_at <= now),
             and_(m.OutboxItem.status == "sending", m.OutboxItem.lease_until <= now),
         ),
-        or_(m.OutboxItem.ordering_key.is_(None), ~blocked),
+        _unblocked(),
     )
 
 
@@ -112,10 +117,17 @@ async def resolve_refs(db: Database, refs: dict[str, int]) -> dict[str, str] | N
     return resolved
 
 
-async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str | None) -> None:
+def _still_ours(item_id: int, attempts: int):
+    # Another process may have taken the row over after our lease ran out: then its result counts.
+    return and_(m.OutboxItem.id == item_id, m.OutboxItem.status == "sending",
+                m.OutboxItem.attempts == attempts)
+
+
+async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str | None,
+                    attempts: int) -> None:
     async with db.transaction() as s:
         message_id = await s.scalar(
-            update(m.OutboxItem).where(m.OutboxItem.id == item_id)
+            update(m.OutboxItem).where(_still_ours(item_id, attempts))
             .values(status="sent", remote_id=remote_id, sent_at=now, lease_until=None, last_error=None)
             .returning(m.OutboxItem.message_id))
         if message_id is not None:
@@ -123,7 +135,7 @@ async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str
                             .values(delivery_status="sent", remote_id=remote_id))
 
 
-async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str,
+async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, attempts: int,
                       retry_in: float | None, notice: dict[str, Any] | None = None,
                       notice_channel: str | None = None) -> str:
     """Record a failed attempt: back to ``pending`` after ``retry_in`` seconds, or ``dead``.
@@ -132,9 +144,9 @@ async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str,
     Returns the new status.
     """
     async with db.transaction() as s:
-        row = await s.get(m.OutboxItem, item_id)
+        row = await s.scalar(select(m.OutboxItem).where(_still_ours(item_id, attempts)))
         if row is None:
-            return "gone"
+            return "taken over"
         row.last_error = error[:2000]
         row.lease_until = None
         if retry_in is not None:
@@ -156,16 +168,17 @@ async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str,
 
 
 async def next_due(db: Database, *, channels: set[str]) -> datetime | None:
-    """When the earliest waiting item for these channels becomes due (None: nothing waits)."""
+    """When the earliest item this process could claim becomes due (None: nothing waits).
+
+    Items queued behind an earlier one of the same ticket are left out: they become due when
+    that one is done, which wakes the dispatcher anyway.
+    """
     if not channels:
         return None
+    due = case((m.OutboxItem.status == "pending", m.OutboxItem.due_at), else_=m.OutboxItem.lease_until)
     async with db.reading() as s:
-        pending = await s.scalar(select(func.min(m.OutboxItem.due_at)).where(
-            m.OutboxItem.channel.in_(channels), m.OutboxItem.status == "pending"))
-        leased = await s.scalar(select(func.min(m.OutboxItem.lease_until)).where(
-            m.OutboxItem.channel.in_(channels), m.OutboxItem.status == "sending"))
-    candidates = [t for t in (pending, leased) if t is not None]
-    return min(candidates) if candidates else None
+        return await s.scalar(select(func.min(due)).where(
+            m.OutboxItem.channel.in_(channels), m.OutboxItem.status.in_(ACTIVE), _unblocked()))
 
 
 async def list_items(db: Database, *, status: str | None = None, limit: int = 100) -> list[OutboxView]:

@@ -23,6 +23,7 @@ from bot.store.db import Database
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0  # other processes may enqueue without waking us
+BUSY_FLOOR_SECONDS = 0.25
 
 
 class Sender(Protocol):
@@ -102,12 +103,13 @@ class Dispatcher:
     async def _sleep(self) -> None:
         timeout = IDLE_POLL_SECONDS
         try:
-            due = await outbox.next_due(self.db, channels=set(self.senders))
+            due = await outbox.next_due(self.db, channels=self._channels())
         except Exception:
             log.exception("outbox next_due failed")
             due = None
         if due is not None:
-            timeout = max(0.0, min(timeout, (due - self.clock.now()).total_seconds()))
+            # Due already but not claimed (every slot busy): our own sends finishing wake us.
+            timeout = max(BUSY_FLOOR_SECONDS, min(timeout, (due - self.clock.now()).total_seconds()))
         # A paused channel (429) becomes claimable again when its pause ends.
         waits = [until - self.clock.monotonic() for until in self._paused.values()]
         timeout = min([timeout, *(w for w in waits if w > 0)])
@@ -117,8 +119,15 @@ class Dispatcher:
             pass
 
     async def _deliver(self, item: OutboxView) -> None:
+        try:
+            await self._attempt(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # recording the result failed: the lease runs out and it is retried
+            log.exception("outbox bookkeeping failed id=%s kind=%s", item.id, item.kind)
+
+    async def _attempt(self, item: OutboxView) -> None:
         sender = self.senders[item.channel]
-        now = self.clock.now
         try:
             refs = await outbox.resolve_refs(self.db, item.payload.get("refs") or {})
             if refs is None:
@@ -141,7 +150,8 @@ class Dispatcher:
                 if item.attempts < self.policy.max_attempts else None
             await self._fail(item, f"{type(exc).__name__}: {exc}", retry_in=retry_in)
         else:
-            await outbox.mark_sent(self.db, item.id, now=now(), remote_id=remote_id)
+            await outbox.mark_sent(self.db, item.id, now=self.clock.now(), remote_id=remote_id,
+                                   attempts=item.attempts)
             log.info("outbox sent id=%s kind=%s ticket=%s remote=%s attempts=%s", item.id,
                      item.kind, item.ticket_number, remote_id, item.attempts)
 
@@ -150,7 +160,7 @@ class Dispatcher:
         if retry_in is None and self.notice is not None and item.kind != "slack.notice":
             notice = self.notice(item, error)
         status = await outbox.mark_failed(self.db, item.id, now=self.clock.now(), error=error,
-                                          retry_in=retry_in, notice=notice,
+                                          attempts=item.attempts, retry_in=retry_in, notice=notice,
                                           notice_channel=self.notice_channel)
         level = logging.WARNING if status == "pending" else logging.ERROR
         log.log(level, "outbox failed id=%s kind=%s ticket=%s attempts=%s status=%s retry_in=%s error=%s",
