@@ -149,8 +149,9 @@ class Deskbell:
         for held in await held_mail(self.db, quarantine_id=quarantine_id):
             try:
                 msg = parse_email(held.raw, received_at=self.clock.now(),
-                                  envelope_sender=held.envelope_from,
-                                  recipients=held.envelope_to, door=held.door or "smtp")
+                                  envelope_sender=held.envelope_from, recipients=held.envelope_to,
+                                  door=held.door or "smtp",
+                                  our_message_id_domain=self.settings.email_out.reply_domain)
             except MailParseError as exc:
                 outcomes.append((held.id, f"still held: {exc}"))
                 continue
@@ -229,7 +230,8 @@ class Deskbell:
         host, port = parse_listen(s.listen)
         handler = SmtpHandler(ingest=lambda msg: ingest(self.desk, msg),
                               quarantine=lambda **kw: quarantine(self.desk, **kw),
-                              clock=self.clock, domains=s.domains)
+                              clock=self.clock, domains=s.domains,
+                              our_domain=self.settings.email_out.reply_domain)
         tls = None
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -34,8 +34,11 @@ def reply_subject(subject: str, number: int) -> str:
 async def customer_address(s: AsyncSession, ticket: m.Ticket) -> tuple[str | None, str]:
     """Where mail to the customer goes: the last Reply-To they gave, else their address."""
     contact = await s.get_one(m.Contact, ticket.requester_id)
+    # Only the requester's own, human mail may redirect answers: anyone can send a message
+    # that threads into the ticket, and must not thereby receive the staff's replies.
     reply_to = await s.scalar(select(m.Message.reply_to).where(
         m.Message.ticket_id == ticket.id, m.Message.kind == "inbound",
+        m.Message.contact_id == ticket.requester_id, m.Message.auto_submitted.is_(None),
         m.Message.reply_to.is_not(None)).order_by(m.Message.id.desc()).limit(1))
     return reply_to or contact.email, contact.name
 
@@ -71,7 +74,7 @@ async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, vie
         reply_to=reply_address(from_address=settings.email_out.from_address,
                                token=ticket.reply_token, reply_domain=settings.email_out.reply_domain),
         in_reply_to=last_inbound or (ids[-1] if ids else None),
-        references=tuple(ids[-MAX_REFERENCES:]), auto_submitted=auto_submitted,
+        references=tuple(ids[-MAX_REFERENCES:]), auto_submitted=auto_submitted, date=now,
         from_name=from_name, context=context or {})
     enqueue(s, channel="email", kind=f"email.{template}", ticket_id=ticket.id, message_id=out.id,
             ordering_key=f"email:t{ticket.id}", now=now,

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core import cards, groups
 from bot.core.outbox import enqueue
 from bot.core.desk import Desk
+from bot.core.errors import Rejected
 from bot.core.customer_mail import send_to_customer
 from bot.core.threading import find_ticket, new_reply_token, strip_subject_tag
 from bot.core.tickets import ticket_view
@@ -42,17 +43,24 @@ class IngestResult:
     detail: str = ""
 
 
+class NotStorable(Rejected):
+    """The message breaks a limit of the store (an absurd address, a value too long): retrying
+    cannot help, so the door keeps it in quarantine instead of asking the sender to retry."""
+
+
 async def ingest(desk: Desk, msg: InboundMessage) -> IngestResult:
     """Store ``msg`` and everything it causes, in one transaction; replays change nothing."""
     try:
         async with desk.db.transaction() as s:
             return await _ingest(s, desk, msg)
-    except IntegrityError:
+    except IntegrityError as exc:
         # Another process stored the same (channel, source_id) between our check and insert.
         async with desk.db.reading() as s:
             if await _raw_for(s, msg.channel, msg.source_id) is not None:
                 return IngestResult("duplicate", detail="stored concurrently")
-        raise
+        raise NotStorable(f"the store refused the message: {exc.orig}") from exc
+    except DataError as exc:
+        raise NotStorable(f"the store refused the message: {exc.orig}") from exc
 
 
 async def quarantine(desk: Desk, *, channel: str, raw: bytes, reason: str, detail: str,
@@ -130,6 +138,10 @@ async def _ingest(s: AsyncSession, desk: Desk, msg: InboundMessage, *,
     contact = await _contact(s, msg, now=now)
     match = await find_ticket(s, msg, contact_id=contact.id,
                               reply_domain=settings.email_out.reply_domain)
+    if match is None and _is_report(msg):
+        # Delay notices, delivery and read receipts: worth a line on their ticket, never a ticket.
+        q = await _hold(s, desk, raw_row, reason="report", detail=msg.auto_submitted or "")
+        return IngestResult("quarantined", detail=f"quarantine #{q.id}: report")
     if match is None:
         return await _open_ticket(s, desk, msg, raw_row, contact)
     return await _append(s, desk, msg, raw_row, contact, match.ticket, how=match.how)
@@ -172,8 +184,9 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.R
     ticket.unread = True
     s.add(m.Event(ticket_id=ticket.id, kind="customer_message", actor=_actor(msg),
                   created_at=now, data={"message": message.id, "threaded_by": how}))
-    # An out-of-office answer joins the ticket but must not reopen it (RFC 3834 §2).
-    if ticket.status in REOPENING and not msg.auto_submitted:
+    # An out-of-office answer (RFC 3834 §2), a report or our own mail coming back joins the
+    # ticket but must not reopen it.
+    if ticket.status in REOPENING and not msg.auto_submitted and not msg.loop:
         old, ticket.status = ticket.status, REOPENING[ticket.status]
         ticket.resolved_at = ticket.closed_at = None
         s.add(m.Event(ticket_id=ticket.id, kind="status", actor=_actor(msg), created_at=now,
@@ -190,10 +203,12 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.R
 async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
                          raw_row: m.RawMessage, contact: m.Contact, *, now: datetime) -> m.Message:
     message = m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
-                        contact_id=contact.id, sender=_sender_label(msg), reply_to=msg.reply_to,
+                        contact_id=contact.id, sender=_sender_label(msg)[:400],
+                        reply_to=msg.reply_to if msg.reply_to and len(msg.reply_to) <= 320 else None,
                         subject=msg.subject[:998],
                         body=msg.body, quoted=msg.quoted, message_id=msg.message_id,
-                        raw_message_id=raw_row.id, auto_submitted=msg.auto_submitted,
+                        raw_message_id=raw_row.id,
+                        auto_submitted=msg.auto_submitted[:100] if msg.auto_submitted else None,
                         created_at=now)
     s.add(message)
     await s.flush()
@@ -217,7 +232,10 @@ async def _acknowledge(s: AsyncSession, desk: Desk, msg: InboundMessage, ticket:
     """Tell the customer we have their ticket — unless answering could start a mail loop."""
     settings, now = desk.settings, desk.clock.now()
     reason = _no_ack_reason(msg)
-    if reason is None and await _ack_rate_exceeded(s, contact.id, settings, now=now):
+    to_address = (msg.reply_to or msg.sender_address).lower()
+    if reason is None and to_address.rpartition("@")[2] in _our_domains(settings):
+        reason = "reply address in our own domain"
+    if reason is None and await _ack_rate_exceeded(s, to_address, settings, now=now):
         reason = "rate limit"
     if reason is not None:
         s.add(m.Event(ticket_id=ticket.id, kind="ack_suppressed", actor="system",
@@ -228,7 +246,11 @@ async def _acknowledge(s: AsyncSession, desk: Desk, msg: InboundMessage, ticket:
                                  context={"first_message": first})
     if out is not None:
         s.add(m.Event(ticket_id=ticket.id, kind="acknowledged", actor="system", created_at=now,
-                      data={"message": out.id}))
+                      data={"message": out.id, "to": to_address}))
+
+
+def _is_report(msg: InboundMessage) -> bool:
+    return (msg.auto_submitted or "").startswith(("dsn:", "mailer-daemon:", "report:"))
 
 
 def _no_ack_reason(msg: InboundMessage) -> str | None:
@@ -244,15 +266,19 @@ def _no_ack_reason(msg: InboundMessage) -> str | None:
     return None
 
 
-async def _ack_rate_exceeded(s: AsyncSession, contact_id: int, settings: Settings, *,
+def _our_domains(settings: Settings) -> set[str]:
+    return {d.lower() for d in settings.smtp_in.domains} | {settings.email_out.reply_domain.lower()}
+
+
+async def _ack_rate_exceeded(s: AsyncSession, to_address: str, settings: Settings, *,
                              now: datetime) -> bool:
-    """Per-sender cap on acknowledgements: a flood of new tickets must not make us a flood."""
+    """Per-destination cap on acknowledgements: mail forged with someone else's Reply-To must
+    not turn us into a cannon aimed at them (backscatter)."""
     limit = settings.email_out.ack_rate_limit_per_hour
     if limit <= 0:
         return False
-    sent = await s.scalar(select(func.count(m.Event.id)).join(
-        m.Ticket, m.Ticket.id == m.Event.ticket_id).where(
-        m.Event.kind == "acknowledged", m.Ticket.requester_id == contact_id,
+    sent = await s.scalar(select(func.count(m.Event.id)).where(
+        m.Event.kind == "acknowledged", m.Event.data["to"].as_string() == to_address,
         m.Event.created_at > now - timedelta(hours=1)))
     return (sent or 0) >= limit
 
@@ -308,6 +334,8 @@ async def _hold(s: AsyncSession, desk: Desk, raw_row: m.RawMessage, *, reason: s
 async def _contact(s: AsyncSession, msg: InboundMessage, *, now: datetime) -> m.Contact:
     column = m.Contact.email if msg.channel == "email" else m.Contact.phone
     address = msg.sender_address.lower() if msg.channel == "email" else msg.sender_address
+    if len(address) > (320 if msg.channel == "email" else 32):
+        raise NotStorable(f"sender address of {len(address)} characters is not an address")
     contact = await s.scalar(select(m.Contact).where(column == address))
     if contact is None:
         contact = m.Contact(name=msg.sender_name[:200], created_at=now,
@@ -332,7 +360,7 @@ def _raw_row(*, channel: str, source_id: str, raw: bytes, door: str, envelope_fr
 
 
 def _actor(msg: InboundMessage) -> str:
-    return f"customer:{msg.sender_address}"
+    return f"customer:{msg.sender_address}"[:400]
 
 
 def _sender_label(msg: InboundMessage) -> str:

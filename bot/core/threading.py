@@ -20,7 +20,7 @@ from bot.store import models as m
 # "support+k7f2m9qx4t@support.example.com" → local "support", token "k7f2m9qx4t"
 REPLY_ADDRESS_RE = re.compile(r"^(?P<local>[^@+]+)\+(?P<token>[a-z0-9]{8,32})@(?P<domain>[^@]+)$", re.I)
 # "Re: Router down [#42]" → 42
-SUBJECT_TAG_RE = re.compile(r"\[#(\d{1,12})\]")
+SUBJECT_TAG_RE = re.compile(r"\[#(\d{1,9})\]")  # ticket ids are 32-bit
 # "<t42.17.f3a9c2@support.example.com>" (without brackets) → ticket 42, message 17
 OUR_MESSAGE_ID_RE = re.compile(r"^t(?P<ticket>\d+)\.(?P<msg>\d+)\.[0-9a-z]+@(?P<domain>.+)$", re.I)
 

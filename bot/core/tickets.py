@@ -16,8 +16,11 @@ STATUSES = ("new", "open", "waiting", "on_hold", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
 
 
+MAX_NUMBER = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
+
+
 async def load_ticket(s: AsyncSession, number: int) -> m.Ticket:
-    ticket = await s.get(m.Ticket, number)
+    ticket = await s.get(m.Ticket, number) if 1 <= number <= MAX_NUMBER else None
     if ticket is None:
         raise TicketNotFound(f"there is no ticket #{number}")
     return ticket

@@ -122,6 +122,7 @@ class OutgoingEmail:
     in_reply_to: str | None
     references: tuple[str, ...]
     auto_submitted: str | None  # RFC 3834: "auto-replied", "auto-generated", or None (a person wrote it)
+    date: datetime
     from_name: str | None = None  # None: email_out.from_name
     context: dict[str, Any] = field(default_factory=dict)
 

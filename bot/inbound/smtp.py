@@ -17,7 +17,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.clock import Clock
-from bot.core.errors import MailParseError
+from bot.core.errors import MailParseError, Rejected
 from bot.core.intake import IngestResult
 from bot.inbound.mailparse import parse_email
 from bot.messages import InboundMessage
@@ -59,8 +59,9 @@ class SmtpHandler:
     """aiosmtpd handler hooks. ``domains`` empty means any domain (embedded defaults)."""
 
     def __init__(self, *, ingest: IngestFn, quarantine: QuarantineFn, clock: Clock,
-                 domains: list[str]) -> None:
+                 domains: list[str], our_domain: str | None = None) -> None:
         self._ingest, self._quarantine, self.clock = ingest, quarantine, clock
+        self.our_domain = our_domain  # where our Message-IDs live: bounces are matched by them
         self.domains = {d.lower() for d in domains}
         self.draining = False
         self.inflight = 0
@@ -123,16 +124,12 @@ class SmtpHandler:
         try:
             msg = await self._parse(raw, sender, recipients)
         except MailParseError as exc:
-            try:
-                result = await self._quarantine(channel="email", raw=raw, reason="unparseable",
-                                                detail=str(exc), envelope_from=sender,
-                                                envelope_to=recipients, door="smtp")
-            except Exception:
-                log.exception("smtp quarantine failed size=%s", len(raw))
-                return ERR_451
-            return OK_250.format(f"held for review ({result.detail})")
+            return await self._hold(raw, sender, recipients, reason="unparseable", detail=str(exc))
         try:
             result = await self._ingest(msg)
+        except Rejected as exc:
+            # Retrying cannot fix it: keep the bytes for a person instead of bouncing for days.
+            return await self._hold(raw, sender, recipients, reason="error", detail=str(exc))
         except Exception:  # process boundary: the sender keeps the mail and retries
             log.exception("smtp ingest failed source_id=%s size=%s", msg.source_id, len(raw))
             return ERR_451
@@ -140,9 +137,19 @@ class SmtpHandler:
             return OK_250.format(f"{result.outcome} ticket #{result.ticket_number}")
         return OK_250.format(result.outcome)
 
+    async def _hold(self, raw: bytes, sender: str, recipients: tuple[str, ...], *, reason: str,
+                    detail: str) -> str:
+        try:
+            result = await self._quarantine(channel="email", raw=raw, reason=reason, detail=detail,
+                                            envelope_from=sender, envelope_to=recipients, door="smtp")
+        except Exception:  # process boundary: not even held, so the sender must keep it
+            log.exception("smtp quarantine failed size=%s", len(raw))
+            return ERR_451
+        return OK_250.format(f"held for review ({result.detail})")
+
     async def _parse(self, raw: bytes, sender: str, recipients: tuple[str, ...]) -> InboundMessage:
-        kwargs = dict(received_at=self.clock.now(), envelope_sender=sender,
-                      recipients=recipients, door="smtp")
+        kwargs = dict(received_at=self.clock.now(), envelope_sender=sender, recipients=recipients,
+                      door="smtp", our_message_id_domain=self.our_domain)
         if len(raw) > PARSE_IN_THREAD_BYTES:
             return await asyncio.to_thread(parse_email, raw, **kwargs)
         return parse_email(raw, **kwargs)

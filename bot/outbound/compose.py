@@ -63,7 +63,7 @@ class EmailComposer:
         msg["Reply-To"] = mail.reply_to
         subject = one_line(mail.subject)
         msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
-        msg["Date"] = format_datetime(mail.ticket.updated_at)
+        msg["Date"] = format_datetime(mail.date)
         msg["Message-ID"] = f"<{mail.message_id}>"
         if mail.in_reply_to:
             msg["In-Reply-To"] = f"<{mail.in_reply_to}>"

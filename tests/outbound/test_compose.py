@@ -24,7 +24,7 @@ def render(subject: str, to_name: str, **kw) -> object:
     mail = OutgoingEmail(template="ticket_opened", ticket=ticket(subject), to_address="eve@example.net",
                          to_name=to_name, subject=f"Re: {subject} [#7]", message_id="t7.9.abc@support.example.com",
                          reply_to="support+tok123456@support.example.com", in_reply_to="orig@example.net",
-                         references=("orig@example.net",), auto_submitted="auto-replied", **kw)
+                         references=("orig@example.net",), auto_submitted="auto-replied", date=NOW, **kw)
     return message_from_string(composer.customer_email(mail), policy=policy.default)
 
 
