@@ -207,8 +207,9 @@ class Deskbell:
             await self._stop.wait()
         finally:
             log.info("stopping roles=%s", ",".join(sorted(roles)))
+            # DESIGN §5: out within 10 s of SIGTERM — 5 s to finish mail in flight, 3 for the rest.
             if smtp_server is not None:
-                await smtp_server.stop()
+                await smtp_server.stop(timeout=5)
             if socket_mode is not None:
                 await socket_mode.close_async()
             if web_server is not None:
@@ -216,7 +217,7 @@ class Deskbell:
             if self.dispatcher is not None:
                 self.dispatcher.stop()
             if tasks:
-                done, pending = await asyncio.wait(tasks, timeout=8)
+                _, pending = await asyncio.wait(tasks, timeout=3)
                 for task in pending:
                     task.cancel()
             await http.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import cards
@@ -65,6 +66,19 @@ async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
                refresh_card: bool = True) -> ActionResult:
     """The frame of every action: one transaction, idempotent, checked, logged, shown."""
     now = desk.clock.now()
+    try:
+        return await _in_transaction(desk, actor=actor, number=number, action=action, key=key,
+                                     work=work, echo=echo, refresh_card=refresh_card, now=now)
+    except IntegrityError:
+        # The same interaction, delivered twice at the same moment, lost the race to record it.
+        if key is None:
+            raise
+        return ActionResult(number, "Already done.", duplicate=True)
+
+
+async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
+                          key: IdempotencyKey | None, work: Work, echo: bool, refresh_card: bool,
+                          now: datetime) -> ActionResult:
     async with desk.db.transaction() as s:
         if key is not None and await _seen(s, key, now=now):
             return ActionResult(number, "Already done.", duplicate=True)
@@ -80,16 +94,19 @@ async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
                                               text=echo_text, now=now)
         if refresh_card:
             await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
-                                    ticket=await ticket_view(s, ticket), now=now,
+                                    ticket=await ticket_view(s, ticket, now=now), now=now,
                                     last_action=echo_text)
         log.info("staff action ticket=%s action=%s staff=%s", ticket.id, action, actor.slack_user_id)
         return ActionResult(ticket.id, text)
 
 
 async def _seen(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
-    if await s.get(m.ProcessedKey, (key.kind, key.key)) is not None:
+    """True when this interaction was handled before; otherwise records it (same transaction)."""
+    stored = key.key[-255:]  # the tail keeps what differs (timestamps, view hashes)
+    if await s.get(m.ProcessedKey, (key.kind, stored)) is not None:
         return True
-    s.add(m.ProcessedKey(kind=key.kind, key=key.key[:255], created_at=now))
+    s.add(m.ProcessedKey(kind=key.kind, key=stored, created_at=now))
+    await s.flush()
     return False
 
 
@@ -111,10 +128,15 @@ def _set_status(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str, 
     _event(s, ticket, staff, "status", now, **{"from": old, "to": status})
 
 
-def _auto_reassign(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, now: datetime) -> None:
+async def _slack_id(s: AsyncSession, staff_id: int | None) -> str | None:
+    return await s.scalar(select(m.Staff.slack_user_id).where(m.Staff.id == staff_id)) if staff_id else None
+
+
+async def _auto_reassign(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, now: datetime) -> None:
     """Powercode's "Auto Reassign Ticket on Update": whoever replies, notes or transfers owns it."""
     if desk.settings.tickets.auto_reassign_on_update and ticket.assignee_id != staff.id:
-        _event(s, ticket, staff, "assignee", now, **{"from": ticket.assignee_id, "to": staff.slack_user_id,
+        _event(s, ticket, staff, "assignee", now, **{"from": await _slack_id(s, ticket.assignee_id),
+                                                      "to": staff.slack_user_id,
                                                       "reason": "auto_reassign_on_update"})
         ticket.assignee_id = staff.id
 
@@ -144,7 +166,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        view = await ticket_view(s, ticket)
+        view = await ticket_view(s, ticket, now=now)
         history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else []
         out = await send_to_customer(
             s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
@@ -157,7 +179,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         ticket.last_staff_reply_at = now
         _event(s, ticket, staff, "reply", now, message=out.id, channel=channel)
         _release_lock(ticket, staff)
-        _auto_reassign(desk, s, ticket, staff, now)
+        await _auto_reassign(desk, s, ticket, staff, now)
         if status_after and ticket.status not in ("closed",):
             _set_status(s, ticket, staff, status_after, now)
         await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
@@ -182,9 +204,9 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
         s.add(message)
         await s.flush()
         _event(s, ticket, staff, "note", now, message=message.id, from_thread=from_thread)
-        _auto_reassign(desk, s, ticket, staff, now)
+        await _auto_reassign(desk, s, ticket, staff, now)
         if not from_thread:  # a thread message is already there for everyone to read
-            view = await ticket_view(s, ticket)
+            view = await ticket_view(s, ticket, now=now)
             await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
                                             message=MessageView.of(message), now=now)
         return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
@@ -212,7 +234,7 @@ async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
         target = staff if assignee.slack_user_id == actor.slack_user_id else await staff_row(s, assignee, now=now)
         if ticket.assignee_id == target.id:
             return f"#{ticket.id} is already assigned to {_staff_label(target)}.", ""
-        previous = ticket.assignee_id
+        previous = await _slack_id(s, ticket.assignee_id)
         query = update(m.Ticket).where(m.Ticket.id == ticket.id)
         if only_if_unassigned:
             # Compare-and-set in the database: the loser of a race sees rowcount 0.
@@ -263,18 +285,23 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         await s.flush()
         _event(s, ticket, staff, "transfer", now, **{"from": old_group.name, "to": group,
                                                       "note": message.id})
-        if category is not None:
+        if category is not None and (category, type_) != (ticket.category, ticket.type):
+            _event(s, ticket, staff, "category", now, **{"from": [ticket.category, ticket.type],
+                                                          "to": [category, type_]})
             ticket.category, ticket.type = category, type_
         if assignee is not None:
             target = await staff_row(s, assignee, now=now)
-            ticket.assignee_id = target.id
-        elif desk.settings.tickets.auto_reassign_on_update:
-            ticket.assignee_id = staff.id
+            if ticket.assignee_id != target.id:
+                _event(s, ticket, staff, "assignee", now, **{"from": await _slack_id(s, ticket.assignee_id),
+                                                              "to": target.slack_user_id})
+                ticket.assignee_id = target.id
+        else:
+            await _auto_reassign(desk, s, ticket, staff, now)
         moved = new_group.id != old_group.id
         ticket.group_id = new_group.id
         summary = (f"{_staff_label(staff)} transferred the ticket to {group}"
                    if moved else f"{_staff_label(staff)} updated the ticket's handling")
-        view = await ticket_view(s, ticket)
+        view = await ticket_view(s, ticket, now=now)
         await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
                                         message=MessageView.of(message), now=now)
         if moved:
@@ -290,6 +317,9 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
                 await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
                                         last_action=summary, transferred_to=f"{group} ({channel})",
                                         card=old_card, new_card=new_card)
+        else:
+            await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
+                                    last_action=summary)
         return f"#{ticket.id} transferred to {group}.", summary
 
     return await _act(desk, actor=actor, number=number, action="transfer", key=key, work=work,
@@ -397,13 +427,20 @@ async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | 
             return f"#{ticket.id} is already closed.", ""
         _set_status(s, ticket, staff, "closed", now)
         ticket.lock_staff_id = ticket.lock_expires_at = None
-        if notify_customer and ticket.via_email:
-            await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket),
+        if notify_customer and ticket.via_email and not await _opened_by_robot(s, ticket):
+            await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, now=now),
                                    template="ticket_closed", kind="automatic", now=now,
                                    auto_submitted="auto-generated")
         return f"#{ticket.id} closed.", f"{_staff_label(staff)} closed the ticket"
 
     return await _act(desk, actor=actor, number=number, action="close", key=key, work=work)
+
+
+async def _opened_by_robot(s: AsyncSession, ticket: m.Ticket) -> bool:
+    """The ticket began with automatic mail (a list, an auto-responder): nobody to confirm to."""
+    first = await s.scalar(select(m.Message.auto_submitted).where(
+        m.Message.ticket_id == ticket.id, m.Message.kind == "inbound").order_by(m.Message.id).limit(1))
+    return first is not None
 
 
 async def reopen(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | None = None) -> ActionResult:
@@ -440,7 +477,7 @@ async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = Fals
         if not renewing:
             _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
             await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
-                                    ticket=await ticket_view(s, ticket), now=now,
+                                    ticket=await ticket_view(s, ticket, now=now), now=now,
                                     last_action=f"{_staff_label(staff)} is replying")
         return LockState(held_by_other=None, expires_at=ticket.lock_expires_at)
 
@@ -459,7 +496,7 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
         ticket.lock_staff_id = ticket.lock_expires_at = None
         _event(s, ticket, staff, "unlock", now, admin=admin_unlock)
         await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
-                                ticket=await ticket_view(s, ticket), now=now)
+                                ticket=await ticket_view(s, ticket, now=now), now=now)
         return ActionResult(ticket.id, f"#{ticket.id} unlocked.")
 
 
@@ -498,7 +535,7 @@ async def open_ticket_for_customer(desk: Desk, *, actor: Actor, email: str, subj
         s.add(ticket)
         await s.flush()
         _event(s, ticket, staff, "created", now, channel="slack", group=group, by_staff=True)
-        view = await ticket_view(s, ticket)
+        view = await ticket_view(s, ticket, now=now)
         out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
                                      kind="outbound", now=now, body=body, staff_id=staff.id,
                                      sender=_staff_label(staff),

@@ -163,7 +163,7 @@ async def _open_ticket(s: AsyncSession, desk: Desk, msg: InboundMessage,
     s.add(m.Event(ticket_id=ticket.id, kind="created", actor=_actor(msg), created_at=now,
                   data={"channel": msg.channel, "group": group.name, "door": msg.door}))
 
-    view = await ticket_view(s, ticket)
+    view = await ticket_view(s, ticket, now=now)
     message_view = MessageView.of(message, cards.attachment_views(msg))
     cards.post_card(s, desk.renderers, ticket_id=ticket.id,
                     card=CardView(ticket=view, first_message=message_view),
@@ -191,7 +191,7 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, raw_row: m.R
         ticket.resolved_at = ticket.closed_at = None
         s.add(m.Event(ticket_id=ticket.id, kind="status", actor=_actor(msg), created_at=now,
                       data={"from": old, "to": ticket.status, "reason": "customer replied"}))
-    view = await ticket_view(s, ticket)
+    view = await ticket_view(s, ticket, now=now)
     await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
                                     message=MessageView.of(message, cards.attachment_views(msg)),
                                     now=now)

@@ -71,3 +71,9 @@ def check_allowed(settings: Settings, actor: Actor, *, group: str, action: str) 
     if not members or actor.slack_user_id in members:
         return
     raise NotAllowed(f"only members of the {group} group can {action.replace('_', ' ')} its tickets")
+
+
+def visible_groups(settings: Settings, actor: Actor) -> list[str]:
+    """The handler groups whose tickets ``actor`` may see (App Home, ``/ticket list|show``)."""
+    return [g.name for g in settings.handler_groups
+            if is_admin(settings, actor.slack_user_id) or not g.members or actor.slack_user_id in g.members]

@@ -5,6 +5,8 @@ Reads only (inside the caller's transaction); changes belong to ``intake`` and `
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +28,14 @@ async def load_ticket(s: AsyncSession, number: int) -> m.Ticket:
     return ticket
 
 
-async def ticket_view(s: AsyncSession, ticket: m.Ticket) -> TicketView:
+async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, now: datetime | None = None) -> TicketView:
+    """The ticket as cards and renderers show it; a reply lock that expired before ``now`` is
+    not shown (nobody clears it, it simply stops counting)."""
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     requester = await s.get_one(m.Contact, ticket.requester_id)
     assignee = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
     locker = None
-    if ticket.lock_staff_id and ticket.lock_expires_at:
+    if ticket.lock_staff_id and ticket.lock_expires_at and (now is None or ticket.lock_expires_at > now):
         locker = await s.get(m.Staff, ticket.lock_staff_id)
     links = tuple((await s.scalars(select(m.TicketLink.other_id).where(
         m.TicketLink.ticket_id == ticket.id).order_by(m.TicketLink.other_id))).all())

@@ -199,6 +199,6 @@ class SmtpServer:
                 session.transport.close()
         if self._server is not None:
             try:
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await asyncio.wait_for(self._server.wait_closed(), 1)
             except asyncio.TimeoutError:
                 pass

@@ -13,7 +13,7 @@ from bot.core import actions, reports
 from bot.core.actions import ActionResult, BadRequest, IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
-from bot.core.staff import Actor
+from bot.core.staff import Actor, check_allowed, visible_groups
 from bot.core.tickets import STATUSES
 from bot.slack.blocks import escape_mrkdwn as _safe
 from bot.slack.identity import Directory
@@ -35,7 +35,7 @@ class CommandContext:
     actor: Actor
     directory: Directory
     text: str
-    key: IdempotencyKey
+    key: IdempotencyKey | None
     thread_ticket: int | None  # the card's ticket when typed in its thread (N may be omitted)
 
 
@@ -50,7 +50,7 @@ async def run_command(ctx: CommandContext) -> str:
     try:
         return await handler(ctx, args)
     except Rejected as exc:
-        return f"⚠️ {exc}"
+        return f"⚠️ {_safe(str(exc))}"
 
 
 def _help(ctx: CommandContext) -> str:
@@ -67,7 +67,13 @@ def _number(ctx: CommandContext, args: list[str], usage: str) -> tuple[int, list
 
 
 def _done(result: ActionResult) -> str:
-    return "Already done." if result.duplicate else f"✅ {result.text}"
+    # Results name customers (their display names are theirs to choose): escape them.
+    return "Already done." if result.duplicate else f"✅ {_safe(result.text)}"
+
+
+def _address(word: str) -> str:
+    """Slack turns a typed address into "<mailto:a@b.c|a@b.c>" → "a@b.c"."""
+    return word.strip("<>").split("|")[-1].removeprefix("mailto:")
 
 
 async def _reply(ctx: CommandContext, args: list[str]) -> str:
@@ -140,6 +146,7 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
 async def _show(ctx: CommandContext, args: list[str]) -> str:
     n, _ = _number(ctx, args, "show N")
     t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now())
+    check_allowed(ctx.desk.settings, ctx.actor, group=t["group"], action="see")
     who = f"<@{t['assignee']}>" if t["assignee"] else "unassigned"
     lines = [f"*#{t['number']}* {_safe(t['subject'])}",
              f"{t['status']} · P{t['priority']} · {t['group']} · {who} · "
@@ -152,18 +159,19 @@ async def _show(ctx: CommandContext, args: list[str]) -> str:
 async def _list(ctx: CommandContext, args: list[str]) -> str:
     now, db = ctx.desk.clock.now(), ctx.desk.db
     what = args[0].lower() if args else "open"
+    groups = visible_groups(ctx.desk.settings, ctx.actor)
     if what == "mine":
         rows = await reports.list_tickets(db, now=now, status="open", assignee=ctx.actor.slack_user_id,
                                           queue_order=True)
     elif what == "group" and len(args) == 2:
+        check_allowed(ctx.desk.settings, ctx.actor, group=args[1], action="see")
         rows = await reports.list_tickets(db, now=now, status="open", groups=[args[1]], queue_order=True)
     elif what == "customer" and len(args) == 2:
-        rows = await reports.list_tickets(db, now=now, customer=args[1].strip("<>").split("|")[-1]
-                                          .removeprefix("mailto:"))
+        rows = await reports.list_tickets(db, now=now, customer=_address(args[1]), groups=groups)
     elif what == "overdue":
         return "Overdue lists need SLA targets, which this helpdesk does not track yet."
     elif what == "open":
-        rows = await reports.list_tickets(db, now=now, status="open", queue_order=True)
+        rows = await reports.list_tickets(db, now=now, status="open", groups=groups, queue_order=True)
     else:
         raise BadRequest("usage: list [mine|group NAME|overdue|customer ADDRESS]")
     if not rows:
@@ -178,8 +186,7 @@ async def _list(ctx: CommandContext, args: list[str]) -> str:
 async def _new(ctx: CommandContext, args: list[str]) -> str:
     if len(args) < 2 or args[0].lower() != "email":
         raise BadRequest("usage: new email ADDRESS subject | body")
-    # Slack turns a typed address into "<mailto:a@b.c|a@b.c>"
-    address = args[1].strip("<>").split("|")[-1].removeprefix("mailto:")
+    address = _address(args[1])
     subject, sep, body = " ".join(args[2:]).partition("|")
     if not sep:
         raise BadRequest("separate the subject from the body with |: new email ADDRESS subject | body")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,7 +36,7 @@ class Directory:
             actor = Actor(slack_user_id=user_id,
                           name=profile.get("real_name") or profile.get("display_name") or user.get("name") or "",
                           email=profile.get("email"))
-        except (SlackApiError, OSError, TimeoutError) as exc:
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("users.info failed user=%s error=%s", user_id, type(exc).__name__)
             return Actor(slack_user_id=user_id)
         self._cache[user_id] = (time.monotonic(), actor)

@@ -25,8 +25,9 @@ from bot.core import actions, reports
 from bot.core.actions import IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
-from bot.core.staff import members_of
+from bot.core.staff import Actor, visible_groups
 from bot.slack import views
+from bot.slack.blocks import escape_mrkdwn
 from bot.slack.commands import CommandContext, run_command
 from bot.slack.identity import Directory
 
@@ -105,6 +106,7 @@ class Listeners:
 
     async def _tell(self, user: str, channel: str | None, text: str) -> None:
         """A private note to one person: ephemeral in the channel, else a DM."""
+        text = escape_mrkdwn(text)  # it may quote a customer's name or subject
         try:
             if channel:
                 await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
@@ -178,10 +180,16 @@ class Listeners:
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return
-        if force and body.get("view"):
-            await self.client.views_update(view_id=body["view"]["id"], view=view)
-        else:
-            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            if force and body.get("view"):
+                await self.client.views_update(view_id=body["view"]["id"], view=view)
+            else:
+                await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            # No modal (the trigger expired): do not leave "X is replying" on the card.
+            log.warning("reply modal not opened ticket=%s error=%s", number, exc.response.get("error"))
+            if view.get("callback_id") == "reply":
+                await actions.release_lock(self.desk, actor=actor, number=number)
 
     async def on_canned(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
@@ -262,7 +270,10 @@ class Listeners:
         values = self._values(body["view"])
         text_block = next((k for k in values if k.startswith("text.")), "text.0")
         text = (values.get(text_block) or "").strip()
-        context = await self._submit(ack, body, None if text else {text_block: "Write the reply first."})
+        errors = {} if text else {text_block: "Write the reply first."}
+        if (values.get("channel") or "email") != "email":
+            errors["channel"] = "Only email reaches customers for now."
+        context = await self._submit(ack, body, errors or None)
         if context:
             actor, number, channel, key = context
             await self._run(actor.slack_user_id, channel, actions.reply(
@@ -341,10 +352,11 @@ class Listeners:
     async def on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()
         actor = await self.directory.actor(body["user_id"])
-        text = await run_command(CommandContext(
-            desk=self.desk, actor=actor, directory=self.directory, text=body.get("text", ""),
-            key=IdempotencyKey("trigger_id", body.get("trigger_id", "")),
-            thread_ticket=None))
+        trigger = body.get("trigger_id")
+        async with self.gate.turn():
+            text = await run_command(CommandContext(
+                desk=self.desk, actor=actor, directory=self.directory, text=body.get("text", ""),
+                key=IdempotencyKey("trigger_id", trigger) if trigger else None, thread_ticket=None))
         await respond(text=text, response_type="ephemeral")
 
     async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -366,8 +378,7 @@ class Listeners:
             return
         user = event["user"]
         now = self.desk.clock.now()
-        groups = [g.name for g in self.desk.settings.handler_groups
-                  if not members_of(self.desk.settings, g.name) or user in members_of(self.desk.settings, g.name)]
+        groups = visible_groups(self.desk.settings, Actor(user))
         mine = await reports.list_tickets(self.desk.db, now=now, status="open", assignee=user, queue_order=True)
         queue = await reports.list_tickets(self.desk.db, now=now, status="open", groups=groups, queue_order=True)
         await self.client.views_publish(user_id=user, view=views.home_view(mine=mine, queue=queue))

@@ -172,8 +172,14 @@ async def test_outsider_is_refused_except_close_when_everyone_may_close(app_sett
         await slack.command("priority 1 1", user="UCAROL")
         await wait_until(lambda: fake_slack.responses)
         assert "only members of the support group" in fake_slack.responses[-1]["text"]
-        await slack.command("close 1", user="UCAROL")
+        await slack.command("show 1", user="UCAROL")
         await wait_until(lambda: len(fake_slack.responses) == 2)
+        assert "only members of the support group can see" in fake_slack.responses[-1]["text"]
+        await slack.command("list", user="UCAROL")
+        await wait_until(lambda: len(fake_slack.responses) == 3)
+        assert fake_slack.responses[-1]["text"] == "No tickets."
+        await slack.command("close 1", user="UCAROL")
+        await wait_until(lambda: len(fake_slack.responses) == 4)
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
     assert t["priority"] == 3 and t["status"] == "closed"
     assert [e["actor"] for e in t["events"] if e["kind"] == "status"] == ["staff:UCAROL"]
