@@ -220,6 +220,8 @@ class Deskbell:
                 _, pending = await asyncio.wait(tasks, timeout=3)
                 for task in pending:
                     task.cancel()
+            if self.dispatcher is not None:
+                await self.dispatcher.close()
             await http.close()
             await self.db.dispose()
 

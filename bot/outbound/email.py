@@ -19,27 +19,35 @@ from bot.core.views import OutboxView
 QUEUE_ID_RE = re.compile(r"(?:queued as|id=)\s*([A-Za-z0-9._-]+)", re.I)
 
 
+IDLE_SECONDS = 30.0  # relays drop idle sessions; ours are closed before that
+
+
 class EmailSender:
+    """Delivers over a few reused SMTP sessions to the relay (saves a handshake per mail)."""
+
     channel = "email"
 
     def __init__(self, *, host: str, port: int, starttls: bool, username: str, password: str,
-                 timeout: float = 30, max_message_bytes: int = 26214400) -> None:
+                 timeout: float = 30, max_message_bytes: int = 26214400, pool_size: int = 4) -> None:
         self.host, self.port, self.starttls = host, port, starttls
         self.username, self.password = username or None, password or None
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
+        self.pool_size = pool_size
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
 
     async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
         payload = item.payload
         message: str = payload["message"]
         if len(message) > self.max_message_bytes:
             raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
+        data = message.encode("utf-8")
         try:
-            errors, response = await aiosmtplib.send(
-                message.encode("utf-8"), sender=payload["from"], recipients=payload["to"],
-                hostname=self.host, port=self.port, start_tls=self.starttls or None,
-                use_tls=False, username=self.username, password=self.password,
-                timeout=self.timeout)
+            try:
+                errors, response = await self._transaction(payload, data, reuse=True)
+            except aiosmtplib.SMTPServerDisconnected:
+                # A reused session the relay had closed: nothing was accepted, try a fresh one.
+                errors, response = await self._transaction(payload, data, reuse=False)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             if all(code >= 500 for code in codes):
@@ -56,3 +64,39 @@ class EmailSender:
             raise DeliveryRejected(f"relay refused {refused}")
         match = QUEUE_ID_RE.search(response or "")
         return match.group(1) if match else (response or "")[:200] or None
+
+    async def _transaction(self, payload: dict, data: bytes, *, reuse: bool) -> tuple[dict, str]:
+        client = self._take() if reuse else None
+        if client is None:
+            client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
+                                     start_tls=self.starttls or None, use_tls=False)
+            await client.connect()
+            if self.username:
+                await client.login(self.username, self.password or "")
+        try:
+            result = await client.sendmail(payload["from"], payload["to"], data)
+        except BaseException:
+            client.close()  # its state is unknown after an error: never reuse it
+            raise
+        self._give_back(client)
+        return result
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            since, client = self._idle.pop()
+            if now - since < IDLE_SECONDS and client.is_connected:
+                return client
+            client.close()
+        return None
+
+    def _give_back(self, client: aiosmtplib.SMTP) -> None:
+        if len(self._idle) < self.pool_size and client.is_connected:
+            self._idle.append((asyncio.get_running_loop().time(), client))
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        for _, client in self._idle:
+            client.close()
+        self._idle.clear()

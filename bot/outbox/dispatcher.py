@@ -78,6 +78,13 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
 
+    async def close(self) -> None:
+        """Let senders close what they keep open (pooled relay sessions)."""
+        for sender in self.senders.values():
+            close = getattr(sender, "close", None)
+            if close is not None:
+                await close()
+
     def _channels(self) -> set[str]:
         now = self.clock.monotonic()
         return {c for c in self.senders if self._paused.get(c, 0.0) <= now}
