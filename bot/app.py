@@ -15,7 +15,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import aiohttp
@@ -28,10 +28,17 @@ from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.core import groups, outbox, reports
-from bot.core.errors import MailParseError
 from bot.core.desk import Desk
+from bot.core.errors import MailParseError
 from bot.core.intake import IngestResult, held_mail, ingest, quarantine, reprocess
-from bot.core.views import CardView, MessageView, OutboxView, OutgoingEmail, QuarantineView, TicketView
+from bot.core.views import (
+    CardView,
+    MessageView,
+    OutboxView,
+    OutgoingEmail,
+    QuarantineView,
+    TicketView,
+)
 from bot.inbound.mailparse import parse_email
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
@@ -77,7 +84,6 @@ class Listening:
 
     smtp: tuple[str, int] | None = None
     web: tuple[str, int] | None = None
-    lines: list[str] = field(default_factory=list)
 
 
 class Deskbell:
@@ -185,7 +191,9 @@ class Deskbell:
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
             bolt = self._bolt_app(slack) if "web" in roles else None
             if bolt is not None and self.settings.slack.app_token.get_secret_value():
-                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+                from slack_bolt.adapter.socket_mode.async_handler import (
+                    AsyncSocketModeHandler,
+                )
 
                 socket_mode = AsyncSocketModeHandler(bolt, self.settings.slack.app_token.get_secret_value(),
                                                      web_client=slack)
@@ -298,6 +306,5 @@ class Deskbell:
             lines.append(f"  Email out relay {s.email_out.host}:{s.email_out.port}, "
                          f"from {s.email_out.from_address}")
         lines.append("  Stop with Ctrl-C (SIGTERM drains in-flight mail first)")
-        self.listening.lines = lines
         out.write("\n".join(lines) + "\n")
         out.flush()

@@ -76,7 +76,9 @@ def main() -> None:
 
 
 def _serve(config_path: str | None, roles: tuple[str, ...]) -> None:
-    from bot.app import Deskbell  # the composition root: heavy imports only when serving
+    from bot.app import (
+        Deskbell,  # the composition root: heavy imports only when serving
+    )
 
     settings = _settings(config_path)
     app = Deskbell(settings, clock=_clock())
@@ -175,9 +177,9 @@ def check(config_path: str | None) -> None:
 
 def _with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(database)`` on a fresh connection pool, closed afterwards."""
-    from bot.store.db import Database
-
     from sqlalchemy.exc import DBAPIError
+
+    from bot.store.db import Database
 
     async def go() -> T:
         database = Database(settings.database.url)

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
-from tests.conftest import DOMAIN, running, send_mail, settings_dict
+from tests.conftest import running, send_mail, settings_dict
 from tests.test_foundation import mail
 from tests.test_process import cli
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import aiohttp
 from sqlalchemy import update
 
 from bot.clock import Clock
@@ -14,8 +15,6 @@ from bot.slack.poster import SlackPoster, make_client
 from bot.store import migrate
 from bot.store import models as m
 from bot.store.db import Database
-
-import aiohttp
 
 
 async def _db(tmp_path) -> Database:

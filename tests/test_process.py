@@ -15,12 +15,11 @@ import smtplib
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
-
-from datetime import datetime, timezone
 
 import yaml
 

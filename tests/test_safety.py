@@ -16,7 +16,7 @@ async def test_acknowledgements_are_rate_limited_per_sender(app_settings, relay)
             await asyncio.to_thread(send_mail, app.listening.smtp[1], mail(subject=f"Flood {n}"))
         await asyncio.to_thread(send_mail, app.listening.smtp[1],
                                 mail(subject="Other", from_addr="bob@example.org"), mail_from="bob@example.org")
-        acks = await relay.wait_for(4)
+        await relay.wait_for(4)
         await asyncio.sleep(0.3)
     assert sorted(a["To"] for a in relay.messages) == ["Alice Example <alice@example.net>"] * 3 + ["bob@example.org"]
 

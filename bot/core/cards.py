@@ -22,7 +22,6 @@ __all__ = ["CardView", "attachment_views", "card_item", "first_message", "orderi
 from bot.messages import InboundMessage
 from bot.store import models as m
 
-
 # Placeholder a card update may carry for the permalink of another card (resolved when sent).
 NEW_CARD_LINK = "@@new_card_link@@"
 

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core import cards, groups
-from bot.core.outbox import enqueue
+from bot.core.customer_mail import send_to_customer
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
-from bot.core.customer_mail import send_to_customer
+from bot.core.outbox import enqueue
 from bot.core.threading import find_ticket, new_reply_token, strip_subject_tag
 from bot.core.tickets import ticket_view
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bot.core.views import CardView, MessageView, OutgoingEmail, QuarantineView, TicketView
+from bot.core.views import (
+    CardView,
+    MessageView,
+    OutgoingEmail,
+    QuarantineView,
+    TicketView,
+)
 
 
 class Renderers(Protocol):

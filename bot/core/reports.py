@@ -17,6 +17,7 @@ from bot.core.views import MessageView, TicketView
 from bot.store import models as m
 from bot.store.db import Database
 
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at else None
 

@@ -28,7 +28,8 @@ from datetime import datetime
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import compat32, default as default_policy
+from email.policy import compat32
+from email.policy import default as default_policy
 
 import inscriptis
 import lxml.etree

@@ -7,7 +7,7 @@ import asyncio
 from bot.core import actions, reports
 from bot.core.staff import Actor
 from tests import mailfixtures as fx
-from tests.conftest import DOMAIN, running, send_mail, wait_until
+from tests.conftest import DOMAIN, running, send_mail
 from tests.test_foundation import mail
 
 ALICE = Actor("UALICE", "Alice Agent")

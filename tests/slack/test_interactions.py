@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from email.utils import make_msgid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.core import reports
 from bot.store import models as m
