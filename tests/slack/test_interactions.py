@@ -384,3 +384,14 @@ async def test_socket_mode_carries_the_same_commands(app_settings, fake_slack):
     assert envelope in [a.get("envelope_id") for a in fake_slack.socket_acks]
     assert "priority set to P2" in fake_slack.responses[0]["text"]
     assert t["priority"] == 2
+
+
+async def test_a_repeated_slash_command_is_done_once(app_settings, fake_slack):
+    async with desk(app_settings, fake_slack) as (app, slack):
+        await customer_ticket(app, fake_slack)
+        await slack.command("note 1 called twice?", user="UALICE", trigger_id="trigger.same")
+        await slack.command("note 1 called twice?", user="UALICE", trigger_id="trigger.same")
+        await wait_until(lambda: len(fake_slack.responses) == 2)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert [m["body"] for m in t["messages"] if m["kind"] == "note"] == ["called twice?"]
+    assert fake_slack.responses[1]["text"] == "Already done."
