@@ -72,7 +72,7 @@ def _print_json(data: Any) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deskbell")
 def main() -> None:
-    """Deskbell: customers write by email or SMS, staff answer from Slack."""
+    """Deskbell: customers write by email, staff answer from Slack."""
 
 
 def _serve(config_path: str | None, roles: tuple[str, ...]) -> None:
