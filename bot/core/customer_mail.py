@@ -31,16 +31,22 @@ def reply_subject(subject: str, number: int) -> str:
     return f"{prefix}{subject} [#{number}]"
 
 
-async def customer_address(s: AsyncSession, ticket: m.Ticket) -> tuple[str | None, str]:
-    """Where mail to the customer goes: the last Reply-To they gave, else their address."""
-    contact = await s.get_one(m.Contact, ticket.requester_id)
+async def _conversation(s: AsyncSession, ticket: m.Ticket) -> tuple[str | None, str | None, list[str]]:
+    """(where answers go, the customer's last Message-ID, the ticket's Message-IDs in order),
+    from one query over the ticket's mail."""
+    rows = (await s.execute(select(m.Message.kind, m.Message.message_id, m.Message.reply_to,
+                                   m.Message.contact_id, m.Message.auto_submitted)
+                            .where(m.Message.ticket_id == ticket.id,
+                                   m.Message.kind.in_(("inbound", "outbound", "automatic")))
+                            .order_by(m.Message.id))).all()
+    ids = [r.message_id for r in rows if r.message_id]
+    inbound = [r for r in rows if r.kind == "inbound"]
+    last_inbound = next((r.message_id for r in reversed(inbound) if r.message_id), None)
     # Only the requester's own, human mail may redirect answers: anyone can send a message
     # that threads into the ticket, and must not thereby receive the staff's replies.
-    reply_to = await s.scalar(select(m.Message.reply_to).where(
-        m.Message.ticket_id == ticket.id, m.Message.kind == "inbound",
-        m.Message.contact_id == ticket.requester_id, m.Message.auto_submitted.is_(None),
-        m.Message.reply_to.is_not(None)).order_by(m.Message.id.desc()).limit(1))
-    return reply_to or contact.email, contact.name
+    reply_to = next((r.reply_to for r in reversed(inbound) if r.reply_to and
+                     r.contact_id == ticket.requester_id and r.auto_submitted is None), None)
+    return reply_to, last_inbound, ids
 
 
 async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, view: TicketView,
@@ -50,15 +56,11 @@ async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, vie
                            context: dict[str, Any] | None = None) -> m.Message | None:
     """Record and enqueue one email to the ticket's customer; None if they have no address."""
     settings = desk.settings
-    to_address, to_name = await customer_address(s, ticket)
+    contact = await s.get_one(m.Contact, ticket.requester_id)  # loaded already: no query
+    reply_to, last_inbound, ids = await _conversation(s, ticket)
+    to_address, to_name = reply_to or contact.email, contact.name
     if not to_address:
         return None
-    ids = list((await s.scalars(select(m.Message.message_id).where(
-        m.Message.ticket_id == ticket.id, m.Message.message_id.is_not(None),
-        m.Message.kind.in_(("inbound", "outbound", "automatic"))).order_by(m.Message.id))).all())
-    last_inbound = await s.scalar(select(m.Message.message_id).where(
-        m.Message.ticket_id == ticket.id, m.Message.kind == "inbound",
-        m.Message.message_id.is_not(None)).order_by(m.Message.id.desc()).limit(1))
 
     subject = reply_subject(view.subject, view.number)
     out = m.Message(ticket_id=ticket.id, kind=kind, channel="email", staff_id=staff_id,
