@@ -32,15 +32,15 @@ SMTP_LINE = re.compile(rb"SMTP\s+listening on 127\.0\.0\.1:(\d+)")
 
 
 class BotProcess:
-    def __init__(self, config: Path, cwd: Path) -> None:
-        self.config, self.cwd = config, cwd
+    def __init__(self, config: Path, cwd: Path, role: str = "run") -> None:
+        self.config, self.cwd, self.role = config, cwd, role
         self.proc: subprocess.Popen[bytes] | None = None
         self.smtp_port = 0
         self.stdout = b""
 
     def start(self, timeout: float = 30) -> "BotProcess":
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(self.config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", self.role, "--config", str(self.config)],
                                      cwd=self.cwd, stdout=subprocess.PIPE,
                                      stderr=open(self.cwd / "stderr.log", "ab"), env=env)
         deadline = time.monotonic() + timeout
@@ -162,3 +162,27 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, fake_slac
     headers = [c.args["blocks"][0]["text"]["text"] for c in fake_slack.cards()]
     assert len(headers) == len(set(headers)), "a card was posted twice"
     assert {f"#{n}" for n in by_subject.values()} == {h.split()[0] for h in headers}
+
+
+async def test_procfile_roles_share_one_database(tmp_path, fake_slack, relay):
+    """`deskbell smtp` and `deskbell worker` as separate processes (the Procfile) on SQLite."""
+    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
+    smtp = BotProcess(config, tmp_path, role="smtp").start()
+    worker = BotProcess(config, tmp_path, role="worker").start()
+    try:
+        for n in range(3):
+            _, raw = message(n)
+            await asyncio.to_thread(_send, smtp.smtp_port, raw)
+        # The worker is not woken by the other process's commits; it finds them on its next look.
+        await wait_until(lambda: len(fake_slack.cards()) == 3, timeout=20)
+        await relay.wait_for(3, timeout=20)
+    finally:
+        assert await asyncio.to_thread(smtp.terminate) == 0
+        assert await asyncio.to_thread(worker.terminate) == 0
+    assert sorted(c.args["blocks"][0]["text"]["text"] for c in fake_slack.cards()) == [
+        f"#{n + 1} Problem number {n}" for n in range(3)]
+
+
+def _send(port: int, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("customer@example.net", [f"help@{DOMAIN}"], raw)
