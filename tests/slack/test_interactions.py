@@ -395,3 +395,27 @@ async def test_a_repeated_slash_command_is_done_once(app_settings, fake_slack):
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
     assert [m["body"] for m in t["messages"] if m["kind"] == "note"] == ["called twice?"]
     assert fake_slack.responses[1]["text"] == "Already done."
+
+
+async def test_close_confirms_by_threaded_email_and_reopen_restores(app_settings, fake_slack, relay):
+    async with desk(app_settings, fake_slack) as (app, slack):
+        original_id = await customer_ticket(app, fake_slack)
+        [ack] = await relay.wait_for(1)
+        await slack.button("ticket.close", 1, user="UALICE")
+        [_, confirmation] = await relay.wait_for(2)
+        await wait_until(lambda: any("Reopen" in str(u.args) for u in fake_slack.updates()))
+        await slack.button("ticket.reopen", 1, user="UBOB")
+
+        async def reopened() -> bool:
+            return (await reports.show_ticket(app.db, 1, now=app.clock.now()))["status"] == "open"
+
+        await wait_until(reopened)
+        t = await reports.show_ticket(app.db, 1, now=app.clock.now())
+    assert confirmation["In-Reply-To"] == original_id
+    assert ack["Message-ID"] in confirmation["References"]
+    assert confirmation["Subject"] == "Re: Router down [#1]"
+    assert confirmation["Auto-Submitted"] == "auto-generated"
+    assert "has been closed" in confirmation.get_body(("plain",)).get_content()
+    statuses = [(e["actor"], e["data"]["to"]) for e in t["events"] if e["kind"] == "status"]
+    assert statuses == [("staff:UALICE", "closed"), ("staff:UBOB", "open")]
+    assert t["status"] == "open" and t["closed_at"] is None
