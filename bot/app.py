@@ -215,13 +215,15 @@ class Deskbell:
             await self._stop.wait()
         finally:
             log.info("stopping roles=%s", ",".join(sorted(roles)))
-            # DESIGN §5: out within 10 s of SIGTERM — 5 s to finish mail in flight, 3 for the rest.
+            # DESIGN §5: out within 10 s of SIGTERM — 4 s for mail in flight, 2 for acknowledged
+            # Slack actions, 3 for the rest.
             if smtp_server is not None:
-                await smtp_server.stop(timeout=5)
+                await smtp_server.stop(timeout=4)
             if socket_mode is not None:
                 await socket_mode.close_async()
             if web_server is not None:
                 web_server.should_exit = True
+            await self.ack_first.drain(timeout=2)
             if self.dispatcher is not None:
                 self.dispatcher.stop()
             if tasks:

@@ -57,6 +57,9 @@ class AckFirst:
         self._quiet.set()
         self._slots = asyncio.Semaphore(slots)
         self.max_wait = max_wait
+        self.working = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def wrap(self, handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
         async def handle(request: Any) -> Any:
@@ -72,12 +75,26 @@ class AckFirst:
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
+        self.working += 1
+        self._idle.clear()
         try:
-            await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+            try:
+                await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+            except asyncio.TimeoutError:
+                pass
+            async with self._slots:
+                yield
+        finally:
+            self.working -= 1
+            if not self.working:
+                self._idle.set()
+
+    async def drain(self, timeout: float) -> None:
+        """On shutdown: let actions already acknowledged to Slack finish (up to ``timeout``)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
         except asyncio.TimeoutError:
-            pass
-        async with self._slots:
-            yield
+            log.warning("stopping with %s Slack action(s) unfinished", self.working)
 
 
 class Listeners:
