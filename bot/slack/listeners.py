@@ -140,6 +140,11 @@ class Listeners:
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return
+        except Exception:  # process boundary: the action's transaction rolled back
+            log.exception("slack action failed user=%s", user)
+            await self._tell(user, channel, "⚠️ That did not work on our side and nothing was changed. "
+                                            "Please try again in a moment.")
+            return
         if not quiet and not result.duplicate:
             await self._tell(user, channel, result.text)
 
