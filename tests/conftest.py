@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import smtplib
+import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,16 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interv
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def rename_table(database: Path, old: str, new: str) -> None:
+    """Break (or mend) the running app's database from outside, as an operator's mistake would.
+
+    Runs in a thread: a blocking SQLite call on the event loop would wait for a lock that the
+    app, stalled on that same loop, could never release.
+    """
+    def rename() -> None:
+        with closing(sqlite3.connect(database, timeout=30, isolation_level=None)) as con:
+            con.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    await asyncio.to_thread(rename)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import sqlite3
 
 from bot.core import reports
-from tests.conftest import DOMAIN, running, send_mail, wait_until
+from tests.conftest import DOMAIN, rename_table, running, send_mail, wait_until
 from tests.test_foundation import mail
 
 
@@ -80,12 +79,10 @@ async def test_our_storage_failure_answers_451_and_sender_can_retry(app_settings
     async with running(app_settings(), roles=("smtp",)) as app:
         port = app.listening.smtp[1]
         raw = mail(message_id="<retry-me@example.net>")
-        with sqlite3.connect(tmp_path / "deskbell.db") as con:
-            con.execute("ALTER TABLE raw_messages RENAME TO raw_messages_away")
+        await rename_table(tmp_path / "deskbell.db", "raw_messages", "raw_messages_away")
         code, reply = await asyncio.to_thread(send_mail, port, raw)
         assert code == 451 and reply.startswith(b"4.3.0"), reply
-        with sqlite3.connect(tmp_path / "deskbell.db") as con:
-            con.execute("ALTER TABLE raw_messages_away RENAME TO raw_messages")
+        await rename_table(tmp_path / "deskbell.db", "raw_messages_away", "raw_messages")
         code, _ = await asyncio.to_thread(send_mail, port, raw)
         assert code == 250
         assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 1

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.core import reports
 from bot.store import models as m
-from tests.conftest import DOMAIN, running, send_mail, wait_until
+from tests.conftest import DOMAIN, rename_table, running, send_mail, wait_until
 from tests.slack_client import SECRET, SlackSender, sign
 from tests.test_foundation import mail
 
@@ -422,16 +422,12 @@ async def test_close_confirms_by_threaded_email_and_reopen_restores(app_settings
 
 
 async def test_our_failure_during_an_action_is_told_and_changes_nothing(app_settings, fake_slack, tmp_path):
-    import sqlite3
-
     async with desk(app_settings, fake_slack) as (app, slack):
         await customer_ticket(app, fake_slack)
-        with sqlite3.connect(tmp_path / "deskbell.db") as con:
-            con.execute("ALTER TABLE events RENAME TO events_away")
+        await rename_table(tmp_path / "deskbell.db", "events", "events_away")
         await slack.button("ticket.close", 1, user="UALICE")
         await wait_until(lambda: fake_slack.ephemerals)
-        with sqlite3.connect(tmp_path / "deskbell.db") as con:
-            con.execute("ALTER TABLE events_away RENAME TO events")
+        await rename_table(tmp_path / "deskbell.db", "events_away", "events")
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
     assert "did not work on our side" in fake_slack.ephemerals[0]["text"]
     assert t["status"] == "new"
