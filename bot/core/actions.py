@@ -66,11 +66,18 @@ async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
                refresh_card: bool = True) -> ActionResult:
     """The frame of every action: one transaction, idempotent, checked, logged, shown."""
     now = desk.clock.now()
+    return await _once(key, number, lambda: _in_transaction(
+        desk, actor=actor, number=number, action=action, key=key, work=work, echo=echo,
+        refresh_card=refresh_card, now=now))
+
+
+async def _once(key: IdempotencyKey | None, number: int | None,
+                run: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
+    """Run a keyed action; a twin delivered at the same moment loses the race to record the
+    key (IntegrityError, its transaction rolled back) and is reported as a duplicate."""
     try:
-        return await _in_transaction(desk, actor=actor, number=number, action=action, key=key,
-                                     work=work, echo=echo, refresh_card=refresh_card, now=now)
+        return await run()
     except IntegrityError:
-        # The same interaction, delivered twice at the same moment, lost the race to record it.
         if key is None:
             raise
         return ActionResult(number, "Already done.", duplicate=True)
@@ -516,6 +523,12 @@ async def open_ticket_for_customer(desk: Desk, *, actor: Actor, email: str, subj
     if desk.settings.group_by_name(group) is None:
         raise BadRequest(f"unknown group {group!r}")
     check_allowed(desk.settings, actor, group=group, action="open tickets for")
+    return await _once(key, None, lambda: _open_for_customer(desk, actor=actor, email=email, subject=subject,
+                                                             body=body, group=group, key=key))
+
+
+async def _open_for_customer(desk: Desk, *, actor: Actor, email: str, subject: str, body: str,
+                             group: str, key: IdempotencyKey | None) -> ActionResult:
     now = desk.clock.now()
     async with desk.db.transaction() as s:
         if key is not None and await _seen(s, key, now=now):

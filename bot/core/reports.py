@@ -33,6 +33,14 @@ STATUS_ORDER = case({s: i for i, s in enumerate(("new", "open", "waiting", "on_h
                     value=m.Ticket.status)
 
 
+def _ticket_rows():
+    """(ticket, group name, requester, assignee's Slack id) rows, as lists and JSON show them."""
+    return (select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
+            .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
+            .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
+            .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id))
+
+
 async def list_tickets(db: Database, *, now: datetime, status: str | None = None, limit: int = 100,
                        assignee: str | None = None, groups: list[str] | None = None,
                        customer: str | None = None, queue_order: bool = False) -> list[dict[str, Any]]:
@@ -42,11 +50,7 @@ async def list_tickets(db: Database, *, now: datetime, status: str | None = None
     ``customer`` an email address or phone number.
     """
     async with db.reading() as s:
-        query = (select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
-                 .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
-                 .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
-                 .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id)
-                 .limit(limit))
+        query = _ticket_rows().limit(limit)
         query = query.order_by(STATUS_ORDER, m.Ticket.created_at) if queue_order \
             else query.order_by(m.Ticket.id.desc())
         if status == "open":
@@ -81,12 +85,7 @@ async def ticket_for_card(db: Database, *, channel: str, ts: str) -> int | None:
 
 async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, Any]:
     async with db.reading() as s:
-        row = (await s.execute(
-            select(m.Ticket, m.HandlerGroup.name, m.Contact, m.Staff.slack_user_id)
-            .join(m.HandlerGroup, m.HandlerGroup.id == m.Ticket.group_id)
-            .join(m.Contact, m.Contact.id == m.Ticket.requester_id)
-            .outerjoin(m.Staff, m.Staff.id == m.Ticket.assignee_id)
-            .where(m.Ticket.id == number))).first()
+        row = (await s.execute(_ticket_rows().where(m.Ticket.id == number))).first()
         if row is None:
             raise TicketNotFound(f"there is no ticket #{number}")
         t, group, contact, assignee = row
