@@ -1,8 +1,9 @@
 """The composition root: the only module that wires config, clock, database, doors and senders.
 
 Everything made here (engine, clients, clock) is passed down; nothing below keeps globals.
-``Deskbell.serve(roles)`` runs any mix of the SMTP door, the web app and the outbox worker on
-one event loop and stops cleanly on SIGTERM. No domain logic here.
+``Deskbell.serve(roles)`` runs any mix of the SMTP door, the web app and the worker (intake of
+the spool and the outbox dispatcher) on one event loop and stops cleanly on SIGTERM. No domain
+logic here.
 """
 
 from __future__ import annotations
@@ -27,26 +28,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
-from bot.core import groups, outbox, reports
+from bot.core import deliveries, groups, reports, spool
 from bot.core.desk import Desk
-from bot.core.errors import MailParseError
-from bot.core.intake import IngestResult, held_mail, ingest, quarantine, reprocess
-from bot.core.views import (
-    CardView,
-    MessageView,
-    OutboxView,
-    OutgoingEmail,
-    QuarantineView,
-    TicketView,
-)
-from bot.inbound.mailparse import parse_email
+from bot.inbound.pipeline import IntakeWorker, SpoolWriter
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
 from bot.outbox.dispatcher import Dispatcher, Sender
-from bot.slack import blocks
 from bot.slack.listeners import AckFirst, build_bolt_app
-from bot.slack.poster import SlackPoster, make_client
+from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate
 from bot.store.db import Database
 from bot.web import build_web_app
@@ -54,28 +44,6 @@ from bot.web import build_web_app
 log = logging.getLogger(__name__)
 
 ROLES = ("smtp", "web", "worker")
-
-
-class Renderers:
-    """Core's ``Renderers`` port, backed by the Slack Block Kit and email template adapters."""
-
-    def __init__(self, composer: EmailComposer) -> None:
-        self.composer = composer
-
-    def ticket_card(self, card: CardView) -> dict[str, Any]:
-        return blocks.ticket_card(card)
-
-    def thread_message(self, ticket: TicketView, message: MessageView) -> dict[str, Any]:
-        return blocks.thread_message(ticket, message)
-
-    def notice(self, text: str) -> dict[str, Any]:
-        return blocks.notice(text)
-
-    def quarantine_notice(self, item: QuarantineView) -> dict[str, Any]:
-        return blocks.quarantine_notice(item)
-
-    def customer_email(self, mail: OutgoingEmail) -> str:
-        return self.composer.customer_email(mail)
 
 
 @dataclass
@@ -90,15 +58,13 @@ class Deskbell:
     def __init__(self, settings: Settings, *, clock: Clock, environ: Mapping[str, str] | None = None) -> None:
         self.settings, self.clock = settings, clock
         self.db = Database(settings.database.url)
-        composer = EmailComposer(from_address=settings.email_out.from_address,
-                                 from_name=settings.email_out.from_name,
-                                 loop_marker=settings.email_out.reply_domain)
-        self.renderers = Renderers(composer)
-        self.desk = Desk(db=self.db, settings=settings, clock=clock, renderers=self.renderers)
+        self.desk = Desk(db=self.db, settings=settings, clock=clock)
         self.listening = Listening()
         self.ack_first = AckFirst()
         self._stop = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
+        self.intake: IntakeWorker | None = None
+        self.smtp_server: SmtpServer | None = None
 
     # ----- set-up -------------------------------------------------------------------------
 
@@ -123,48 +89,39 @@ class Deskbell:
 
     def senders(self, slack: AsyncWebClient | None) -> dict[str, Sender]:
         s = self.settings
+        composer = EmailComposer(from_address=s.email_out.from_address, from_name=s.email_out.from_name,
+                                 loop_marker=s.email_out.reply_domain)
         senders: dict[str, Sender] = {"email": EmailSender(
-            host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
+            composer=composer, host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),
             timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
         if slack is not None:
-            senders["slack"] = SlackPoster(slack)
+            senders["slack"] = SlackSender(slack)
         return senders
 
     def make_dispatcher(self, slack: AsyncWebClient | None) -> Dispatcher:
         s = self.settings
         dispatcher = Dispatcher(
             db=self.db, clock=self.clock, senders=self.senders(slack),
-            policy=outbox.RetryPolicy(max_attempts=s.outbox.max_attempts,
-                                      base_seconds=s.outbox.backoff_base_seconds,
-                                      max_seconds=s.outbox.backoff_max_seconds),
+            policy=deliveries.RetryPolicy(max_attempts=s.outbox.max_attempts,
+                                          base_seconds=s.outbox.backoff_base_seconds,
+                                          max_seconds=s.outbox.backoff_max_seconds),
             concurrency=s.outbox.concurrency, lease_seconds=s.outbox.lease_seconds,
-            notice=self._dead_notice, notice_channel=s.slack.fallback_channel)
+            notice_channel=s.slack.fallback_channel)
         self.db.on_outbox_commit(dispatcher.wake)
         return dispatcher
 
-    def _dead_notice(self, item: OutboxView, error: str) -> dict[str, Any]:
-        ticket = f" for ticket #{item.ticket_number}" if item.ticket_number else ""
-        return self.renderers.notice(
-            f"⚠️ Gave up delivering {item.kind}{ticket} after {item.attempts} tries: {error}. "
-            f"Retry with: deskbell outbox retry {item.id}")
+    def make_intake(self) -> IntakeWorker:
+        return IntakeWorker(desk=self.desk, our_domain=self.settings.email_out.reply_domain)
 
     async def reprocess(self, quarantine_id: int | None = None) -> list[tuple[int, str]]:
-        """Retry held mail through the parser and intake; returns (id, what happened) each."""
-        outcomes: list[tuple[int, str]] = []
-        for held in await held_mail(self.db, quarantine_id=quarantine_id):
-            try:
-                msg = parse_email(held.raw, received_at=self.clock.now(),
-                                  envelope_sender=held.envelope_from, recipients=held.envelope_to,
-                                  door=held.door or "smtp",
-                                  our_message_id_domain=self.settings.email_out.reply_domain)
-            except MailParseError as exc:
-                outcomes.append((held.id, f"still held: {exc}"))
-                continue
-            result: IngestResult = await reprocess(self.desk, held.id, msg)
-            number = f" ticket #{result.ticket_number}" if result.ticket_number else ""
-            outcomes.append((held.id, f"{result.outcome}{number} {result.detail}".strip()))
-        return outcomes
+        """Put held mail back in the spool and run it through the intake pipeline again;
+        returns (quarantine id, what happened) for each."""
+        requeued = await spool.requeue_held(self.db, quarantine_id=quarantine_id)
+        if not requeued:
+            return []
+        await self.make_intake().drain()
+        return [(q.id, q.outcome) for q in await reports.quarantine_outcomes(self.db, requeued)]
 
     # ----- running ------------------------------------------------------------------------
 
@@ -182,13 +139,14 @@ class Deskbell:
         http = aiohttp.ClientSession()
         slack = self.slack_client(http)
         tasks: list[asyncio.Task[Any]] = []
-        smtp_server: SmtpServer | None = None
         web_server: uvicorn.Server | None = None
         socket_mode = None
         try:
             if "worker" in roles:
                 self.dispatcher = self.make_dispatcher(slack)
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+                self.intake = self.make_intake()
+                tasks.append(asyncio.create_task(self.intake.run(), name="intake"))
             bolt = self._bolt_app(slack) if "web" in roles else None
             if bolt is not None and self.settings.slack.app_token.get_secret_value():
                 from slack_bolt.adapter.socket_mode.async_handler import (
@@ -203,8 +161,8 @@ class Deskbell:
                 self.listening.web = sock.getsockname()[:2]
                 tasks.append(asyncio.create_task(web_server.serve(sockets=[sock]), name="web"))
             if "smtp" in roles:
-                smtp_server = self._smtp_server()
-                self.listening.smtp = await smtp_server.start()
+                self.smtp_server = self._smtp_server()
+                self.listening.smtp = await self.smtp_server.start()
             # Everything built at start-up lives for the whole run: keep it out of the cyclic
             # GC's full passes, which otherwise stall the loop (and Slack acks) for tens of ms.
             gc.collect()
@@ -217,13 +175,15 @@ class Deskbell:
             log.info("stopping roles=%s", ",".join(sorted(roles)))
             # DESIGN §5: out within 10 s of SIGTERM — 4 s for mail in flight, 2 for acknowledged
             # Slack actions, 3 for the rest.
-            if smtp_server is not None:
-                await smtp_server.stop(timeout=4)
+            if self.smtp_server is not None:
+                await self.smtp_server.stop(timeout=4)
             if socket_mode is not None:
                 await socket_mode.close_async()
             if web_server is not None:
                 web_server.should_exit = True
             await self.ack_first.drain(timeout=2)
+            if self.intake is not None:
+                self.intake.stop()
             if self.dispatcher is not None:
                 self.dispatcher.stop()
             if tasks:
@@ -241,10 +201,10 @@ class Deskbell:
     def _smtp_server(self) -> SmtpServer:
         s = self.settings.smtp_in
         host, port = parse_listen(s.listen)
-        handler = SmtpHandler(ingest=lambda msg: ingest(self.desk, msg),
-                              quarantine=lambda **kw: quarantine(self.desk, **kw),
-                              clock=self.clock, domains=s.domains,
-                              our_domain=self.settings.email_out.reply_domain)
+        writer = SpoolWriter(self.db)
+        if self.intake is not None:  # the same process: no need to wait for its next poll
+            writer.on_commit(self.intake.wake)
+        handler = SmtpHandler(spool=writer.write, clock=self.clock, domains=s.domains)
         tls = None
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

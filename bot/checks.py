@@ -13,7 +13,7 @@ import aiohttp
 import aiosmtplib
 
 from bot.config import Settings
-from bot.slack.poster import make_client
+from bot.slack.sender import make_client
 from bot.store import migrate
 from bot.store.db import Database
 

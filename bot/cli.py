@@ -18,7 +18,7 @@ import click
 from bot import __version__
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, find_config_path, load_settings
-from bot.core import outbox as outbox_core
+from bot.core import deliveries
 from bot.core import reports
 from bot.core.errors import DeskbellError
 from bot.logsetup import configure_logging
@@ -266,7 +266,7 @@ def outbox_list(config_path: str | None, status: str | None, limit: int, as_json
     """List outbox items, newest first."""
     settings = _settings(config_path)
 
-    items = _with_database(settings, lambda db: outbox_core.list_items(db, status=status, limit=limit))
+    items = _with_database(settings, lambda db: deliveries.list_items(db, status=status, limit=limit))
     if as_json:
         _print_json([{k: v for k, v in vars(i).items() if k != "payload"} for i in items])
         return
@@ -287,7 +287,7 @@ def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
     """Queue dead items again (all of them, or the given IDS); a running worker sends them."""
     settings, clock = _settings(config_path), _clock()
 
-    n = _with_database(settings, lambda db: outbox_core.retry(db, now=clock.now(),
+    n = _with_database(settings, lambda db: deliveries.retry(db, now=clock.now(),
                                                                item_ids=list(ids) or None))
     click.echo(f"{n} item(s) queued again." if n else "No dead items matched.")
 

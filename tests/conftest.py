@@ -16,6 +16,7 @@ import pytest
 from bot.app import Deskbell
 from bot.clock import Clock
 from bot.config import Settings
+from bot.core import spool
 from tests.fakes import FakeSlack, RelaySink
 
 DOMAIN = "support.example.com"
@@ -101,6 +102,26 @@ def send_mail(port: int, raw: bytes, *, mail_from: str = "alice@example.net",
             if code != 250:
                 return code, reply
         return client.data(raw)
+
+
+async def settle(app: Deskbell, timeout: float = 15.0) -> None:
+    """Wait until everything the doors accepted has been ingested (the spool is empty). A
+    door-only app has no intake worker: then ingest here, as a worker process would."""
+    if app.intake is None:
+        await app.make_intake().drain(timeout=timeout)
+        return
+    await wait_until(lambda: _spool_empty(app), timeout=timeout)
+
+
+async def _spool_empty(app: Deskbell) -> bool:
+    return await spool.pending_count(app.db) == 0
+
+
+async def deliver(app: Deskbell, raw: bytes, **kwargs: Any) -> tuple[int, bytes]:
+    """Send one message to the app's SMTP door and wait until it has been ingested."""
+    answer = await asyncio.to_thread(send_mail, app.listening.smtp[1], raw, **kwargs)
+    await settle(app)
+    return answer
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -14,6 +14,7 @@ import signal
 import smtplib
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -24,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from bot.config import Settings
-from bot.core import outbox, reports
+from bot.core import deliveries, reports, spool
 from bot.store.db import Database
 from tests.conftest import DOMAIN, settings_dict, wait_until
 
@@ -119,49 +120,81 @@ async def test_starts_on_defaults_queues_cards_without_slack_then_posts(tmp_path
         assert await asyncio.to_thread(bot.terminate) == 0
 
 
-async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, fake_slack, relay):
-    """Every message that got 250 is a ticket after a kill -9, and its card is posted once."""
-    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
-    bot = BotProcess(config, tmp_path).start()
-    accepted: list[tuple[str, bytes]] = []
-    kill_after = 70
+def stream(port: int, accepted: list[tuple[str, bytes]], *, first: int, clients: int = 8,
+           total: int = 1000) -> None:
+    """``clients`` MTAs, each on one reused connection, until the messages run out or the
+    server goes away; every message answered 250 lands in ``accepted``."""
+    per_client = total // clients
 
-    def stream() -> None:
-        # One connection per message, like an MTA; stop at the first refused connection.
+    def client(c: int) -> None:
         try:
-            for n in range(200):
-                subject, raw = message(n)
-                with smtplib.SMTP("127.0.0.1", bot.smtp_port, timeout=30) as client:
-                    client.sendmail(f"customer{n}@example.net", [f"help@{DOMAIN}"], raw)
-                accepted.append((subject, raw))
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as conn:
+                for i in range(per_client):
+                    subject, raw = message(first + c * per_client + i)
+                    conn.sendmail(f"customer{c}@example.net", [f"help@{DOMAIN}"], raw)
+                    accepted.append((subject, raw))
         except (smtplib.SMTPException, OSError):
             return
 
-    sender = asyncio.create_task(asyncio.to_thread(stream))
-    await wait_until(lambda: len(accepted) >= kill_after, timeout=60)
-    bot.kill()
-    await sender
-    assert kill_after <= len(accepted) < 200, "the kill must land mid-stream"
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
+
+async def check_each_accepted_once(config: Path, tmp_path: Path, fake_slack,  # noqa: ANN001
+                                   accepted: list[tuple[str, bytes]]) -> None:
+    """Restart and let everything settle: each accepted message is one ticket with one card."""
     bot = BotProcess(config, tmp_path).start()
     db = Database(Settings.model_validate(yaml.safe_load(config.read_text())).database.url)
     try:
-        async def drained() -> bool:
-            items = await outbox.list_items(db, limit=10_000)
+        async def settled() -> bool:
+            if await spool.pending_count(db):
+                return False
+            items = await deliveries.list_items(db, limit=100_000)
             return all(i.status == "sent" for i in items if i.channel == "slack")
-        await wait_until(drained, timeout=60, interval=0.2)
-        tickets = await reports.list_tickets(db, now=datetime.now(timezone.utc), limit=1000)
+        await wait_until(settled, timeout=120, interval=0.25)
+        tickets = await reports.list_tickets(db, now=datetime.now(timezone.utc), limit=100_000)
     finally:
         await db.dispose()
         assert await asyncio.to_thread(bot.terminate) == 0
-
-    by_subject = {t["subject"]: t["number"] for t in tickets}
-    subjects_accepted = {subject for subject, _ in accepted}
-    missing = subjects_accepted - set(by_subject)
+    subjects = [t["subject"] for t in tickets]
+    assert len(subjects) == len(set(subjects)), "a message became two tickets"
+    missing = {subject for subject, _ in accepted} - set(subjects)
     assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
     headers = [c.args["blocks"][0]["text"]["text"] for c in fake_slack.cards()]
     assert len(headers) == len(set(headers)), "a card was posted twice"
-    assert {f"#{n}" for n in by_subject.values()} == {h.split()[0] for h in headers}
+    assert {f"#{t['number']}" for t in tickets} == {h.split()[0] for h in headers}
+
+
+async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, fake_slack, relay):
+    """DESIGN §2.1 with 8 MTAs streaming 1,000 messages into `deskbell run`, killed with -9."""
+    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
+    bot = BotProcess(config, tmp_path).start()
+    accepted: list[tuple[str, bytes]] = []
+    sender = asyncio.create_task(asyncio.to_thread(stream, bot.smtp_port, accepted, first=0))
+    await wait_until(lambda: len(accepted) >= 300, timeout=60)
+    bot.kill()
+    await sender
+    assert 300 <= len(accepted) < 1000, "the kill must land mid-stream"
+    await check_each_accepted_once(config, tmp_path, fake_slack, accepted)
+
+
+async def test_sigkill_of_separate_door_and_worker_loses_nothing(tmp_path, fake_slack, relay):
+    """The Procfile roles: the worker is killed mid-stream, then the door; nothing is lost."""
+    config = write_config(tmp_path, relay_port=relay.port, slack_url=fake_slack.url)
+    smtp = BotProcess(config, tmp_path, role="smtp").start()
+    worker = BotProcess(config, tmp_path, role="worker").start()
+    accepted: list[tuple[str, bytes]] = []
+    sender = asyncio.create_task(asyncio.to_thread(stream, smtp.smtp_port, accepted, first=0))
+    await wait_until(lambda: len(accepted) >= 200, timeout=60)
+    worker.kill()
+    await wait_until(lambda: len(accepted) >= 400, timeout=60)
+    smtp.kill()
+    await sender
+    assert 400 <= len(accepted) < 1000, "the kills must land mid-stream"
+    await check_each_accepted_once(config, tmp_path, fake_slack, accepted)
 
 
 async def test_procfile_roles_share_one_database(tmp_path, fake_slack, relay):

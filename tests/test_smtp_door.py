@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from bot.core import reports
-from tests.conftest import DOMAIN, rename_table, running, send_mail, wait_until
+from tests.conftest import DOMAIN, deliver, rename_table, running, send_mail, settle, wait_until
 from tests.test_foundation import mail
 
 
@@ -25,6 +30,7 @@ async def test_recipient_outside_our_domains_is_refused_never_relayed(app_settin
         code, reply = await asyncio.to_thread(send_mail, app.listening.smtp[1], mail(),
                                               rcpt=("victim@elsewhere.example.org",))
         assert (code, reply[:9]) == (550, b"5.1.1 <vi")
+        await settle(app)
         assert await reports.list_tickets(app.db, now=app.clock.now()) == []
 
 
@@ -48,18 +54,20 @@ async def test_oversize_mail_gets_552_both_declared_and_streamed(app_settings):
         assert (await asyncio.to_thread(declared))[0] == 552
         code, reply = await asyncio.to_thread(streamed)
         assert code == 552 and reply.startswith(b"5.3.4"), reply
+        await settle(app)
         assert await reports.list_tickets(app.db, now=app.clock.now()) == []
 
 
 async def test_replayed_message_creates_nothing_new(app_settings):
     raw = mail(message_id="<same-id-1@example.net>")
     async with running(app_settings(), roles=("smtp",)) as app:
-        port = app.listening.smtp[1]
-        first = await asyncio.to_thread(send_mail, port, raw)
-        second = await asyncio.to_thread(send_mail, port, raw)
+        first = await deliver(app, raw)
+        second = await deliver(app, raw)  # an MTA that never heard our first 250
         assert first[0] == second[0] == 250
-        assert b"duplicate" in second[1]
         assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 1
+        [ticket] = await reports.list_tickets(app.db, now=app.clock.now())
+        shown = await reports.show_ticket(app.db, ticket["number"], now=app.clock.now())
+        assert [m["kind"] for m in shown["messages"]].count("inbound") == 1
 
 
 async def test_lines_up_to_10000_bytes_are_accepted(app_settings):
@@ -67,7 +75,7 @@ async def test_lines_up_to_10000_bytes_are_accepted(app_settings):
     raw = (f"From: alice@example.net\r\nTo: help@{DOMAIN}\r\nSubject: long\r\n"
            f"Message-ID: <long-1@example.net>\r\n\r\n{long_line}\r\n").encode()
     async with running(app_settings(), roles=("smtp",)) as app:
-        code, _ = await asyncio.to_thread(send_mail, app.listening.smtp[1], raw)
+        code, _ = await deliver(app, raw)
         assert code == 250
         [t] = await reports.list_tickets(app.db, now=app.clock.now())
         shown = await reports.show_ticket(app.db, t["number"], now=app.clock.now())
@@ -83,37 +91,74 @@ async def test_our_storage_failure_answers_451_and_sender_can_retry(app_settings
         code, reply = await asyncio.to_thread(send_mail, port, raw)
         assert code == 451 and reply.startswith(b"4.3.0"), reply
         await rename_table(tmp_path / "deskbell.db", "raw_messages_away", "raw_messages")
-        code, _ = await asyncio.to_thread(send_mail, port, raw)
+        code, _ = await deliver(app, raw)
         assert code == 250
         assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 1
 
 
-async def test_draining_server_answers_421_not_5xx(app_settings):
+async def test_draining_server_answers_421_not_5xx(app_settings, tmp_path):
+    """SIGTERM while a message is being committed: that message still gets its 250, and a
+    session that starts a new one meanwhile hears a real 421 (never a 5xx, never a hang-up)."""
     async with running(app_settings(), roles=("smtp",)) as app:
         port = app.listening.smtp[1]
-        client = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", port, timeout=10)
-        await asyncio.to_thread(client.ehlo)
-        app.stop()  # SIGTERM path: stop accepting; the open session gets 421 for new mail
-        await asyncio.sleep(0.05)
-        try:
-            code, _ = await asyncio.to_thread(client.mail, "alice@example.net")
-        except smtplib.SMTPServerDisconnected:
-            code = 421  # closed after the drain: also not a 5xx
-        assert code == 421
+        idle = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", port, timeout=10)
+        await asyncio.to_thread(idle.ehlo)
+        with hold_write_lock(tmp_path / "deskbell.db") as release:
+            # The spool commit waits for the lock, so this message is in flight during the drain.
+            in_flight = asyncio.create_task(asyncio.to_thread(send_mail, port, mail()))
+            await wait_until(lambda: app_handler(app).inflight == 1)
+            app.stop()  # the SIGTERM path
+            await wait_until(lambda: app_handler(app).draining)
+            code, reply = await asyncio.to_thread(idle.mail, "alice@example.net")
+            assert (code, reply[:5]) == (421, b"4.3.2"), reply
+            release()
+            assert (await in_flight)[0] == 250
+    db = sqlite3.connect(tmp_path / "deskbell.db")
+    assert db.execute("SELECT count(*) FROM raw_messages WHERE state = 'queued'").fetchone() == (1,)
+    db.close()
+
+
+def app_handler(app):  # noqa: ANN001, ANN201
+    return app.smtp_server.handler
+
+
+@contextmanager
+def hold_write_lock(database: Path) -> Iterator[Callable[[], None]]:
+    """Another process holding SQLite's write lock: our commits wait until ``release()``."""
+    locked, released = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        con = sqlite3.connect(database, timeout=30, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        released.wait(30)
+        con.execute("ROLLBACK")
+        con.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    locked.wait(10)
+    try:
+        yield released.set
+    finally:
+        released.set()
+        holder.join(10)
 
 
 async def test_sender_quoting_tag_of_someone_elses_ticket_gets_a_new_ticket(app_settings, fake_slack):
     async with running(app_settings()) as app:
-        port = app.listening.smtp[1]
-        await asyncio.to_thread(send_mail, port, mail())
+        await deliver(app, mail())
         intruder = mail(subject="Re: Router down [#1]", body="Let me in",
                         from_addr="mallory@example.org")
-        code, reply = await asyncio.to_thread(send_mail, port, intruder, mail_from="mallory@example.org")
-        assert code == 250 and b"created ticket #2" in reply
+        code, _ = await deliver(app, intruder, mail_from="mallory@example.org")
+        assert code == 250
         own = mail(subject="Re: Router down [#1]", body="Me again")
-        code, reply = await asyncio.to_thread(send_mail, port, own)
-        assert b"appended ticket #1" in reply
+        await deliver(app, own)
         await wait_until(lambda: len(fake_slack.cards()) == 2)
+        first = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        second = await reports.show_ticket(app.db, 2, now=app.clock.now())
+    assert [m["body"] for m in first["messages"] if m["kind"] == "inbound"] == ["My router has no internet since this morning.", "Me again"]
+    assert second["requester"]["email"] == "mallory@example.org"
 
 
 async def test_unknown_local_part_goes_to_fallback_group_and_address_picks_group(app_settings, fake_slack):

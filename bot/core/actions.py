@@ -18,15 +18,16 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import cards
+from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import send_to_customer
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
+from bot.core.lifecycle import STATUSES
 from bot.core.staff import Actor, check_allowed, is_admin, staff_row
-from bot.core.threading import new_reply_token
-from bot.core.tickets import STATUSES, load_ticket, ticket_view
-from bot.core.views import MessageView
+from bot.core.tickets import load_ticket, ticket_view
+from bot.core.views import CardView, MessageView
 from bot.store import models as m
+from bot.store import upsert
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,9 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
         ticket.updated_at = ticket.last_action_at = now
         ticket.unread = False
         if echo and echo_text:
-            await cards.post_notice_in_thread(s, desk.renderers, ticket_id=ticket.id,
-                                              text=echo_text, now=now)
+            await intents.post_notice_in_thread(s, ticket_id=ticket.id, text=echo_text, now=now)
         if refresh_card:
-            await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
+            await intents.update_card(s, ticket_id=ticket.id,
                                     ticket=await ticket_view(s, ticket, now=now), now=now,
                                     last_action=echo_text)
         log.info("staff action ticket=%s action=%s staff=%s", ticket.id, action, actor.slack_user_id)
@@ -119,20 +119,15 @@ async def _seen(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
 
 def _event(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, kind: str, now: datetime,
            **data: object) -> None:
-    s.add(m.Event(ticket_id=ticket.id, kind=kind, actor=f"staff:{staff.slack_user_id}",
-                  staff_id=staff.id, data=data, created_at=now))
+    lifecycle.record_event(s, ticket.id, kind, actor=_actor(staff), staff_id=staff.id, now=now, **data)
+
+
+def _actor(staff: m.Staff) -> str:
+    return f"staff:{staff.slack_user_id}"
 
 
 def _set_status(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str, now: datetime) -> None:
-    if status not in STATUSES:
-        raise BadRequest(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
-    old = ticket.status
-    if old == status:
-        return
-    ticket.status = status
-    ticket.resolved_at = now if status == "resolved" else (ticket.resolved_at if status == "closed" else None)
-    ticket.closed_at = now if status == "closed" else None
-    _event(s, ticket, staff, "status", now, **{"from": old, "to": status})
+    lifecycle.change_status(s, ticket, status, actor=_actor(staff), staff_id=staff.id, now=now)
 
 
 async def _slack_id(s: AsyncSession, staff_id: int | None) -> str | None:
@@ -142,10 +137,9 @@ async def _slack_id(s: AsyncSession, staff_id: int | None) -> str | None:
 async def _auto_reassign(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, now: datetime) -> None:
     """Powercode's "Auto Reassign Ticket on Update": whoever replies, notes or transfers owns it."""
     if desk.settings.tickets.auto_reassign_on_update and ticket.assignee_id != staff.id:
-        _event(s, ticket, staff, "assignee", now, **{"from": await _slack_id(s, ticket.assignee_id),
-                                                      "to": staff.slack_user_id,
-                                                      "reason": "auto_reassign_on_update"})
-        ticket.assignee_id = staff.id
+        lifecycle.assign(s, ticket, staff, previous=await _slack_id(s, ticket.assignee_id),
+                         actor=_actor(staff), staff_id=staff.id, now=now,
+                         reason="auto_reassign_on_update")
 
 
 def _release_lock(ticket: m.Ticket, staff: m.Staff) -> None:
@@ -174,13 +168,12 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
         view = await ticket_view(s, ticket, now=now)
-        history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else []
+        history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
         out = await send_to_customer(
             s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
             body=text, staff_id=staff.id, sender=_staff_label(staff),
-            from_name=f"{_staff_label(staff)} ({group.name})",
-            context={"text": text, "staff_name": _staff_label(staff), "group": group.name,
-                     "history": history})
+            from_name=f"{_staff_label(staff)} ({group.name})", staff_name=_staff_label(staff),
+            group=group.name, history=history)
         if out is None:
             raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
         ticket.last_staff_reply_at = now
@@ -189,8 +182,8 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         await _auto_reassign(desk, s, ticket, staff, now)
         if status_after and ticket.status not in ("closed",):
             _set_status(s, ticket, staff, status_after, now)
-        await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
-                                        message=MessageView.of(out), now=now)
+        await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
+                                          message=MessageView.of(out), now=now)
         return f"Reply sent to {view.requester.label} on ticket #{ticket.id}.", \
             f"{_staff_label(staff)} replied by email"
 
@@ -214,18 +207,18 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
         await _auto_reassign(desk, s, ticket, staff, now)
         if not from_thread:  # a thread message is already there for everyone to read
             view = await ticket_view(s, ticket, now=now)
-            await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
-                                            message=MessageView.of(message), now=now)
+            await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
+                                              message=MessageView.of(message), now=now)
         return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
 
     return await _act(desk, actor=actor, number=number, action="note", key=key, work=work, echo=False)
 
 
-async def _history(s: AsyncSession, ticket: m.Ticket, limit: int = 5) -> list[dict[str, object]]:
+async def _history(s: AsyncSession, ticket: m.Ticket, limit: int = 5) -> tuple[MessageView, ...]:
     rows = (await s.scalars(select(m.Message).where(
         m.Message.ticket_id == ticket.id, m.Message.kind.in_(("inbound", "outbound")))
         .order_by(m.Message.id.desc()).limit(limit))).all()
-    return [{"sender": r.sender, "created_at": r.created_at, "body": r.body} for r in rows]
+    return tuple(MessageView.of(r) for r in rows)
 
 
 # ----- ownership ------------------------------------------------------------------------------
@@ -256,7 +249,8 @@ async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
         await s.refresh(ticket)
         if ticket.status == "new":
             _set_status(s, ticket, staff, "open", now)
-        _event(s, ticket, staff, "assignee", now, **{"from": previous, "to": target.slack_user_id})
+        lifecycle.record_event(s, ticket.id, "assignee", actor=_actor(staff), staff_id=staff.id,
+                               now=now, **{"from": previous, "to": target.slack_user_id})
         who = "themselves" if target.id == staff.id else _staff_label(target)
         return f"#{ticket.id} is now assigned to {_staff_label(target)}.", \
             f"{_staff_label(staff)} assigned the ticket to {who}"
@@ -281,11 +275,7 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         old_group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        new_group = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == group))
-        if new_group is None:
-            new_group = m.HandlerGroup(name=group, slack_channel=target_config.slack_channel)
-            s.add(new_group)
-            await s.flush()
+        new_group = await groups.row(s, desk.settings, group)
         message = m.Message(ticket_id=ticket.id, kind="note", channel="slack", staff_id=staff.id,
                             sender=_staff_label(staff), body=note_text, created_at=now)
         s.add(message)
@@ -299,9 +289,8 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         if assignee is not None:
             target = await staff_row(s, assignee, now=now)
             if ticket.assignee_id != target.id:
-                _event(s, ticket, staff, "assignee", now, **{"from": await _slack_id(s, ticket.assignee_id),
-                                                              "to": target.slack_user_id})
-                ticket.assignee_id = target.id
+                lifecycle.assign(s, ticket, target, previous=await _slack_id(s, ticket.assignee_id),
+                                 actor=_actor(staff), staff_id=staff.id, now=now)
         else:
             await _auto_reassign(desk, s, ticket, staff, now)
         moved = new_group.id != old_group.id
@@ -309,24 +298,24 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         summary = (f"{_staff_label(staff)} transferred the ticket to {group}"
                    if moved else f"{_staff_label(staff)} updated the ticket's handling")
         view = await ticket_view(s, ticket, now=now)
-        await cards.post_thread_message(s, desk.renderers, ticket_id=ticket.id, ticket=view,
-                                        message=MessageView.of(message), now=now)
+        await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
+                                          message=MessageView.of(message), now=now)
         if moved:
             channel = new_group.slack_channel or desk.settings.slack.fallback_channel
-            old_card = await cards.card_item(s, ticket.id)
-            first = await cards.first_message(s, ticket.id)
-            new_card = cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
-                                       card=cards.CardView(ticket=view, first_message=first,
-                                                           last_action=summary))
+            old_card = await intents.card_item(s, ticket.id)
+            first = await intents.first_message(s, ticket.id)
+            new_card = intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
+                                         card=CardView(ticket=view, first_message=first,
+                                                       last_action=summary))
             await s.flush()
             if old_card is not None:
                 # Sent after the new card (same ordering key), so it can link to it.
-                await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
-                                        last_action=summary, transferred_to=f"{group} ({channel})",
-                                        card=old_card, new_card=new_card)
+                await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now,
+                                          last_action=summary, transferred_to=f"{group} ({channel})",
+                                          card=old_card, new_card=new_card)
         else:
-            await cards.update_card(s, desk.renderers, ticket_id=ticket.id, ticket=view, now=now,
-                                    last_action=summary)
+            await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now,
+                                      last_action=summary)
         return f"#{ticket.id} transferred to {group}.", summary
 
     return await _act(desk, actor=actor, number=number, action="transfer", key=key, work=work,
@@ -433,7 +422,6 @@ async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | 
         if ticket.status == "closed":
             return f"#{ticket.id} is already closed.", ""
         _set_status(s, ticket, staff, "closed", now)
-        ticket.lock_staff_id = ticket.lock_expires_at = None
         if notify_customer and ticket.via_email and not await _opened_by_robot(s, ticket):
             await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, now=now),
                                    template="ticket_closed", kind="automatic", now=now,
@@ -483,9 +471,9 @@ async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = Fals
         ticket.lock_staff_id, ticket.lock_expires_at = staff.id, now + timedelta(minutes=minutes)
         if not renewing:
             _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
-            await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
-                                    ticket=await ticket_view(s, ticket, now=now), now=now,
-                                    last_action=f"{_staff_label(staff)} is replying")
+            await intents.update_card(s, ticket_id=ticket.id,
+                                      ticket=await ticket_view(s, ticket, now=now), now=now,
+                                      last_action=f"{_staff_label(staff)} is replying")
         return LockState(held_by_other=None, expires_at=ticket.lock_expires_at)
 
 
@@ -502,8 +490,8 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
                 raise Conflict(f"#{ticket.id} is locked by someone else; only an admin can unlock it")
         ticket.lock_staff_id = ticket.lock_expires_at = None
         _event(s, ticket, staff, "unlock", now, admin=admin_unlock)
-        await cards.update_card(s, desk.renderers, ticket_id=ticket.id,
-                                ticket=await ticket_view(s, ticket, now=now), now=now)
+        await intents.update_card(s, ticket_id=ticket.id,
+                                  ticket=await ticket_view(s, ticket, now=now), now=now)
         return ActionResult(ticket.id, f"#{ticket.id} unlocked.")
 
 
@@ -534,30 +522,20 @@ async def _open_for_customer(desk: Desk, *, actor: Actor, email: str, subject: s
         if key is not None and await _seen(s, key, now=now):
             return ActionResult(None, "Already done.", duplicate=True)
         staff = await staff_row(s, actor, now=now)
-        contact = await s.scalar(select(m.Contact).where(m.Contact.email == email))
-        if contact is None:
-            contact = m.Contact(email=email, name="", created_at=now)
-            s.add(contact)
-        group_row = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == group))
-        await s.flush()
-        ticket = m.Ticket(subject=subject[:998], status="open", priority=desk.settings.tickets.default_priority,
-                          group_id=group_row.id, requester_id=contact.id, channel="email",
-                          reply_token=new_reply_token(), via_email=True, unread=False, weight=0,
-                          assignee_id=staff.id, created_at=now, updated_at=now, last_action_at=now,
-                          last_staff_reply_at=now)
-        s.add(ticket)
-        await s.flush()
-        _event(s, ticket, staff, "created", now, channel="slack", group=group, by_staff=True)
-        view = await ticket_view(s, ticket, now=now)
+        contact = await upsert.contact(s, email=email, now=now)
+        group_row = await groups.row(s, desk.settings, group)
+        ticket = await lifecycle.open_ticket(
+            s, subject=subject, group=group_row, requester_id=contact.id, channel="email",
+            priority=desk.settings.tickets.default_priority, actor=_actor(staff), now=now,
+            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True)
+        view = await ticket_view(s, ticket, now=now, new=True)
         out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
                                      kind="outbound", now=now, body=body, staff_id=staff.id,
                                      sender=_staff_label(staff),
                                      from_name=f"{_staff_label(staff)} ({group})",
-                                     context={"text": body, "staff_name": _staff_label(staff),
-                                              "group": group, "history": []})
+                                     staff_name=_staff_label(staff), group=group)
         channel = group_row.slack_channel or desk.settings.slack.fallback_channel
-        cards.post_card(s, desk.renderers, ticket_id=ticket.id, channel=channel, now=now,
-                        card=cards.CardView(ticket=view, first_message=MessageView.of(out) if out else None,
-                                            message_count=0,
-                                            last_action=f"Opened by {_staff_label(staff)}"))
+        intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
+                          card=CardView(ticket=view, first_message=MessageView.of(out) if out else None,
+                                        message_count=0, last_action=f"Opened by {_staff_label(staff)}"))
         return ActionResult(ticket.id, f"Ticket #{ticket.id} opened for {email}; the message is on its way.")

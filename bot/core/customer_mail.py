@@ -1,27 +1,38 @@
-"""Mail to the customer, threaded: one outbound message row plus one ``email`` outbox row.
+"""Mail to the customer, threaded: one outbound message row plus one ``customer.message``
+intent on the ``email`` channel.
 
 Every customer email (acknowledgement, staff reply, close confirmation) goes through
 ``send_to_customer`` so they all carry our Message-ID ``t{ticket}.{msg}.{rand}@reply_domain``,
 In-Reply-To the customer's last message, References to the ticket's conversation, the
-``[#N]`` subject tag and the reply-token Reply-To (DESIGN §2.6). Rendering happens here, at
-enqueue time, through the injected renderers. No I/O.
+``[#N]`` subject tag and the reply-token Reply-To (DESIGN §2.6). What the mail says is fixed
+here, at enqueue time; the email sender turns it into MIME. No I/O.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import intents
 from bot.core.desk import Desk
-from bot.core.outbox import enqueue
-from bot.core.threading import new_message_id, reply_address
-from bot.core.views import OutgoingEmail, TicketView
+from bot.core.threader import new_message_id, reply_address
+from bot.core.views import MessageView, OutgoingEmail, TicketView
 from bot.store import models as m
 
 MAX_REFERENCES = 10  # enough for every client to thread; keeps the header short
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Where answers go (None: the requester's address), the customer's last Message-ID and
+    the ticket's Message-IDs in order."""
+
+    reply_to: str | None
+    last_inbound: str | None
+    message_ids: tuple[str, ...]
 
 
 def reply_subject(subject: str, number: int) -> str:
@@ -31,34 +42,37 @@ def reply_subject(subject: str, number: int) -> str:
     return f"{prefix}{subject} [#{number}]"
 
 
-async def _conversation(s: AsyncSession, ticket: m.Ticket) -> tuple[str | None, str | None, list[str]]:
-    """(where answers go, the customer's last Message-ID, the ticket's Message-IDs in order),
-    from one query over the ticket's mail."""
+async def conversation(s: AsyncSession, ticket: m.Ticket) -> Conversation:
+    """The ticket's mail so far, from one query bounded by the ticket."""
     rows = (await s.execute(select(m.Message.kind, m.Message.message_id, m.Message.reply_to,
                                    m.Message.contact_id, m.Message.auto_submitted)
                             .where(m.Message.ticket_id == ticket.id,
                                    m.Message.kind.in_(("inbound", "outbound", "automatic")))
                             .order_by(m.Message.id))).all()
-    ids = [r.message_id for r in rows if r.message_id]
+    ids = tuple(r.message_id for r in rows if r.message_id)
     inbound = [r for r in rows if r.kind == "inbound"]
     last_inbound = next((r.message_id for r in reversed(inbound) if r.message_id), None)
     # Only the requester's own, human mail may redirect answers: anyone can send a message
     # that threads into the ticket, and must not thereby receive the staff's replies.
     reply_to = next((r.reply_to for r in reversed(inbound) if r.reply_to and
                      r.contact_id == ticket.requester_id and r.auto_submitted is None), None)
-    return reply_to, last_inbound, ids
+    return Conversation(reply_to=reply_to, last_inbound=last_inbound, message_ids=ids)
 
 
 async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, view: TicketView,
                            template: str, kind: str, now: datetime, body: str = "",
                            staff_id: int | None = None, sender: str = "system",
                            auto_submitted: str | None = None, from_name: str | None = None,
-                           context: dict[str, Any] | None = None) -> m.Message | None:
-    """Record and enqueue one email to the ticket's customer; None if they have no address."""
+                           staff_name: str = "", group: str = "",
+                           history: tuple[MessageView, ...] = (),
+                           first_message: MessageView | None = None,
+                           known: Conversation | None = None) -> m.Message | None:
+    """Record and enqueue one email to the ticket's customer; None if they have no address.
+    ``known``: the conversation, when the caller has it already (a ticket just opened)."""
     settings = desk.settings
     contact = await s.get_one(m.Contact, ticket.requester_id)  # loaded already: no query
-    reply_to, last_inbound, ids = await _conversation(s, ticket)
-    to_address, to_name = reply_to or contact.email, contact.name
+    talk = known or await conversation(s, ticket)
+    to_address = talk.reply_to or contact.email
     if not to_address:
         return None
 
@@ -70,16 +84,16 @@ async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, vie
     await s.flush()
     out.message_id = new_message_id(ticket=ticket.id, message=out.id,
                                     domain=settings.email_out.reply_domain)
+    ids = talk.message_ids
     mail = OutgoingEmail(
-        template=template, ticket=view, to_address=to_address, to_name=to_name, subject=subject,
+        template=template, ticket=view, to_address=to_address, to_name=contact.name, subject=subject,
         message_id=out.message_id,
         reply_to=reply_address(from_address=settings.email_out.from_address,
                                token=ticket.reply_token, reply_domain=settings.email_out.reply_domain),
-        in_reply_to=last_inbound or (ids[-1] if ids else None),
-        references=tuple(ids[-MAX_REFERENCES:]), auto_submitted=auto_submitted, date=now,
-        from_name=from_name, context=context or {})
-    enqueue(s, channel="email", kind=f"email.{template}", ticket_id=ticket.id, message_id=out.id,
-            ordering_key=f"email:t{ticket.id}", now=now,
-            payload={"from": settings.email_out.from_address, "to": [to_address],
-                     "message": desk.renderers.customer_email(mail)})
+        in_reply_to=talk.last_inbound or (ids[-1] if ids else None),
+        references=ids[-MAX_REFERENCES:], auto_submitted=auto_submitted, date=now,
+        from_name=from_name, text=body, staff_name=staff_name, group=group, history=history,
+        first_message=first_message)
+    intents.customer_email(s, ticket_id=ticket.id, message_id=out.id,
+                           sender=settings.email_out.from_address, mail=mail, now=now)
     return out

@@ -1,7 +1,7 @@
 """``Desk``: what every core operation needs besides its own arguments.
 
 Built once in ``app.py`` and passed to ``ingest``, staff actions and the scheduler. Plain
-references only: no behaviour, no I/O.
+references only: no behaviour, no I/O, nothing that renders (senders do that).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.core.ports import Renderers
 from bot.store.db import Database
 
 
@@ -19,4 +18,3 @@ class Desk:
     db: Database
     settings: Settings
     clock: Clock
-    renderers: Renderers

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.store import models as m
+from bot.store import upsert
 from bot.store.db import Database
 
 
@@ -37,11 +38,10 @@ def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:
 
 
 async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, ...]) -> m.HandlerGroup:
-    name = group_name_for(settings, recipients)
-    group = await s.scalar(select(m.HandlerGroup).where(m.HandlerGroup.name == name))
-    if group is None:  # config changed since start-up: keep the mail, make the row
-        group = m.HandlerGroup(name=name, slack_channel=settings.group_by_name(name).slack_channel
-                               if settings.group_by_name(name) else "")
-        s.add(group)
-        await s.flush()
-    return group
+    return await row(s, settings, group_name_for(settings, recipients))
+
+
+async def row(s: AsyncSession, settings: Settings, name: str) -> m.HandlerGroup:
+    """The group's row; made when the config names a group the database has not seen yet."""
+    config = settings.group_by_name(name)
+    return await upsert.group(s, name=name, slack_channel=config.slack_channel if config else "")

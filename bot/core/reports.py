@@ -6,13 +6,16 @@ features not built yet are present as ``null``. Reads only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, or_, select
 
+from bot.core import intents
 from bot.core.errors import TicketNotFound
-from bot.core.tickets import OPEN_STATUSES, load_ticket, ticket_view
+from bot.core.lifecycle import OPEN_STATUSES
+from bot.core.tickets import load_ticket, ticket_view
 from bot.core.views import MessageView, TicketView
 from bot.store import models as m
 from bot.store.db import Database
@@ -76,11 +79,12 @@ async def describe(db: Database, number: int) -> tuple[TicketView, MessageView |
         return await ticket_view(s, ticket), MessageView.of(last) if last else None
 
 
-async def ticket_for_card(db: Database, *, channel: str, ts: str) -> int | None:
-    """The ticket whose Slack card is the message ``channel``/``ts`` (for thread replies)."""
+async def ticket_for_card(db: Database, *, remote_id: str) -> int | None:
+    """The ticket whose card was delivered as ``remote_id`` (the staff sender's own id for it),
+    e.g. to file a message written in the card's thread."""
     async with db.reading() as s:
         return await s.scalar(select(m.OutboxItem.ticket_id).where(
-            m.OutboxItem.kind == "slack.card", m.OutboxItem.remote_id == f"{channel}/{ts}").limit(1))
+            m.OutboxItem.remote_id == remote_id, m.OutboxItem.kind == intents.CARD).limit(1))
 
 
 async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, Any]:
@@ -100,7 +104,8 @@ async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, 
             "kind": x.kind, "channel": x.channel, "sender": x.sender, "subject": x.subject,
             "body": x.body, "quoted": x.quoted, "message_id": x.message_id,
             "remote_id": x.remote_id, "delivery_status": x.delivery_status,
-            "auto_submitted": x.auto_submitted, "created_at": _iso(x.created_at),
+            "auto_submitted": x.auto_submitted, "defects": list(x.defects or []),
+            "created_at": _iso(x.created_at),
             "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
                              "sha256": a.sha256} for a in attachments.get(x.id, [])],
         } for x in messages]
@@ -134,3 +139,19 @@ async def counts(db: Database) -> dict[str, dict[str, int]]:
             .group_by(m.OutboxItem.channel, m.OutboxItem.status))).all()}
         held = await s.scalar(select(func.count(m.Quarantine.id)).where(m.Quarantine.status == "held"))
     return {"tickets": tickets, "outbox": outbox, "quarantine": {"held": held or 0}}
+
+
+@dataclass(frozen=True)
+class QuarantineOutcome:
+    id: int
+    outcome: str  # what became of it, for people: "reprocessed ticket #12", "still held: …"
+
+
+async def quarantine_outcomes(db: Database, ids: list[int]) -> list[QuarantineOutcome]:
+    """Where held mail stands now (after ``deskbell reprocess``)."""
+    async with db.reading() as s:
+        rows = (await s.scalars(select(m.Quarantine).where(m.Quarantine.id.in_(ids))
+                                .order_by(m.Quarantine.id))).all()
+    return [QuarantineOutcome(q.id, f"reprocessed ticket #{q.ticket_id}" if q.status == "reprocessed"
+                              and q.ticket_id else q.status if q.status != "held"
+                              else f"still held: {q.reason} {q.detail}".strip()) for q in rows]

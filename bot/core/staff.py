@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core.errors import Rejected
 from bot.store import models as m
+from bot.store import upsert
 
 
 class NotAllowed(Rejected):
@@ -38,17 +38,12 @@ class Actor:
 
 async def staff_row(s: AsyncSession, actor: Actor, *, now: datetime) -> m.Staff:
     """The actor's staff row, created on first sight and kept up to date."""
-    row = await s.scalar(select(m.Staff).where(m.Staff.slack_user_id == actor.slack_user_id))
-    if row is None:
-        row = m.Staff(slack_user_id=actor.slack_user_id, name=actor.name[:200], email=actor.email,
-                      created_at=now)
-        s.add(row)
-        await s.flush()
-    else:
-        if actor.name and row.name != actor.name:
-            row.name = actor.name[:200]
-        if actor.email and row.email != actor.email:
-            row.email = actor.email
+    row = await upsert.staff(s, slack_user_id=actor.slack_user_id, name=actor.name,
+                             email=actor.email, now=now)
+    if actor.name and row.name != actor.name[:200]:
+        row.name = actor.name[:200]
+    if actor.email and row.email != actor.email:
+        row.email = actor.email
     return row
 
 

@@ -14,8 +14,6 @@ from bot.core.errors import TicketNotFound
 from bot.core.views import TicketView
 from bot.store import models as m
 
-STATUSES = ("new", "open", "waiting", "on_hold", "resolved", "closed")
-OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
 
 
 MAX_NUMBER = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
@@ -28,16 +26,18 @@ async def load_ticket(s: AsyncSession, number: int) -> m.Ticket:
     return ticket
 
 
-async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, now: datetime | None = None) -> TicketView:
-    """The ticket as cards and renderers show it; a reply lock that expired before ``now`` is
-    not shown (nobody clears it, it simply stops counting)."""
+async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, now: datetime | None = None,
+                      new: bool = False) -> TicketView:
+    """The ticket as cards and messages show it; a reply lock that expired before ``now`` is
+    not shown (nobody clears it, it simply stops counting). ``new``: the ticket was made in
+    this transaction, so it has no links yet (saves a query on the ingest path)."""
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     requester = await s.get_one(m.Contact, ticket.requester_id)
     assignee = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
     locker = None
     if ticket.lock_staff_id and ticket.lock_expires_at and (now is None or ticket.lock_expires_at > now):
         locker = await s.get(m.Staff, ticket.lock_staff_id)
-    links = tuple((await s.scalars(select(m.TicketLink.other_id).where(
+    links: tuple[int, ...] = () if new else tuple((await s.scalars(select(m.TicketLink.other_id).where(
         m.TicketLink.ticket_id == ticket.id).order_by(m.TicketLink.other_id))).all())
     return TicketView.of(ticket, group=group.name, requester=requester,
                          assignee=assignee.slack_user_id if assignee else None,

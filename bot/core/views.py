@@ -1,16 +1,66 @@
 """Plain, frozen views of stored rows that core hands to adapters and renderers.
 
 Adapters never see live ORM objects (they would lazy-load outside their session). Nothing
-here queries the database: callers load rows and convert them.
+here queries the database: callers load rows and convert them. ``snapshot``/``restore`` turn
+a view into JSON for an outbox intent and back, so a sender shows what was true when the
+intent was recorded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from bot.store import models as m
+
+
+def snapshot(value: Any) -> Any:
+    """A view (nested dataclasses, tuples, datetimes) as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: snapshot(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [snapshot(v) for v in value]
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    return value
+
+
+T = typing.TypeVar("T")
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def restore(cls: type[T], data: Any) -> T:
+    """The inverse of ``snapshot`` for a view class (fields added later take their defaults)."""
+    return _restore(cls, data)
+
+
+def _restore(hint: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _restore(inner[0], data) if len(inner) == 1 else data
+    if origin is tuple:
+        return tuple(_restore(typing.get_args(hint)[0], v) for v in data)
+    if hint is datetime:
+        return datetime.fromisoformat(data)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = _hints(hint)
+        return hint(**{f.name: _restore(hints[f.name], data[f.name])
+                       for f in dataclasses.fields(hint) if f.name in data})
+    return data
 
 
 @dataclass(frozen=True)
@@ -110,7 +160,8 @@ class CardView:
 
 @dataclass(frozen=True)
 class OutgoingEmail:
-    """A customer email to render: which template, to whom, and its threading headers."""
+    """A customer email to render: which template, to whom, its threading headers and what
+    the template shows. The email sender turns it into MIME."""
 
     template: str  # templates/email/customer/<template>.txt.j2 and .html.j2
     ticket: TicketView
@@ -124,7 +175,11 @@ class OutgoingEmail:
     auto_submitted: str | None  # RFC 3834: "auto-replied", "auto-generated", or None (a person wrote it)
     date: datetime
     from_name: str | None = None  # None: email_out.from_name
-    context: dict[str, Any] = field(default_factory=dict)
+    text: str = ""  # what staff wrote (replies)
+    staff_name: str = ""
+    group: str = ""
+    history: tuple[MessageView, ...] = ()  # earlier messages, newest first, quoted below a reply
+    first_message: MessageView | None = None  # what the customer wrote (acknowledgements)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
-"""Adapter: the SMTP door (aiosmtpd on the app's own event loop) → ``ingest()``.
+"""Adapter: the SMTP door (aiosmtpd on the app's own event loop) → the spool.
 
-A tiny protocol object, after aiosmtpd's own handlers: RCPT accepts only our domains (never
-relay), DATA parses and ingests, and ``250`` goes out only after the commit. Our failure is
-``451 4.3.0`` so the sending MTA retries; while draining it answers ``421 4.3.2``. No ticket
-logic here.
+A tiny protocol object, after aiosmtpd's own handlers and Mailman's LMTP runner: RCPT accepts
+only our domains (never relay), DATA commits the raw bytes to the spool and ``250`` goes out
+only after that commit. Our failure is ``451 4.3.0`` so the sending MTA retries; while
+draining it answers ``421 4.3.2``. No parsing and no ticket logic here: the intake worker
+does both after the sender has its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,15 +19,12 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.clock import Clock
-from bot.core.errors import MailParseError, Rejected
-from bot.core.intake import IngestResult
-from bot.inbound.mailparse import parse_email
-from bot.messages import InboundMessage
+from bot.core.spool import Arrival
 
 log = logging.getLogger(__name__)
 
 # Status strings, named as in Mailman's LMTP runner.
-OK_250 = "250 2.0.0 Ok: {}"
+OK_250 = "250 2.0.0 Ok: queued as {}"
 ERR_421 = "421 4.3.2 Service shutting down, try again later"
 ERR_451 = "451 4.3.0 Temporary failure storing your message, please retry"
 ERR_550 = "550 5.1.1 <{}>: recipient address not accepted here (we do not relay)"
@@ -37,10 +36,8 @@ _REWRITES = {
     "552 Error: Too much mail data": ERR_552,
     "552 Error: message size exceeds fixed maximum message size": ERR_552,
 }
-PARSE_IN_THREAD_BYTES = 1_000_000  # parse big mail off the event loop
 
-IngestFn = Callable[[InboundMessage], Awaitable[IngestResult]]
-QuarantineFn = Callable[..., Awaitable[IngestResult]]
+SpoolFn = Callable[[Arrival], Awaitable[None]]
 
 
 class DeskbellSMTP(SMTP):
@@ -58,10 +55,8 @@ class DeskbellSMTP(SMTP):
 class SmtpHandler:
     """aiosmtpd handler hooks. ``domains`` empty means any domain (embedded defaults)."""
 
-    def __init__(self, *, ingest: IngestFn, quarantine: QuarantineFn, clock: Clock,
-                 domains: list[str], our_domain: str | None = None) -> None:
-        self._ingest, self._quarantine, self.clock = ingest, quarantine, clock
-        self.our_domain = our_domain  # where our Message-IDs live: bounces are matched by them
+    def __init__(self, *, spool: SpoolFn, clock: Clock, domains: list[str]) -> None:
+        self._spool, self.clock = spool, clock
         self.domains = {d.lower() for d in domains}
         self.draining = False
         self.inflight = 0
@@ -120,39 +115,18 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         sender = envelope.mail_from or ""
         sender = "" if sender in ("<>", "") else sender
-        recipients = tuple(envelope.rcpt_tos)
+        # Our queue id, as MTAs print it: 16 hex digits, unique enough never to collide.
+        queue_id = secrets.token_hex(8)
+        arrival = Arrival(channel="email", door="smtp", source_id=f"smtp:{queue_id}", data=raw,
+                          received_at=self.clock.now(), envelope_from=sender,
+                          envelope_to=tuple(envelope.rcpt_tos), sender_key=sender.lower())
         try:
-            msg = await self._parse(raw, sender, recipients)
-        except MailParseError as exc:
-            return await self._hold(raw, sender, recipients, reason="unparseable", detail=str(exc))
-        try:
-            result = await self._ingest(msg)
-        except Rejected as exc:
-            # Retrying cannot fix it: keep the bytes for a person instead of bouncing for days.
-            return await self._hold(raw, sender, recipients, reason="error", detail=str(exc))
+            await self._spool(arrival)
         except Exception:  # process boundary: the sender keeps the mail and retries
-            log.exception("smtp ingest failed source_id=%s size=%s", msg.source_id, len(raw))
+            log.exception("smtp spool write failed size=%s", len(raw))
             return ERR_451
-        if result.ticket_number is not None:
-            return OK_250.format(f"{result.outcome} ticket #{result.ticket_number}")
-        return OK_250.format(result.outcome)
-
-    async def _hold(self, raw: bytes, sender: str, recipients: tuple[str, ...], *, reason: str,
-                    detail: str) -> str:
-        try:
-            result = await self._quarantine(channel="email", raw=raw, reason=reason, detail=detail,
-                                            envelope_from=sender, envelope_to=recipients, door="smtp")
-        except Exception:  # process boundary: not even held, so the sender must keep it
-            log.exception("smtp quarantine failed size=%s", len(raw))
-            return ERR_451
-        return OK_250.format(f"held for review ({result.detail})")
-
-    async def _parse(self, raw: bytes, sender: str, recipients: tuple[str, ...]) -> InboundMessage:
-        kwargs = dict(received_at=self.clock.now(), envelope_sender=sender, recipients=recipients,
-                      door="smtp", our_message_id_domain=self.our_domain)
-        if len(raw) > PARSE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(parse_email, raw, **kwargs)
-        return parse_email(raw, **kwargs)
+        log.debug("smtp accepted queue_id=%s size=%s", queue_id, len(raw))
+        return OK_250.format(queue_id)
 
 
 class SmtpServer:

@@ -1,7 +1,8 @@
 """Customer email: jinja2 templates → one RFC 5322 message (text + HTML alternative).
 
-Pure rendering, called at enqueue time: no SMTP, no clock, no database. Threading headers
-come ready-made in ``OutgoingEmail`` (core decides them); this module only writes them.
+Pure rendering, called by the email sender: no SMTP, no clock, no database. What the mail
+says and its threading headers come ready-made in ``OutgoingEmail`` (core decided them when
+the intent was recorded); this module only writes them as MIME.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ class EmailComposer:
 
     def customer_email(self, mail: OutgoingEmail) -> str:
         context = {"ticket": mail.ticket, "mail": mail, "from_name": mail.from_name or self.from_name,
-                   **mail.context}
+                   "text": mail.text, "staff_name": mail.staff_name, "group": mail.group,
+                   "history": mail.history, "first_message": mail.first_message}
         base = f"email/customer/{mail.template}"
         text = self.env.get_template(f"{base}.txt.j2").render(context)
         html = self.env.get_template(f"{base}.html.j2").render(context)
 
         # The legacy (compat32) API builds the same message several times faster than the
-        # header-registry policy; it runs inside the ingest transaction, so that matters.
+        # header-registry policy; every customer mail passes through here.
         msg = MIMEMultipart("alternative")
         msg["From"] = formataddr((one_line(mail.from_name or self.from_name), self.from_address), charset="utf-8")
         msg["To"] = formataddr((one_line(mail.to_name), one_line(mail.to_address)), charset="utf-8")

@@ -1,7 +1,9 @@
-"""Outbox sender for email: hands a rendered message to the configured relay (aiosmtplib).
+"""Outbox sender for the ``email`` channel: composes the intent's mail (MIME, through
+``compose``) and hands it to the configured relay (aiosmtplib).
 
 Returns the relay's queue id when it names one. 4xx and network trouble → ``DeliveryFailed``
-(retry); 5xx → ``DeliveryRejected``. Must not render, choose recipients or touch the database.
+(retry); 5xx → ``DeliveryRejected``. Must not choose recipients, decide what a mail says or
+touch the database.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import ssl
 
 import aiosmtplib
 
+from bot.core import intents
 from bot.core.errors import DeliveryFailed, DeliveryRejected
-from bot.core.views import OutboxView
+from bot.core.views import OutboxView, OutgoingEmail, restore
+from bot.outbound.compose import EmailComposer
 
 # "2.0.0 Ok: queued as 4Xk2Lq0Vz3z9" (Postfix) / "OK id=1rXyZ-000123-4A" (Exim) → the id
 QUEUE_ID_RE = re.compile(r"(?:queued as|id=)\s*([A-Za-z0-9._-]+)", re.I)
@@ -27,8 +31,10 @@ class EmailSender:
 
     channel = "email"
 
-    def __init__(self, *, host: str, port: int, starttls: bool, username: str, password: str,
-                 timeout: float = 30, max_message_bytes: int = 26214400, pool_size: int = 4) -> None:
+    def __init__(self, *, composer: EmailComposer, host: str, port: int, starttls: bool,
+                 username: str, password: str, timeout: float = 30,
+                 max_message_bytes: int = 26214400, pool_size: int = 4) -> None:
+        self.composer = composer
         self.host, self.port, self.starttls = host, port, starttls
         self.username, self.password = username or None, password or None
         self.timeout = timeout
@@ -37,8 +43,10 @@ class EmailSender:
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
 
     async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
+        if item.kind != intents.CUSTOMER_MESSAGE:
+            raise DeliveryRejected(f"the email sender cannot deliver a {item.kind!r} intent")
         payload = item.payload
-        message: str = payload["message"]
+        message = self.composer.customer_email(restore(OutgoingEmail, payload["mail"]))
         if len(message) > self.max_message_bytes:
             raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
         data = message.encode("utf-8")

@@ -3,7 +3,7 @@
 Senders are looked up by channel (``email``, ``sms``, ``slack``); a channel without a sender
 (no Slack token yet) is simply not claimed, so its rows wait. Woken at once after a commit
 that enqueued rows, otherwise it sleeps until the next row falls due. Must not render or
-decide what to send: it only moves rows through ``core.outbox``'s states.
+decide what to send: it only moves rows through ``core.deliveries``' states.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.core import outbox
+from bot.core import deliveries as outbox
+from bot.core import intents
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import OutboxView
 from bot.store.db import Database
@@ -35,11 +36,11 @@ class Sender(Protocol):
 class Dispatcher:
     def __init__(self, *, db: Database, clock: Clock, senders: Mapping[str, Sender],
                  policy: outbox.RetryPolicy, concurrency: int = 8, lease_seconds: float = 60,
-                 notice: "NoticeMaker | None" = None, notice_channel: str | None = None,
+                 notice_channel: str | None = None,
                  rng: random.Random | None = None) -> None:
         self.db, self.clock, self.senders, self.policy = db, clock, dict(senders), policy
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
-        self.notice, self.notice_channel = notice, notice_channel
+        self.notice_channel = notice_channel
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -164,16 +165,14 @@ class Dispatcher:
 
     async def _fail(self, item: OutboxView, error: str, *, retry_in: float | None) -> None:
         notice = None
-        if retry_in is None and self.notice is not None and item.kind != "slack.notice":
-            notice = self.notice(item, error)
+        if retry_in is None and item.kind != intents.NOTICE:  # a notice about a notice: no
+            ticket = f" for ticket #{item.ticket_number}" if item.ticket_number else ""
+            notice = (f"⚠️ Gave up delivering {item.kind}{ticket} after {item.attempts} tries: {error}. "
+                      f"Retry with: deskbell outbox retry {item.id}")
         status = await outbox.mark_failed(self.db, item.id, now=self.clock.now(), error=error,
                                           attempts=item.attempts, retry_in=retry_in, notice=notice,
-                                          notice_channel=self.notice_channel)
+                                          notice_to=self.notice_channel)
         level = logging.WARNING if status == "pending" else logging.ERROR
         log.log(level, "outbox failed id=%s kind=%s ticket=%s attempts=%s status=%s retry_in=%s error=%s",
                 item.id, item.kind, item.ticket_number, item.attempts, status,
                 None if retry_in is None else round(retry_in, 2), error)
-
-
-class NoticeMaker(Protocol):
-    def __call__(self, item: OutboxView, error: str) -> dict: ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.core.cards import NEW_CARD_LINK
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 
 MAX_BLOCKS = 50
@@ -81,7 +80,8 @@ def ticket_header(ticket: TicketView) -> str:
     return trim(f"#{ticket.number} {ticket.subject}", MAX_HEADER)
 
 
-def ticket_card(card: CardView) -> dict[str, Any]:
+def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str, Any]:
+    """A ticket's card; a transferred ticket's old card links to ``new_card_url``."""
     t = card.ticket
     status = STATUS_LABELS.get(t.status, t.status)
     unread = "🔵 Unread · " if t.unread else ""
@@ -111,9 +111,9 @@ def ticket_card(card: CardView) -> dict[str, Any]:
         footer.append(card.last_action)
     blocks.append(context(" · ".join(footer)))
     if card.transferred_to:
+        where = f"<{new_card_url}|work it from the new card>" if new_card_url else "work it from the new card"
         blocks.append({"type": "context", "elements": [mrkdwn(
-            f"➡️ Transferred to {escape_mrkdwn(card.transferred_to)}: "
-            f"<{NEW_CARD_LINK}|work it from the new card>")]})
+            f"➡️ Transferred to {escape_mrkdwn(card.transferred_to)}: {where}")]})
     else:
         blocks.append(card_actions(t))
     text = f"#{t.number} {t.subject} — from {t.requester.label}"

@@ -14,7 +14,7 @@ from bot.core.actions import ActionResult, BadRequest, IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
 from bot.core.staff import Actor, check_allowed, visible_groups
-from bot.core.tickets import STATUSES
+from bot.core.lifecycle import STATUSES
 from bot.slack.blocks import escape_mrkdwn as _safe
 from bot.slack.identity import Directory
 

@@ -26,10 +26,11 @@ from bot.core.actions import IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
 from bot.core.staff import Actor, visible_groups
-from bot.slack import views
+from bot.slack import modals
 from bot.slack.blocks import escape_mrkdwn
 from bot.slack.commands import CommandContext, run_command
 from bot.slack.identity import Directory
+from bot.slack.sender import remote_id
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +190,16 @@ class Listeners:
     async def _open_reply(self, body: dict[str, Any], *, force: bool) -> None:
         user, number, channel, _ = self._button(body)
         if channel is None and body.get("view"):
-            channel = views.read_metadata(body["view"])[1]
+            channel = modals.read_metadata(body["view"])[1]
         actor = await self.directory.actor(user)
         try:
             lock = await actions.take_lock(self.desk, actor=actor, number=number, force=force)
             if lock.held_by_other:
                 until = f"{lock.expires_at:%H:%M} UTC" if lock.expires_at else "soon"
-                view = views.lock_warning_modal(number, lock.held_by_other, until, channel=channel)
+                view = modals.lock_warning_modal(number, lock.held_by_other, until, channel=channel)
             else:
                 ticket, last = await reports.describe(self.desk.db, number)
-                view = views.reply_modal(ticket, last, self.desk.settings, channel=channel)
+                view = modals.reply_modal(ticket, last, self.desk.settings, channel=channel)
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return
@@ -216,20 +217,20 @@ class Listeners:
     async def on_canned(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         view = body["view"]
-        number, channel = views.read_metadata(view)
+        number, channel = modals.read_metadata(view)
         index = int(body["actions"][0]["selected_option"]["value"])
         canned = self.desk.settings.canned_responses[index]
         current = next((b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("text.")),
                        "text.0")
         version = int(current.split(".")[1]) + 1
         ticket, last = await reports.describe(self.desk.db, number)
-        await self.client.views_update(view_id=view["id"], hash=view.get("hash"), view=views.reply_modal(
+        await self.client.views_update(view_id=view["id"], hash=view.get("hash"), view=modals.reply_modal(
             ticket, last, self.desk.settings, channel=channel, text=canned.text, version=version))
 
     async def on_note_button(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         _, number, channel, _ = self._button(body)
-        await self.client.views_open(trigger_id=body["trigger_id"], view=views.note_modal(number, channel=channel))
+        await self.client.views_open(trigger_id=body["trigger_id"], view=modals.note_modal(number, channel=channel))
 
     async def on_assign_me(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
@@ -268,11 +269,11 @@ class Listeners:
             return
         settings = self.desk.settings
         view = {
-            "assign": lambda: views.assign_modal(number, channel=channel),
-            "transfer": lambda: views.transfer_modal(number, settings, current_group=ticket.group, channel=channel),
-            "fields": lambda: views.fields_modal(ticket, settings, channel=channel),
-            "category": lambda: views.category_modal(ticket, settings, channel=channel),
-            "link": lambda: views.link_modal(number, channel=channel),
+            "assign": lambda: modals.assign_modal(number, channel=channel),
+            "transfer": lambda: modals.transfer_modal(number, settings, current_group=ticket.group, channel=channel),
+            "fields": lambda: modals.fields_modal(ticket, settings, channel=channel),
+            "category": lambda: modals.category_modal(ticket, settings, channel=channel),
+            "link": lambda: modals.link_modal(number, channel=channel),
         }[choice]()
         await self.client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -285,7 +286,7 @@ class Listeners:
             return None
         await ack()
         view = body["view"]
-        number, channel = views.read_metadata(view)
+        number, channel = modals.read_metadata(view)
         return await self.directory.actor(body["user"]["id"]), number, channel, self._view_key(view)
 
     async def submit_reply(self, ack: Any, body: dict[str, Any]) -> None:
@@ -304,7 +305,7 @@ class Listeners:
 
     async def on_reply_closed(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        number, channel = views.read_metadata(body["view"])
+        number, channel = modals.read_metadata(body["view"])
         actor = await self.directory.actor(body["user"]["id"])
         try:
             await actions.release_lock(self.desk, actor=actor, number=number)
@@ -387,7 +388,8 @@ class Listeners:
             return
         if event.get("thread_ts") == event.get("ts"):
             return
-        number = await reports.ticket_for_card(self.desk.db, channel=event["channel"], ts=event["thread_ts"])
+        number = await reports.ticket_for_card(self.desk.db,
+                                               remote_id=remote_id(event["channel"], event["thread_ts"]))
         if number is None:
             return
         actor = await self.directory.actor(event["user"])
@@ -403,4 +405,4 @@ class Listeners:
         groups = visible_groups(self.desk.settings, Actor(user))
         mine = await reports.list_tickets(self.desk.db, now=now, status="open", assignee=user, queue_order=True)
         queue = await reports.list_tickets(self.desk.db, now=now, status="open", groups=groups, queue_order=True)
-        await self.client.views_publish(user_id=user, view=views.home_view(mine=mine, queue=queue))
+        await self.client.views_publish(user_id=user, view=modals.home_view(mine=mine, queue=queue))

@@ -130,13 +130,32 @@ class TicketLink(Base):
 
 
 class RawMessage(Base):
-    """The exact bytes a door received, keyed by the door's idempotency key."""
+    """The spool: the exact bytes a door received, committed before the door said yes.
+
+    ``state`` moves ``queued → done`` (ingested, in the same transaction as its ticket) or
+    ``queued → held`` (quarantined). ``source_id`` is the door's own id (SMTP queue id, IMAP
+    ``account:uidvalidity:uid``, Twilio ``MessageSid``); ``message_key`` is the message's
+    idempotency key found by parsing (email Message-ID or a hash of the bytes), unique per
+    channel so a message that arrives twice, by any door, is ingested once.
+    """
 
     __tablename__ = "raw_messages"
-    __table_args__ = (UniqueConstraint("channel", "source_id", name="uq_raw_messages_source"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "source_id", name="uq_raw_messages_source"),
+        UniqueConstraint("channel", "message_key", name="uq_raw_messages_message_key"),
+        Index("ix_raw_messages_queue", "state", "id"),
+        Index("ix_raw_messages_sender", "sender_key", "state"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(8))
     source_id: Mapped[str] = mapped_column(String(998))
+    message_key: Mapped[str | None] = mapped_column(String(998))
+    state: Mapped[str] = mapped_column(String(8), default="queued")  # queued | done | held
+    # Messages of one sender are ingested in arrival order (envelope sender, phone number).
+    sender_key: Mapped[str] = mapped_column(String(400), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed ingest attempts
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
     door: Mapped[str] = mapped_column(String(100), default="")
     envelope_from: Mapped[str | None] = mapped_column(String(998))
     envelope_to: Mapped[list[Any]] = mapped_column(default=list)
@@ -167,6 +186,8 @@ class Message(Base):
     remote_id: Mapped[str | None] = mapped_column(String(200))
     delivery_status: Mapped[str | None] = mapped_column(String(16))  # queued | sent | failed
     auto_submitted: Mapped[str | None] = mapped_column(String(100))
+    # What the parser had to repair or could not read (bad charset, broken header), for staff.
+    defects: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
 
@@ -204,26 +225,32 @@ class Event(Base):
 
 
 class OutboxItem(Base):
-    """Something to send, rendered when it was enqueued; the dispatcher delivers it."""
+    """Something to send: an intent with a snapshot of its content; the dispatcher hands it to
+    the sender of its channel."""
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "due_at"),
         Index("ix_outbox_ordering", "ordering_key", "status"),
+        Index("ix_outbox_remote", "remote_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(8))  # email | sms | slack
-    kind: Mapped[str] = mapped_column(String(32))  # e.g. slack.card, slack.thread, email.ack
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms | slack: which sender delivers it
+    # The intent, in no vendor's terms: ticket.card, ticket.card_update, ticket.thread,
+    # customer.message, notice, quarantine.notice. The sender renders it.
+    kind: Mapped[str] = mapped_column(String(32))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     # Items with the same key go out one at a time, in id order (a card before its thread).
     ordering_key: Mapped[str | None] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]]  # a snapshot of what to say, taken when it was enqueued
     status: Mapped[str] = mapped_column(String(8), default="pending")  # pending|sending|sent|dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The sender's id for what it delivered (a Slack message, a relay queue id, a Twilio SID),
+    # in a format only that sender reads.
     remote_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
@@ -241,6 +268,16 @@ class Quarantine(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class RateCounter(Base):
+    """How often something happened per fixed window (acknowledgements per destination per
+    hour): one row per key and window, so a limit check never scans history."""
+
+    __tablename__ = "rate_counters"
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProcessedKey(Base):

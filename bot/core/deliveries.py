@@ -1,10 +1,11 @@
-"""The outbox state machine: enqueue, claim, sent, retry, dead.
+"""The delivery state machine of outbox intents: claim, sent, retry, dead.
 
 ``pending → sending → sent`` on success; ``sending → pending`` (later) on a temporary failure;
 ``→ dead`` after ``max_attempts`` or a permanent refusal. A ``sending`` row whose lease ran out
 (the process died mid-send) is claimed again and flagged *uncertain*, so a sender can check
 whether the first attempt landed before sending twice. Items sharing an ``ordering_key`` go out
-one at a time in id order. No network I/O here: the dispatcher does the sending.
+one at a time in id order. Intents are recorded by ``core.intents``; no network I/O here: the
+dispatcher does the sending.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.core import intents
 from bot.core.views import OutboxView
 from bot.store import models as m
 from bot.store.db import Database, mark_outbox_enqueued
@@ -39,18 +39,6 @@ class RetryPolicy:
             # Honour the server's wish, plus a little jitter so waiting items don't stampede.
             delay = max(retry_after, 0.0) + rng.uniform(0, min(1.0, self.base_seconds))
         return delay
-
-
-def enqueue(session: AsyncSession, *, channel: str, kind: str, payload: dict[str, Any],
-            now: datetime, ticket_id: int | None = None, message_id: int | None = None,
-            ordering_key: str | None = None) -> m.OutboxItem:
-    """Add one outbox row to the caller's transaction (sent after it commits)."""
-    item = m.OutboxItem(channel=channel, kind=kind, payload=payload, ticket_id=ticket_id,
-                        message_id=message_id, ordering_key=ordering_key, status="pending",
-                        attempts=0, due_at=now, created_at=now)
-    session.add(item)
-    mark_outbox_enqueued(session)
-    return item
 
 
 def _unblocked():
@@ -99,7 +87,7 @@ async def claim(db: Database, *, now: datetime, channels: set[str], limit: int,
 
 
 async def resolve_refs(db: Database, refs: dict[str, int]) -> dict[str, str] | None:
-    """Remote ids of the items ``refs`` names ({"ts": 12} → {"ts": "C1/1700.1"}).
+    """Remote ids of the items ``refs`` names ({"card": 12} → {"card": "<the sender's id>"}).
 
     Returns None when a referenced item will never be sent (dead).
     """
@@ -136,11 +124,11 @@ async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str
 
 
 async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, attempts: int,
-                      retry_in: float | None, notice: dict[str, Any] | None = None,
-                      notice_channel: str | None = None) -> str:
+                      retry_in: float | None, notice: str | None = None,
+                      notice_to: str | None = None) -> str:
     """Record a failed attempt: back to ``pending`` after ``retry_in`` seconds, or ``dead``.
 
-    A dead item can leave a Slack ``notice`` in ``notice_channel`` so people see it.
+    A dead item can leave a ``notice`` for ``notice_to`` (a channel) so people see it.
     Returns the new status.
     """
     async with db.transaction() as s:
@@ -160,10 +148,8 @@ async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, 
             s.add(m.Event(ticket_id=row.ticket_id, kind="delivery_failed", actor="system",
                           data={"outbox_id": row.id, "kind": row.kind, "error": row.last_error},
                           created_at=now))
-            if notice is not None and notice_channel:
-                enqueue(s, channel="slack", kind="slack.notice", now=now,
-                        payload={"method": "chat.postMessage",
-                                 "args": {"channel": notice_channel, **notice}})
+            if notice is not None and notice_to:
+                intents.notice(s, destination=notice_to, text=notice, now=now)
         return row.status
 
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bot.config import Settings
-from bot.core.tickets import STATUSES
+from bot.core.lifecycle import STATUSES
 from bot.core.views import MessageView, TicketView
 from bot.slack.blocks import MAX_BLOCKS, context, plain, trim
 

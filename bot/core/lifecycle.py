@@ -1,0 +1,93 @@
+"""The ticket lifecycle: open a ticket, add a message, change its status, assign it.
+
+The one place where a ticket's status and owner change, for intake, staff actions and (later)
+the scheduler alike, so every change records the same event and keeps the same timestamps
+(SLA clocks read them). Works inside the caller's transaction; no commits, no outbox intents
+and no rendering here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.errors import Rejected
+from bot.core.threader import new_reply_token
+from bot.store import models as m
+
+STATUSES = ("new", "open", "waiting", "on_hold", "resolved", "closed")
+OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
+# A customer writing again brings these back to staff (DESIGN §3).
+REOPENED_BY_CUSTOMER = ("waiting", "resolved", "closed")
+
+
+class UnknownStatus(Rejected):
+    """A status that is not one of ``STATUSES``."""
+
+
+def record_event(s: AsyncSession, ticket_id: int, kind: str, *, actor: str, now: datetime,
+                 staff_id: int | None = None, **data: Any) -> None:
+    """One line of the ticket's history (the audit log)."""
+    s.add(m.Event(ticket_id=ticket_id, kind=kind, actor=actor[:400], staff_id=staff_id,
+                  data=data, created_at=now))
+
+
+async def open_ticket(s: AsyncSession, *, subject: str, group: m.HandlerGroup, requester_id: int,
+                      channel: str, priority: int, actor: str, now: datetime, status: str = "new",
+                      staff_id: int | None = None, assignee_id: int | None = None,
+                      by_staff: bool = False, **event_data: Any) -> m.Ticket:
+    """A new ticket with its ``created`` event; ``by_staff``: opened for a customer by staff."""
+    ticket = m.Ticket(subject=subject[:998] or "(no subject)", status=status, priority=priority,
+                      group_id=group.id, requester_id=requester_id, channel=channel,
+                      reply_token=new_reply_token(), via_email=channel == "email",
+                      unread=not by_staff, weight=0, assignee_id=assignee_id, created_at=now,
+                      updated_at=now, last_action_at=now,
+                      last_customer_message_at=None if by_staff else now,
+                      last_staff_reply_at=now if by_staff else None)
+    s.add(ticket)
+    await s.flush()
+    record_event(s, ticket.id, "created", actor=actor, now=now, staff_id=staff_id,
+                 channel=channel, group=group.name, **({"by_staff": True} if by_staff else {}),
+                 **event_data)
+    return ticket
+
+
+def customer_wrote(s: AsyncSession, ticket: m.Ticket, *, actor: str, now: datetime,
+                   message_id: int, threaded_by: str, reopen: bool) -> None:
+    """A customer message joined ``ticket``: it is unread again, and (unless the message is
+    automatic) a ticket waiting on the customer or finished goes back to open."""
+    ticket.updated_at = ticket.last_customer_message_at = now
+    ticket.unread = True
+    record_event(s, ticket.id, "customer_message", actor=actor, now=now, message=message_id,
+                 threaded_by=threaded_by)
+    if reopen and ticket.status in REOPENED_BY_CUSTOMER:
+        change_status(s, ticket, "open", actor=actor, now=now, reason="customer replied")
+
+
+def change_status(s: AsyncSession, ticket: m.Ticket, status: str, *, actor: str, now: datetime,
+                  staff_id: int | None = None, **event_data: Any) -> bool:
+    """Move ``ticket`` to ``status``; False when it was there already."""
+    if status not in STATUSES:
+        raise UnknownStatus(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    old = ticket.status
+    if old == status:
+        return False
+    ticket.status = status
+    # A closed ticket keeps when it was resolved; anything but resolved/closed clears both.
+    ticket.resolved_at = now if status == "resolved" else (ticket.resolved_at if status == "closed" else None)
+    ticket.closed_at = now if status == "closed" else None
+    if status == "closed":
+        ticket.lock_staff_id = ticket.lock_expires_at = None
+    record_event(s, ticket.id, "status", actor=actor, now=now, staff_id=staff_id,
+                 **{"from": old, "to": status, **event_data})
+    return True
+
+
+def assign(s: AsyncSession, ticket: m.Ticket, assignee: m.Staff | None, *, previous: str | None,
+           actor: str, now: datetime, staff_id: int | None = None, **event_data: Any) -> None:
+    """Give ``ticket`` to ``assignee`` (None: nobody); ``previous`` is the old owner's Slack id."""
+    ticket.assignee_id = assignee.id if assignee else None
+    record_event(s, ticket.id, "assignee", actor=actor, now=now, staff_id=staff_id,
+                 **{"from": previous, "to": assignee.slack_user_id if assignee else None, **event_data})

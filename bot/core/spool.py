@@ -1,0 +1,140 @@
+"""The spool: raw messages as the doors committed them, waiting for the intake worker.
+
+A door records an ``Arrival`` and answers its sender; nothing else happens before that
+(DESIGN §2.1). The intake worker reads ``queued`` entries in arrival order, and each one
+leaves the spool in the same transaction that ingests it (``done``) or holds it (``held``).
+Named reads and writes only: what a message means is decided in ``core.intake``. No I/O
+besides the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store import models as m
+from bot.store.db import Database
+
+MAX_SOURCE_ID = 998
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What a door received, before anyone has looked inside it."""
+
+    channel: str  # email | sms
+    door: str  # smtp | imap:<account> | twilio | reprocess
+    source_id: str  # the door's own id (SMTP queue id, IMAP account:uidvalidity:uid, MessageSid)
+    data: bytes
+    received_at: datetime
+    envelope_from: str | None = None  # SMTP MAIL FROM ("" is the null sender)
+    envelope_to: tuple[str, ...] = ()
+    sender_key: str = ""  # entries of one sender are ingested in arrival order
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    id: int
+    channel: str
+    door: str
+    source_id: str
+    data: bytes
+    received_at: datetime
+    envelope_from: str | None
+    envelope_to: tuple[str, ...]
+    attempts: int
+    sender_key: str = ""
+    held: bool = False  # re-queued from quarantine (``deskbell reprocess``)
+
+    @classmethod
+    def of(cls, row: m.RawMessage, *, held: bool = False) -> "SpoolEntry":
+        return cls(id=row.id, channel=row.channel, door=row.door, source_id=row.source_id,
+                   data=row.data, received_at=row.received_at, envelope_from=row.envelope_from,
+                   envelope_to=tuple(row.envelope_to), attempts=row.attempts,
+                   sender_key=row.sender_key, held=held)
+
+
+def _row(a: Arrival) -> dict:
+    return {"channel": a.channel, "door": a.door, "source_id": a.source_id[:MAX_SOURCE_ID],
+            "data": a.data, "size": len(a.data), "sha256": hashlib.sha256(a.data).hexdigest(),
+            "envelope_from": a.envelope_from, "envelope_to": list(a.envelope_to),
+            "sender_key": a.sender_key[:400], "received_at": a.received_at, "state": "queued",
+            "attempts": 0}
+
+
+async def record(db: Database, arrivals: list[Arrival]) -> None:
+    """Commit every arrival in one transaction (one disk flush for the lot). An arrival whose
+    ``(channel, source_id)`` is spooled already is a replay and is left out."""
+    async with db.transaction() as s:
+        dialect = postgresql if s.bind.dialect.name == "postgresql" else sqlite
+        await s.execute(dialect.insert(m.RawMessage).on_conflict_do_nothing(),
+                        [_row(a) for a in arrivals])
+
+
+async def queued(db: Database, *, limit: int) -> list[SpoolEntry]:
+    """The oldest entries waiting for intake, in arrival order. An entry is left out while an
+    earlier entry of the same sender waits outside this batch (another worker has it)."""
+    async with db.reading() as s:
+        rows = (await s.scalars(select(m.RawMessage).where(m.RawMessage.state == "queued")
+                                .order_by(m.RawMessage.id).limit(limit))).all()
+        if not rows:
+            return []
+        ids = {r.id for r in rows}
+        first = dict((await s.execute(select(m.RawMessage.sender_key, func.min(m.RawMessage.id))
+                                      .where(m.RawMessage.state == "queued",
+                                             m.RawMessage.sender_key.in_({r.sender_key for r in rows}))
+                                      .group_by(m.RawMessage.sender_key))).all())
+        held = set((await s.scalars(select(m.Quarantine.raw_message_id).where(
+            m.Quarantine.raw_message_id.in_(ids), m.Quarantine.status == "held"))).all())
+        return [SpoolEntry.of(r, held=r.id in held) for r in rows if first.get(r.sender_key) in ids]
+
+
+async def take(s: AsyncSession, entry_id: int, *, state: str, now: datetime,
+               message_key: str | None = None) -> bool:
+    """Move a queued entry to ``state`` inside the caller's transaction; False when it is not
+    queued any more (another worker took it first)."""
+    result = await s.execute(update(m.RawMessage).where(
+        m.RawMessage.id == entry_id, m.RawMessage.state == "queued")
+        .values(state=state, processed_at=now, message_key=message_key)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def key_seen(s: AsyncSession, channel: str, message_key: str) -> int | None:
+    """The spool entry that was ingested with this idempotency key, if any."""
+    return await s.scalar(select(m.RawMessage.id).where(
+        m.RawMessage.channel == channel, m.RawMessage.message_key == message_key))
+
+
+async def note_failure(db: Database, entry_id: int, error: str) -> int:
+    """Count a failed ingest attempt (our fault); returns the attempts so far."""
+    async with db.transaction() as s:
+        return await s.scalar(update(m.RawMessage).where(m.RawMessage.id == entry_id)
+                              .values(attempts=m.RawMessage.attempts + 1, last_error=error[:2000])
+                              .returning(m.RawMessage.attempts)) or 0
+
+
+async def requeue_held(db: Database, *, quarantine_id: int | None = None) -> list[int]:
+    """Put held entries (all, or one quarantine id) back in the queue; returns the quarantine
+    ids that were re-queued."""
+    async with db.transaction() as s:
+        query = select(m.Quarantine).where(m.Quarantine.status == "held").order_by(m.Quarantine.id)
+        if quarantine_id is not None:
+            query = query.where(m.Quarantine.id == quarantine_id)
+        held = (await s.scalars(query)).all()
+        if held:
+            await s.execute(update(m.RawMessage).where(
+                m.RawMessage.id.in_({q.raw_message_id for q in held}))
+                .values(state="queued", attempts=0, last_error=None))
+        return [q.id for q in held]
+
+
+async def pending_count(db: Database) -> int:
+    async with db.reading() as s:
+        return await s.scalar(select(func.count(m.RawMessage.id)).where(m.RawMessage.state == "queued")) or 0
+

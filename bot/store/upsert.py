@@ -1,0 +1,69 @@
+"""Get-or-create, each as one insert-or-select that several writers may run at once.
+
+An ``INSERT … ON CONFLICT DO NOTHING`` either makes the row or leaves the one another writer
+made a moment before; a select then reads whichever exists. No commits here (the caller's
+transaction decides) and no business rules: callers say what the row holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store import models as m
+
+
+def _insert(s: AsyncSession, table: Any):
+    dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def _insert_or_select(s: AsyncSession, model: Any, *, match: dict[str, Any],
+                            values: dict[str, Any]) -> Any:
+    query = select(model).filter_by(**match)
+    row = await s.scalar(query)
+    if row is not None:
+        return row
+    await s.execute(_insert(s, model).values(**match, **values).on_conflict_do_nothing())
+    return await s.scalar(query)
+
+
+async def contact(s: AsyncSession, *, email: str | None = None, phone: str | None = None,
+                  name: str = "", now: datetime) -> m.Contact:
+    """The contact with this email address (or phone number), made on first sight."""
+    match = {"email": email} if email is not None else {"phone": phone}
+    return await _insert_or_select(s, m.Contact, match=match,
+                                   values={"name": name[:200], "created_at": now})
+
+
+async def group(s: AsyncSession, *, name: str, slack_channel: str) -> m.HandlerGroup:
+    return await _insert_or_select(s, m.HandlerGroup, match={"name": name},
+                                   values={"slack_channel": slack_channel})
+
+
+async def staff(s: AsyncSession, *, slack_user_id: str, name: str, email: str | None,
+                now: datetime) -> m.Staff:
+    return await _insert_or_select(s, m.Staff, match={"slack_user_id": slack_user_id},
+                                   values={"name": name[:200], "email": email, "created_at": now})
+
+
+async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]]) -> None:
+    """Store each (sha256, bytes) once; the same file in many messages is kept once."""
+    rows = {digest: data for digest, data in files}
+    if not rows:
+        return
+    await s.execute(_insert(s, m.Blob).values([{"sha256": d, "size": len(b), "data": b}
+                                               for d, b in rows.items()]).on_conflict_do_nothing())
+
+
+async def bump_counter(s: AsyncSession, *, key: str, window_start: datetime) -> int:
+    """Add one to ``key``'s count in this window and return the new count."""
+    insert = _insert(s, m.RateCounter).values(key=key[:400], window_start=window_start, count=1)
+    return await s.scalar(insert.on_conflict_do_update(
+        index_elements=["key", "window_start"], set_={"count": m.RateCounter.count + 1})
+        .returning(m.RateCounter.count)) or 0
