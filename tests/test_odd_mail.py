@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.core import reports
 from bot.store import models as m
 from tests import mailfixtures as fx
-from tests.conftest import DOMAIN, running, send_mail, wait_until
+from tests.conftest import DOMAIN, deliver, running, wait_until
 
 NO_ACK = {"out_of_office", "mailing_list", "loop_header"}
 # A bounce about mail we never sent is held as "bounce", not made a ticket (DESIGN §2.6).
@@ -33,8 +33,7 @@ async def test_odd_mail_is_kept_and_never_5xx(scenario, app_settings, relay, fak
         pytest.skip("../shared/fixtures/winmail-one-file.dat is not present")
     envelope_from = "" if scenario in ("dsn_bounce", "plain_bounce") else "customer@example.net"
     async with running(app_settings()) as app:
-        code, reply = await asyncio.to_thread(send_mail, app.listening.smtp[1], raw,
-                                              mail_from=envelope_from, rcpt=(f"help@{DOMAIN}",))
+        code, reply = await deliver(app, raw, mail_from=envelope_from, rcpt=(f"help@{DOMAIN}",))
         assert code == 250, (code, reply)
         tickets, raws, held = await _counts(app)
         assert raws == 1, "the exact bytes are always stored"
@@ -66,12 +65,10 @@ async def test_odd_mail_is_kept_and_never_5xx(scenario, app_settings, relay, fak
 
 async def test_bounce_of_our_acknowledgement_marks_it_failed_not_a_ticket(app_settings, relay, fake_slack):
     async with running(app_settings()) as app:
-        port = app.listening.smtp[1]
-        await asyncio.to_thread(send_mail, port, fx.plain(to_addr=f"help@{DOMAIN}"))
+        await deliver(app, fx.plain(to_addr=f"help@{DOMAIN}"))
         [ack] = await relay.wait_for(1)
         dsn = fx.dsn_bounce(original_message_id=ack["Message-ID"])
-        code, _ = await asyncio.to_thread(send_mail, port, dsn, mail_from="",
-                                          rcpt=(f"support@{DOMAIN}",))
+        code, _ = await deliver(app, dsn, mail_from="", rcpt=(f"support@{DOMAIN}",))
         assert code == 250
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
         await wait_until(lambda: any("bounced" in c.args.get("text", "") for c in fake_slack.thread_replies()))
@@ -81,24 +78,39 @@ async def test_bounce_of_our_acknowledgement_marks_it_failed_not_a_ticket(app_se
     assert any(e["kind"] == "bounce" for e in t["events"])
 
 
-async def test_reprocess_turns_held_mail_into_a_ticket_once(app_settings, fake_slack):
-    """Invariant 4: held mail is announced, kept byte for byte, and `reprocess` retries it."""
-    from bot.core.intake import quarantine
+async def test_reprocess_turns_held_mail_into_a_ticket_once(app_settings, fake_slack, monkeypatch):
+    """Invariant 4 and the door pipeline: a message that breaks the parser is held with its
+    bytes and announced; once the parser is fixed, `reprocess` makes it a ticket, once."""
+    from bot.inbound import pipeline
 
-    raw = fx.plain(subject="Held by an old bug")
+    raw = fx.plain(subject="Held by a parser bug")
+    fixed_parser = pipeline.parse_email
+
+    def broken_parser(data: bytes, **kwargs):  # noqa: ANN003, ANN202
+        if b"parser bug" in data:
+            raise UnicodeDecodeError("utf-8", data, 0, 1, "an injected parser fault")
+        return fixed_parser(data, **kwargs)
+
     async with running(app_settings()) as app:
-        held = await quarantine(app.desk, channel="email", raw=raw, reason="unparseable",
-                                detail="parser crashed", envelope_from="alice@example.net",
-                                envelope_to=(f"help@{DOMAIN}",), door="smtp")
-        assert held.outcome == "quarantined"
+        monkeypatch.setattr(pipeline, "parse_email", broken_parser)
+        code, _ = await deliver(app, raw)
+        assert code == 250
         await wait_until(lambda: any("quarantine #1" in c.args.get("text", "") for c in fake_slack.posts))
-        assert await app.reprocess() == [(1, "created ticket #1")]
+        tickets, raws, held = await _counts(app)
+        assert (tickets, raws, held) == (0, 1, ["unparseable"])
+        async with app.db.reading() as s:
+            assert await s.scalar(select(m.RawMessage.data)) in (raw, raw + b"\r\n")
+        assert await app.reprocess() == [(1, "still held: unparseable the parser failed: "
+                                             "UnicodeDecodeError: 'utf-8' codec can't decode byte "
+                                             "0x46 in position 0: an injected parser fault")]
+        monkeypatch.setattr(pipeline, "parse_email", fixed_parser)  # the fix is deployed
+        assert await app.reprocess() == [(1, "reprocessed ticket #1")]
         assert await app.reprocess() == []
-        await wait_until(lambda: len(fake_slack.cards()) == 1)
+        await wait_until(lambda: [c.args["blocks"][0]["type"] for c in fake_slack.cards()] == ["section", "header"])
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
-        garbage = await quarantine(app.desk, channel="email", raw=fx.garbage(), reason="unparseable",
-                                   detail="not mail")
-        assert garbage.outcome == "quarantined"
+        await deliver(app, fx.garbage())
         [(item, what)] = await app.reprocess()
         assert item == 2 and what.startswith("still held")
-    assert t["subject"] == "Held by an old bug"
+        quarantine_notices = [c for c in fake_slack.posts if "quarantine" in c.args.get("text", "")]
+    assert t["subject"] == "Held by a parser bug"
+    assert len(quarantine_notices) == 2, "held mail is announced once, not again on each reprocess"

@@ -123,11 +123,11 @@ async def test_dead_card_is_reported_and_retry_command_requeues(app_settings, fa
     async with running(app_settings()) as app:
         await asyncio.to_thread(send_mail, app.listening.smtp[1], mail())
         # A permanent refusal: the card goes dead at once and a notice says so.
-        await wait_until(lambda: any("Gave up delivering slack.card" in c.args.get("text", "")
+        await wait_until(lambda: any("Gave up delivering ticket.card" in c.args.get("text", "")
                                      for c in fake_slack.posts))
-        from bot.core import outbox
+        from bot.core import deliveries as outbox
         dead = await outbox.list_items(app.db, status="dead")
-        assert [d.kind for d in dead] == ["slack.card"]
+        assert [d.kind for d in dead] == ["ticket.card"]
         assert await outbox.retry(app.db, now=app.clock.now()) == 1
         await wait_until(lambda: len(fake_slack.cards()) == 2)  # the notice + the card
     assert any(c.args["blocks"][0]["type"] == "header" for c in fake_slack.cards())

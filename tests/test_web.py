@@ -9,7 +9,7 @@ import aiohttp
 import uvicorn
 
 from bot.web import build_web_app
-from tests.conftest import running, send_mail
+from tests.conftest import deliver, running
 from tests.test_foundation import mail
 
 
@@ -21,7 +21,7 @@ async def get(port: int, path: str) -> tuple[int, str]:
 
 async def test_health_readiness_and_metrics(app_settings):
     async with running(app_settings()) as app:
-        await asyncio.to_thread(send_mail, app.listening.smtp[1], mail())
+        await deliver(app, mail())
         port = app.listening.web[1]
         assert (await get(port, "/healthz"))[0] == 200
         status, body = await get(port, "/readyz")

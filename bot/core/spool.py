@@ -29,7 +29,7 @@ class Arrival:
 
     channel: str  # email | sms
     door: str  # smtp | imap:<account> | twilio | reprocess
-    source_id: str  # the door's own id (SMTP queue id, IMAP account:uidvalidity:uid, MessageSid)
+    source_id: str  # the door's own id (SMTP queue id, IMAP account:uidvalidity:uid, SMS id)
     data: bytes
     received_at: datetime
     envelope_from: str | None = None  # SMTP MAIL FROM ("" is the null sender)

@@ -1,6 +1,6 @@
 """Staff: who a Slack user is to Deskbell, and what they may do.
 
-Identity comes in from the Slack adapter (it asks ``users.info``, outside any transaction);
+Identity comes in from the Slack adapter (it asks Slack who they are, outside any transaction);
 here it is only stored. Permission rules (operators' docs): members of a handler group act on
 that group's tickets; a group with no members listed is open to all staff; ``slack.admins``
 act everywhere; ``tickets.all_users_can_close`` lets anyone close. No I/O here.

@@ -37,8 +37,7 @@ def test_headers_thread_and_mark_automatic_mail():
 
 
 def test_customer_text_cannot_add_headers_or_html():
-    msg = render("Hi\r\nBcc: victim@example.org", 'Eve\nBcc: victim2@example.org',
-                 context={})
+    msg = render("Hi\r\nBcc: victim@example.org", 'Eve\nBcc: victim2@example.org')
     assert msg["Bcc"] is None
     assert "victim@example.org" in msg["Subject"]  # kept, but on the one line it belongs to
     hostile = render("<script>alert(1)</script>", "Eve")

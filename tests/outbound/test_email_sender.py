@@ -8,19 +8,26 @@ from datetime import datetime, timezone
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from bot.core import intents
 from bot.core.errors import DeliveryFailed, DeliveryRejected
-from bot.core.views import OutboxView
+from bot.core.views import OutboxView, OutgoingEmail, snapshot
+from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
+from tests.outbound.test_compose import ticket
 
 NOW = datetime(2026, 3, 3, tzinfo=timezone.utc)
-MESSAGE = "From: support@support.example.com\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nHello\r\n"
+MAIL = OutgoingEmail(template="ticket_opened", ticket=ticket("hi"), to_address="a@example.net",
+                     to_name="A", subject="Re: hi [#7]", message_id="t7.1.abc@support.example.com",
+                     reply_to="support+tok123456@support.example.com", in_reply_to=None, references=(),
+                     auto_submitted="auto-replied", date=NOW)
 
 
 def item(n: int) -> OutboxView:
-    return OutboxView(id=n, channel="email", kind="email.ack", ticket_number=1, status="sending",
-                      attempts=1, due_at=NOW, last_error=None, remote_id=None, created_at=NOW,
-                      sent_at=None, payload={"from": "support@support.example.com", "to": ["a@example.net"],
-                                             "message": MESSAGE})
+    return OutboxView(id=n, channel="email", kind=intents.CUSTOMER_MESSAGE, ticket_number=1,
+                      status="sending", attempts=1, due_at=NOW, last_error=None, remote_id=None,
+                      created_at=NOW, sent_at=None,
+                      payload={"from": "support@support.example.com", "to": ["a@example.net"],
+                               "mail": snapshot(MAIL)})
 
 
 class Relay:
@@ -46,7 +53,10 @@ async def serve(handler: Relay) -> tuple[asyncio.Server, int]:
 
 
 def sender(port: int) -> EmailSender:
-    return EmailSender(host="127.0.0.1", port=port, starttls=False, username="", password="", timeout=5)
+    composer = EmailComposer(from_address="support@support.example.com", from_name="Support",
+                             loop_marker="support.example.com")
+    return EmailSender(composer=composer, host="127.0.0.1", port=port, starttls=False, username="",
+                       password="", timeout=5)
 
 
 async def test_sessions_are_reused_and_queue_ids_recorded():
@@ -86,3 +96,22 @@ async def test_unreachable_relay_is_temporary():
     await server.wait_closed()
     with pytest.raises(DeliveryFailed):
         await sender(port).send(item(1), {})
+
+
+async def test_the_mail_is_composed_from_the_intent_snapshot():
+    relay = Relay()
+    server, port = await serve(relay)
+    received: list[bytes] = []
+    original = relay.handle_DATA
+
+    async def keep(server_, session, envelope):  # noqa: ANN001
+        received.append(envelope.original_content)
+        return await original(server_, session, envelope)
+
+    relay.handle_DATA = keep
+    s = sender(port)
+    await s.send(item(1), {})
+    await s.close()
+    server.close()
+    assert b"Message-ID: <t7.1.abc@support.example.com>" in received[0]
+    assert b"ticket #7" in received[0]
