@@ -3,23 +3,41 @@
 Every message here is built from a description of what some client, MTA or gateway does (the
 comment on each builder says which, and cites the RFC it bends); none is copied from another
 project's test corpus. Builders return bytes and take keyword arguments so other tests can reuse
-them. This module must not touch the network or write files; the only thing it reads is the
-shared winmail.dat fixture, and a builder that needs a missing file returns None.
+them. winmail.dat streams are written by ``tests/tnef_writer.py`` with our own file names and
+bytes. This module must not touch the network or write files; the only thing it reads is the
+real winmail.dat in the shared fixtures, for ``shared_winmail_dat`` alone, which returns None
+when that file is absent.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-WINMAIL_PATH = Path(__file__).resolve().parents[2] / "shared/fixtures/winmail-one-file.dat"
-WINMAIL_INNER_NAME = "AUTHORS"
-WINMAIL_INNER_SIZE = 244
-WINMAIL_INNER_SHA256 = "36c47da7d11846caf0474a4b3df83bb4eba9ea01d2bca500c288fa108e123d28"
+from tests.tnef_writer import TnefFile, tnef_stream
+
+# The file inside the default winmail.dat: a long name (the TNEF title holds only "SERVIC~1.PDF").
+WINMAIL_INNER_NAME = "Service contract 2025.pdf"
+WINMAIL_INNER_DATA = (
+    b"%PDF-1.4\n"
+    + b"".join(b"%d 0 obj << /Title (Deskbell test contract, page %d) >> endobj\n" % (n, n)
+               for n in range(1, 9))
+    + b"%%EOF\n"
+)
+WINMAIL_INNER_SIZE = len(WINMAIL_INNER_DATA)
+WINMAIL_INNER_SHA256 = hashlib.sha256(WINMAIL_INNER_DATA).hexdigest()
+WINMAIL_FILES = (TnefFile(WINMAIL_INNER_NAME, WINMAIL_INNER_DATA),)
+
+# A real winmail.dat kept outside the project (LGPL-3.0; not to be copied in). Only one optional
+# test reads it, and skips when it is absent.
+SHARED_WINMAIL_PATH = Path(__file__).resolve().parents[2] / "shared/fixtures/winmail-one-file.dat"
+SHARED_WINMAIL_INNER_NAME = "AUTHORS"
+SHARED_WINMAIL_INNER_SIZE = 244
+SHARED_WINMAIL_INNER_SHA256 = "36c47da7d11846caf0474a4b3df83bb4eba9ea01d2bca500c288fa108e123d28"
 
 DATE = "Mon, 03 Mar 2025 10:15:00 +0000"
 SUPPORT = "help@support.example.com"
@@ -275,19 +293,30 @@ def _with_attachment(
     )
 
 
-def winmail_dat() -> bytes | None:
+def winmail_dat(
+    *,
+    files: Sequence[TnefFile] = WINMAIL_FILES,
+    tnef: bytes | None = None,
+    message_id: str = "winmail.1@example.com",
+) -> bytes:
     """Outlook in Rich Text mode wraps attachments in application/ms-tnef "winmail.dat"
-    (MS-OXTNEF). Uses the real shared fixture; None when it is absent."""
-    if not WINMAIL_PATH.is_file():
-        return None
+    (MS-OXTNEF). The stream holds ``files`` (one PDF by default), written by
+    ``tests/tnef_writer.py``; ``tnef`` puts other bytes there instead (a damaged stream)."""
     return _with_attachment(
         subject="Contract attached",
         text="Please see the attached file.",
-        attachment=WINMAIL_PATH.read_bytes(),
+        attachment=tnef_stream(files) if tnef is None else tnef,
         attachment_headers=['Content-Type: application/ms-tnef; name="winmail.dat"',
                             'Content-Disposition: attachment; filename="winmail.dat"'],
-        message_id="winmail.1@example.com",
+        message_id=message_id,
     )
+
+
+def shared_winmail_dat() -> bytes | None:
+    """The same mail around the real winmail.dat of the shared fixtures; None when absent."""
+    if not SHARED_WINMAIL_PATH.is_file():
+        return None
+    return winmail_dat(tnef=SHARED_WINMAIL_PATH.read_bytes(), message_id="winmail.3@example.com")
 
 
 def winmail_dat_corrupt() -> bytes:
@@ -783,7 +812,7 @@ def garbage() -> bytes:
     return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + noise
 
 
-ODD_MAIL: dict[str, Callable[[], bytes | None]] = {
+ODD_MAIL: dict[str, Callable[[], bytes]] = {
     "plain": plain,
     "no_message_id": no_message_id,
     "wrong_charset": wrong_charset,
