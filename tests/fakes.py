@@ -26,11 +26,26 @@ class SlackCall:
     args: dict[str, Any]
     ok: bool
     at: float = field(default_factory=time.monotonic)
+    result: dict[str, Any] = field(default_factory=dict)  # the JSON body the fake answered
+
+    @property
+    def channel(self) -> str | None:
+        """The channel id Slack answered (``#name`` in ``args`` resolved), if it answered one."""
+        return self.result.get("channel")
+
+    @property
+    def ts(self) -> str | None:
+        """The ``ts`` Slack answered: what a later ``thread_ts`` or ``chat.update`` must name."""
+        return self.result.get("ts")
 
 
 @dataclass
 class FakeSlack:
-    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info."""
+    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info.
+
+    Strict where a mistake would otherwise go unseen: a ``thread_ts`` must be the ``ts`` of a
+    top-level message posted in that same channel, and ``chat.update`` needs a ``ts`` it knows.
+    """
 
     calls: list[SlackCall] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel id → messages
@@ -56,6 +71,19 @@ class FakeSlack:
 
     def updates(self) -> list[SlackCall]:
         return [c for c in self.calls if c.method == "chat.update" and c.ok]
+
+    def card_of(self, reply: SlackCall) -> SlackCall | None:
+        """The top-level post a thread reply went under: same channel, ``ts`` = its ``thread_ts``."""
+        thread_ts = reply.args.get("thread_ts")
+        if thread_ts is None or reply.channel is None:
+            return None
+        found = [c for c in self.cards() if c.channel == reply.channel and c.ts == thread_ts]
+        return found[0] if found else None
+
+    def thread_of(self, card: SlackCall) -> list[SlackCall]:
+        """The replies posted in a top-level post's thread, oldest first."""
+        return [c for c in self.thread_replies()
+                if c.channel == card.channel and c.args.get("thread_ts") == card.ts]
 
     async def start(self) -> "FakeSlack":
         app = web.Application()
@@ -99,7 +127,8 @@ class FakeSlack:
             args = dict(await request.post())
         if self.failures and method in self.fail_methods:
             status, headers, body = self.failures.pop(0)
-            self.calls.append(SlackCall(method, args, ok=False))
+            self.calls.append(SlackCall(method, args, ok=False,
+                                        result=dict(body) if isinstance(body, dict) else {}))
             if isinstance(body, str):
                 return web.Response(status=status, headers=headers, text=body)
             return web.json_response(body, status=status, headers=headers)
@@ -107,7 +136,8 @@ class FakeSlack:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result = handler(args)
-        self.calls.append(SlackCall(method, args, ok=bool(result.get("ok"))))
+        # A copy: a later chat.update edits the stored message, not what this call was answered.
+        self.calls.append(SlackCall(method, args, ok=bool(result.get("ok")), result=json.loads(json.dumps(result))))
         return web.json_response(result)
 
     users: dict[str, dict[str, str]] = field(default_factory=lambda: {
@@ -184,6 +214,10 @@ class FakeSlack:
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(args["channel"])
+        if "thread_ts" in args and not any(
+                m["ts"] == args["thread_ts"] and "thread_ts" not in m for m in self.messages.get(channel, [])):
+            # Like Slack: a reply must name the ts of a top-level message in that same channel.
+            return {"ok": False, "error": "thread_not_found"}
         ts = f"1700000000.{next(self._ts):06d}"
         message = {"ts": ts, **{k: v for k, v in args.items() if k != "channel"}}
         self.messages.setdefault(channel, []).append(message)

@@ -43,23 +43,56 @@ async def test_new_mail_gives_ticket_card_and_acknowledgement(app_settings, fake
     assert ack["In-Reply-To"]
 
 
-async def test_reply_to_acknowledgement_joins_ticket_in_thread(app_settings, fake_slack, relay):
+async def test_each_follow_up_is_threaded_under_its_own_tickets_card(app_settings, fake_slack, relay):
+    """Two customers, two tickets, two cards: each follow-up goes in the thread of its ticket's card."""
+    customers = {1: ("Alice Example <alice@example.net>", "alice@example.net", "Router down",
+                     "Still down, any news?"),
+                 2: ("Bob Example <bob@example.org>", "bob@example.org", "Printer jammed",
+                     "The printer is still jammed.")}
     async with running(app_settings()) as app:
         port = app.listening.smtp[1]
-        original_id = make_msgid(domain="example.net")
-        await asyncio.to_thread(send_mail, port, mail(message_id=original_id))
-        [ack] = await relay.wait_for(1)
-        await wait_until(lambda: len(fake_slack.cards()) == 1)
-        reply = mail(subject="Re: Router down [#1]", body="Still down, any news?",
-                     to=ack["Reply-To"], in_reply_to=ack["Message-ID"],
-                     references=f"{original_id} {ack['Message-ID']}")
-        code, text = await asyncio.to_thread(send_mail, port, reply, rcpt=(ack["Reply-To"],))
-        assert code == 250 and b"appended ticket #1" in text
-        await wait_until(lambda: fake_slack.thread_replies() and fake_slack.updates())
+        first_ids, acks = {}, {}
+        for number, (from_addr, address, subject, _) in customers.items():
+            first_ids[number] = make_msgid(domain=address.split("@")[1])
+            code, text = await asyncio.to_thread(
+                send_mail, port, mail(subject=subject, from_addr=from_addr, message_id=first_ids[number]),
+                mail_from=address)
+            assert code == 250, text
+            await wait_until(lambda: len(fake_slack.cards()) == number)
+            acks[number] = (await relay.wait_for(number))[number - 1]
+            assert acks[number]["Subject"] == f"Re: {subject} [#{number}]"
+        # The newer ticket's customer writes back first: neither "the first card" nor "the
+        # latest card" is the right answer for both follow-ups.
+        for number in (2, 1):
+            from_addr, address, subject, follow_up = customers[number]
+            ack = acks[number]
+            reply = mail(subject=f"Re: {subject} [#{number}]", body=follow_up, from_addr=from_addr,
+                         to=ack["Reply-To"], in_reply_to=ack["Message-ID"],
+                         references=f"{first_ids[number]} {ack['Message-ID']}")
+            code, text = await asyncio.to_thread(send_mail, port, reply, mail_from=address,
+                                                 rcpt=(ack["Reply-To"],))
+            assert code == 250 and f"appended ticket #{number}".encode() in text
+        await wait_until(lambda: len(fake_slack.thread_replies()) == 2 and len(fake_slack.updates()) >= 2)
         await asyncio.sleep(0.2)
-        assert len(fake_slack.cards()) == 1
-        assert len(relay.messages) == 1  # a message that joins a ticket gets no acknowledgement
-        [thread] = fake_slack.thread_replies()
-        assert thread.args["thread_ts"] == fake_slack.cards()[0].args.get("ts", thread.args["thread_ts"])
+        assert len(relay.messages) == 2  # a message that joins a ticket gets no acknowledgement
         listed = await reports.list_tickets(app.db, now=app.clock.now())
-    assert [t["number"] for t in listed] == [1]
+    assert sorted(t["number"] for t in listed) == [1, 2]
+    assert not [c for c in fake_slack.calls if c.method.startswith("chat.") and not c.ok]
+    cards = {int(c.args["blocks"][0]["text"]["text"].split()[0][1:]): c for c in fake_slack.cards()}
+    assert sorted(cards) == [1, 2] and len(fake_slack.cards()) == 2
+    assert cards[1].ts != cards[2].ts
+    replies = {}
+    for number, (_, _, _, follow_up) in customers.items():
+        [replies[number]] = [c for c in fake_slack.thread_replies() if c.args["text"].startswith(f"#{number}:")]
+        assert follow_up in str(replies[number].args["blocks"])
+    # Each follow-up names the channel and ts Slack answered for its own ticket's card.
+    assert {n: (r.channel, r.args["thread_ts"]) for n, r in replies.items()} == \
+        {n: ("C0SUPPORT", c.ts) for n, c in cards.items()}
+    for number, card in cards.items():
+        assert card.channel == "C0SUPPORT"
+        assert fake_slack.card_of(replies[number]) is card
+        assert fake_slack.thread_of(card) == [replies[number]]
+    # And each card refresh edits that ticket's own card.
+    for update in fake_slack.updates():
+        number = int(update.args["blocks"][0]["text"]["text"].split()[0][1:])
+        assert (update.channel, update.args["ts"]) == (cards[number].channel, cards[number].ts)
