@@ -143,10 +143,12 @@ class Deskbell:
         socket_mode = None
         try:
             if "worker" in roles:
-                self.dispatcher = self.make_dispatcher(slack)
-                tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
                 self.intake = self.make_intake()
                 tasks.append(asyncio.create_task(self.intake.run(), name="intake"))
+                self.dispatcher = self.make_dispatcher(slack)
+                intake = self.intake
+                self.dispatcher.give_way = lambda: intake.backlogged
+                tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
             bolt = self._bolt_app(slack) if "web" in roles else None
             if bolt is not None and self.settings.slack.app_token.get_secret_value():
                 from slack_bolt.adapter.socket_mode.async_handler import (

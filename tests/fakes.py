@@ -218,7 +218,8 @@ class FakeSlack:
                 m["ts"] == args["thread_ts"] and "thread_ts" not in m for m in self.messages.get(channel, [])):
             # Like Slack: a reply must name the ts of a top-level message in that same channel.
             return {"ok": False, "error": "thread_not_found"}
-        ts = f"1700000000.{next(self._ts):06d}"
+        # Like Slack's: the posting time in seconds, unique within the channel.
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
         message = {"ts": ts, **{k: v for k, v in args.items() if k != "channel"}}
         self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -236,8 +237,19 @@ class FakeSlack:
                 "response_metadata": {"next_cursor": ""}}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        messages = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
-        return {"ok": True, "messages": list(reversed(messages))[: int(args.get("limit", 100))]}
+        """Newest first, ``oldest`` bound, at most ``limit`` (Slack caps it at 999) per page,
+        ``cursor`` paging: as Slack pages a channel's history."""
+        messages = [m for m in reversed(self.messages.get(args["channel"], []))
+                    if "thread_ts" not in m and float(m["ts"]) >= float(args.get("oldest", 0))]
+        return self._page(messages, args)
+
+    @staticmethod
+    def _page(messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        limit = min(int(args.get("limit", 100)), 999)
+        start = int(args.get("cursor") or 0)
+        page, rest = messages[start:start + limit], messages[start + limit:]
+        return {"ok": True, "messages": page, "has_more": bool(rest),
+                "response_metadata": {"next_cursor": str(start + limit) if rest else ""}}
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         messages = [m for m in self.messages.get(args["channel"], [])

@@ -43,7 +43,7 @@ async def test_items_of_one_ticket_are_claimed_one_at_a_time_in_order(tmp_path):
     first = await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30)
     assert [i.kind for i in first] == [intents.CARD, intents.NOTICE]
     assert await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30) == []
-    await outbox.mark_sent(db, first[0].id, now=clock.now(), remote_id="C1/1.1", attempts=1)
+    await outbox.mark_sent(db, [outbox.Delivered(first[0].id, 1, "C1/1.1")], now=clock.now())
     second = await outbox.claim(db, now=clock.now(), channels={"slack"}, limit=10, lease_seconds=30)
     assert [i.kind for i in second] == [intents.THREAD_MESSAGE]
     await db.dispose()
@@ -81,7 +81,7 @@ async def _lost_card(tmp_path, fake_slack, *, posted_since: int) -> None:  # noq
         await s.flush()
         item_id = item.id
     # What Slack already holds from the first, unrecorded attempt:
-    fake_slack._chat_postMessage({"channel": "#support", "text": "card", "metadata": {
+    lost = fake_slack._chat_postMessage({"channel": "#support", "text": "card", "metadata": {
         "event_type": "deskbell_outbox", "event_payload": {"outbox_id": item_id}}})
     for n in range(posted_since):
         fake_slack._chat_postMessage({"channel": "#support", "text": f"another card {n}"})
@@ -95,7 +95,7 @@ async def _lost_card(tmp_path, fake_slack, *, posted_since: int) -> None:  # noq
         await dispatcher.drain(timeout=10)
     [row] = await outbox.list_items(db)
     await db.dispose()
-    assert row.status == "sent" and row.remote_id == "C0SUPPORT/1700000000.000001"
+    assert row.status == "sent" and row.remote_id == f"C0SUPPORT/{lost['ts']}"
     assert [c.method for c in fake_slack.calls if c.method.startswith("chat.")] == []
 
 
@@ -118,7 +118,7 @@ async def test_a_late_result_does_not_overwrite_a_takeover(tmp_path):
     [first] = await outbox.claim(db, now=clock.now(), channels={"email"}, limit=1, lease_seconds=1)
     later = clock.now() + timedelta(seconds=2)
     [second] = await outbox.claim(db, now=later, channels={"email"}, limit=1, lease_seconds=30)
-    await outbox.mark_sent(db, second.id, now=later, remote_id="Q2", attempts=second.attempts)
+    await outbox.mark_sent(db, [outbox.Delivered(second.id, second.attempts, "Q2")], now=later)
     status = await outbox.mark_failed(db, first.id, now=later, error="timeout", attempts=first.attempts,
                                       retry_in=5)
     [row] = await outbox.list_items(db)

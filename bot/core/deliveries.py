@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.core import intents
@@ -111,16 +111,40 @@ def _still_ours(item_id: int, attempts: int):
                 m.OutboxItem.attempts == attempts)
 
 
-async def mark_sent(db: Database, item_id: int, *, now: datetime, remote_id: str | None,
-                    attempts: int) -> None:
+@dataclass(frozen=True)
+class Delivered:
+    """One successful send, as the sender reported it."""
+
+    item_id: int
+    attempts: int  # which claim of the item this result belongs to
+    remote_id: str | None
+
+
+async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) -> None:
+    """Record successful sends, all in one transaction. A result whose claim was taken over
+    by another worker (its lease ran out) is ignored: the newer claim's result counts."""
+    if not results:
+        return
     async with db.transaction() as s:
-        message_id = await s.scalar(
-            update(m.OutboxItem).where(_still_ours(item_id, attempts))
-            .values(status="sent", remote_id=remote_id, sent_at=now, lease_until=None, last_error=None)
-            .returning(m.OutboxItem.message_id))
-        if message_id is not None:
-            await s.execute(update(m.Message).where(m.Message.id == message_id)
-                            .values(delivery_status="sent", remote_id=remote_id))
+        ours = {(r.id, r.attempts): r.message_id for r in (await s.execute(
+            select(m.OutboxItem.id, m.OutboxItem.attempts, m.OutboxItem.message_id).where(
+                m.OutboxItem.id.in_([d.item_id for d in results]),
+                m.OutboxItem.status == "sending"))).all()}
+        mine = [d for d in results if (d.item_id, d.attempts) in ours]
+        if not mine:
+            return
+        outbox = m.OutboxItem.__table__
+        await s.execute(update(outbox).where(outbox.c.id == bindparam("item"))
+                        .values(status="sent", remote_id=bindparam("remote"), sent_at=now,
+                                lease_until=None, last_error=None),
+                        [{"item": d.item_id, "remote": d.remote_id} for d in mine])
+        messages = [(ours[(d.item_id, d.attempts)], d.remote_id) for d in mine
+                    if ours[(d.item_id, d.attempts)] is not None]
+        if messages:
+            table = m.Message.__table__
+            await s.execute(update(table).where(table.c.id == bindparam("message"))
+                            .values(delivery_status="sent", remote_id=bindparam("remote")),
+                            [{"message": message, "remote": remote} for message, remote in messages])
 
 
 async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, attempts: int,

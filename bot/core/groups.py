@@ -42,6 +42,12 @@ async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, .
 
 
 async def row(s: AsyncSession, settings: Settings, name: str) -> m.HandlerGroup:
-    """The group's row; made when the config names a group the database has not seen yet."""
-    config = settings.group_by_name(name)
-    return await upsert.group(s, name=name, slack_channel=config.slack_channel if config else "")
+    """The group's row; made when the config names a group the database has not seen yet.
+    A session asks once per group: the rows it loaded stay in ``s.info`` for its lifetime
+    (a batch of messages shares one session)."""
+    loaded: dict[str, m.HandlerGroup] = s.info.setdefault("handler_groups", {})
+    if name not in loaded:
+        config = settings.group_by_name(name)
+        loaded[name] = await upsert.group(s, name=name,
+                                          slack_channel=config.slack_channel if config else "")
+    return loaded[name]

@@ -59,11 +59,15 @@ class NotStorable(Rejected):
     cannot help, so it is held in quarantine for a person."""
 
 
-async def ingest(desk: Desk, items: list[Parsed]) -> list[IngestResult]:
-    """Ingest ``items`` in order, in one transaction: all of them or none."""
+async def ingest(desk: Desk, items: list[Parsed], *,
+                 hold_seconds: float | None = None) -> list[IngestResult]:
+    """Ingest ``items`` in order, in one transaction: all of them or none. With
+    ``hold_seconds``, stop taking more once the transaction has run that long and return the
+    results of those taken (at least one); the caller passes the rest again."""
+    deadline = None if hold_seconds is None else desk.clock.monotonic() + hold_seconds
     try:
         async with desk.db.transaction() as s:
-            return [await _ingest(s, desk, item) for item in items]
+            return await _ingest_all(s, desk, items, deadline=deadline)
     except IntegrityError as exc:
         # Another writer stored the same key or row a moment before: next time it is a duplicate.
         raise Contended(f"another writer got there first: {exc.orig}") from exc
@@ -80,27 +84,51 @@ async def hold(desk: Desk, item: Parsed, *, reason: str, detail: str) -> IngestR
         return IngestResult("quarantined", detail=f"quarantine #{q}: {reason}")
 
 
+async def _ingest_all(s: AsyncSession, desk: Desk, items: list[Parsed], *,
+                      deadline: float | None) -> list[IngestResult]:
+    """The spool's bookkeeping is done for the whole batch at once (which entries are still
+    queued, which keys were seen, and marking them), so it costs three statements per batch,
+    not three per message."""
+    queued = await spool.still_queued(s, [item.entry.id for item in items])
+    keys = {(i.entry.channel, _key(i.message)) for i in items if i.message is not None}
+    seen = await spool.keys_seen(s, keys)
+    results: list[IngestResult] = []
+    finished: list[tuple[int, str, str | None]] = []
+    for item in items:
+        if item.entry.id not in queued:
+            results.append(IngestResult("duplicate", detail="taken by another worker"))
+            continue
+        key = (item.entry.channel, _key(item.message)) if item.message is not None else None
+        if key is not None and key in seen:
+            result = IngestResult("duplicate", detail="already ingested")
+        else:
+            result = await _ingest(s, desk, item)
+        held = result.outcome == "quarantined"
+        keep_key = key is not None and not held and result.outcome != "duplicate"
+        if keep_key:
+            seen.add(key)
+        finished.append((item.entry.id, "held" if held else "done", key[1] if keep_key else None))
+        if item.entry.held and not held:
+            await s.execute(update(m.Quarantine).where(
+                m.Quarantine.raw_message_id == item.entry.id, m.Quarantine.status == "held")
+                .values(status="reprocessed", ticket_id=result.ticket_number,
+                        resolved_at=desk.clock.now()))
+        results.append(result)
+        if deadline is not None and desk.clock.monotonic() >= deadline:
+            break
+    await spool.finish(s, finished, now=desk.clock.now())
+    return results
+
+
+def _key(msg: InboundMessage) -> str:
+    return msg.source_id[:spool.MAX_SOURCE_ID]
+
+
 async def _ingest(s: AsyncSession, desk: Desk, item: Parsed) -> IngestResult:
-    now, entry, msg = desk.clock.now(), item.entry, item.message
-    if msg is None:
-        if not await spool.take(s, entry.id, state="held", now=now):
-            return IngestResult("duplicate", detail="taken by another worker")
+    if item.message is None:
         q = await _hold(s, desk, item, reason="unparseable", detail=item.error)
         return IngestResult("quarantined", detail=f"quarantine #{q}: unparseable")
-    key = msg.source_id[:spool.MAX_SOURCE_ID]
-    if await spool.key_seen(s, entry.channel, key) is not None:
-        if not await spool.take(s, entry.id, state="done", now=now):
-            return IngestResult("duplicate", detail="taken by another worker")
-        result = IngestResult("duplicate", detail="already ingested")
-    elif not await spool.take(s, entry.id, state="done", now=now, message_key=key):
-        return IngestResult("duplicate", detail="taken by another worker")
-    else:
-        result = await _route(s, desk, item, msg)
-    if item.entry.held and result.outcome != "quarantined":
-        await s.execute(update(m.Quarantine).where(
-            m.Quarantine.raw_message_id == entry.id, m.Quarantine.status == "held")
-            .values(status="reprocessed", ticket_id=result.ticket_number, resolved_at=now))
-    return result
+    return await _route(s, desk, item, item.message)
 
 
 async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage) -> IngestResult:
@@ -111,7 +139,6 @@ async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage)
                               reply_domain=desk.settings.email_out.reply_domain)
     if match is None and _is_report(msg):
         # Delay notices, delivery and read receipts: worth a line on their ticket, never a ticket.
-        await _take_back(s, item)
         q = await _hold(s, desk, item, reason="report", detail=msg.auto_submitted or "")
         return IngestResult("quarantined", detail=f"quarantine #{q}: report")
     if match is None:
@@ -245,7 +272,6 @@ async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage
             m.Message.message_id == bounce.original_message_id,
             m.Message.kind.in_(("outbound", "automatic"))).limit(1))
     if original is None:
-        await _take_back(s, item)
         q = await _hold(s, desk, item, reason="bounce",
                         detail=f"delivery report about {bounce.original_message_id or 'unknown mail'}"
                                f" {bounce.status} {bounce.diagnostic}".strip())
@@ -261,15 +287,8 @@ async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage
     return IngestResult("bounce", ticket_number=original.ticket_id, detail=bounce.status)
 
 
-async def _take_back(s: AsyncSession, item: Parsed) -> None:
-    """The entry was taken as ``done`` but is held after all: keep it, without its key, so a
-    fixed copy may still be ingested."""
-    await s.execute(update(m.RawMessage).where(m.RawMessage.id == item.entry.id)
-                    .values(state="held", message_key=None))
-
-
 async def _hold(s: AsyncSession, desk: Desk, item: Parsed, *, reason: str, detail: str) -> int:
-    """Quarantine the entry (taken as ``held`` by the caller) and announce it once."""
+    """Quarantine the entry (the caller marks it ``held``) and announce it once."""
     now, entry = desk.clock.now(), item.entry
     if item.entry.held:  # reprocessed and still not ingestible: the same hold, not a new one
         q = await s.scalar(select(m.Quarantine).where(

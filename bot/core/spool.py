@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,10 +105,34 @@ async def take(s: AsyncSession, entry_id: int, *, state: str, now: datetime,
     return result.rowcount == 1
 
 
-async def key_seen(s: AsyncSession, channel: str, message_key: str) -> int | None:
-    """The spool entry that was ingested with this idempotency key, if any."""
-    return await s.scalar(select(m.RawMessage.id).where(
-        m.RawMessage.channel == channel, m.RawMessage.message_key == message_key))
+async def still_queued(s: AsyncSession, ids: list[int]) -> set[int]:
+    """Which of these entries are still queued, read inside the caller's write transaction
+    (on SQLite it holds the one write lock; elsewhere the rows are locked): the others were
+    taken by another worker since they were read."""
+    query = select(m.RawMessage.id).where(m.RawMessage.id.in_(ids), m.RawMessage.state == "queued")
+    if s.bind.dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return set((await s.scalars(query)).all())
+
+
+async def keys_seen(s: AsyncSession, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (channel, idempotency key) pairs were ingested before."""
+    if not keys:
+        return set()
+    rows = await s.execute(select(m.RawMessage.channel, m.RawMessage.message_key).where(
+        m.RawMessage.message_key.in_({key for _, key in keys})))
+    return {(channel, key) for channel, key in rows.all()} & keys
+
+
+async def finish(s: AsyncSession, outcomes: list[tuple[int, str, str | None]], *, now: datetime) -> None:
+    """Take entries out of the queue in one statement: (id, ``done`` or ``held``, the
+    idempotency key they were ingested under, or None)."""
+    if outcomes:
+        table = m.RawMessage.__table__
+        await s.execute(update(table).where(table.c.id == bindparam("entry"))
+                        .values(state=bindparam("new_state"), message_key=bindparam("key"),
+                                processed_at=now),
+                        [{"entry": i, "new_state": state, "key": key} for i, state, key in outcomes])
 
 
 async def note_failure(db: Database, entry_id: int, error: str) -> int:

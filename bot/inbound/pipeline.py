@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from bot.batching import GroupCommit
 from bot.core import intake, spool
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 MAX_ROWS_PER_COMMIT = 256
 MAX_BYTES_PER_COMMIT = 64 * 1024 * 1024
 PARSE_IN_THREAD_BYTES = 1_000_000  # parse big mail off the event loop
-BATCH = 64  # entries per intake transaction
+BATCH = 64  # entries read and parsed per pass
+HOLD_SECONDS = 0.02  # an intake transaction takes no more messages after holding the lock this long
 POLL_SECONDS = 0.5  # other processes' doors cannot wake us: look this often
 MAX_ATTEMPTS = 5  # our own failures on one entry before it is held for a person
 
@@ -36,53 +38,21 @@ Parser = Callable[[SpoolEntry], InboundMessage]
 
 
 class SpoolWriter:
-    """Group commit for doors: while one commit runs, arrivals queue for the next one."""
+    """All a door needs: ``write(arrival)`` returns once the arrival is committed. Arrivals of
+    several sessions share commits (group commit); each commit wakes the intake worker."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._waiting: list[tuple[Arrival, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._on_commit: list[Callable[[], None]] = []
+        self._commits: GroupCommit[Arrival] = GroupCommit(
+            lambda arrivals: spool.record(db, arrivals), name="spool-commit",
+            max_items=MAX_ROWS_PER_COMMIT, max_bytes=MAX_BYTES_PER_COMMIT,
+            size=lambda arrival: len(arrival.data))
 
     def on_commit(self, callback: Callable[[], None]) -> None:
-        self._on_commit.append(callback)
+        self._commits.after_write(callback)
 
     async def write(self, arrival: Arrival) -> None:
-        """Return once ``arrival`` is committed; raise if it could not be."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((arrival, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="spool-commit")
-        await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._take_batch()
-                try:
-                    await spool.record(self.db, [arrival for arrival, _ in batch])
-                except Exception as exc:  # every waiting door answers "try again later"
-                    log.error("spool commit failed rows=%s error=%s: %s", len(batch), type(exc).__name__, exc)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-                for callback in self._on_commit:
-                    callback()
-        finally:
-            self._flusher = None
-
-    def _take_batch(self) -> list[tuple[Arrival, asyncio.Future[None]]]:
-        size = count = 0
-        for count, (arrival, _) in enumerate(self._waiting, start=1):
-            size += len(arrival.data)
-            if count >= MAX_ROWS_PER_COMMIT or size >= MAX_BYTES_PER_COMMIT:
-                break
-        batch, self._waiting = self._waiting[:count], self._waiting[count:]
-        return batch
+        await self._commits.submit(arrival)
 
 
 class IntakeWorker:
@@ -96,6 +66,7 @@ class IntakeWorker:
         self.parsers: dict[str, Parser] = {"email": self._parse_email}
         self._wake = asyncio.Event()
         self._stopping = False
+        self.backlogged = False  # the last pass found a full batch waiting
 
     def wake(self) -> None:
         self._wake.set()
@@ -141,17 +112,25 @@ class IntakeWorker:
 
     async def _pass(self, outcomes: list[tuple[SpoolEntry, IngestResult | None]]) -> int:
         entries = await spool.queued(self.db, limit=self.batch)
+        self.backlogged = len(entries) >= self.batch
         if not entries:
             return 0
-        items = [await self._parse(entry) for entry in entries]
+        items = []
+        for entry in entries:
+            items.append(await self._parse(entry))
+            await asyncio.sleep(0)  # parsing is CPU work: let the doors answer in between
+        results: list[IngestResult | None] = []
         try:
-            results: list[IngestResult | None] = list(await intake.ingest(self.desk, items))
+            while len(results) < len(items):
+                # Short transactions: SQLite has one writer, and the doors' commits queue
+                # behind ours; a long one would make every sender wait for all of it.
+                results += await intake.ingest(self.desk, items[len(results):],
+                                               hold_seconds=HOLD_SECONDS)
         except Exception as exc:  # one of them is bad: find which, alone
             log.info("intake batch of %s failed (%s: %s); ingesting one by one",
-                     len(items), type(exc).__name__, exc)
-            results = []
+                     len(items) - len(results), type(exc).__name__, exc)
             stuck: set[str] = set()  # senders whose earlier message must go first
-            for item in items:
+            for item in items[len(results):]:
                 result = None if item.entry.sender_key in stuck else await self._one(item)
                 if result is None:
                     stuck.add(item.entry.sender_key)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from bot.batching import GroupCommit
 from bot.clock import Clock
 from bot.core import deliveries as outbox
 from bot.core import intents
@@ -24,6 +25,7 @@ from bot.store.db import Database
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0  # other processes may enqueue without waking us
+GIVE_WAY_SECONDS = 1.0  # longest wait for the intake between two rounds of deliveries
 BUSY_FLOOR_SECONDS = 0.25
 
 
@@ -36,16 +38,19 @@ class Sender(Protocol):
 class Dispatcher:
     def __init__(self, *, db: Database, clock: Clock, senders: Mapping[str, Sender],
                  policy: outbox.RetryPolicy, concurrency: int = 8, lease_seconds: float = 60,
-                 notice_channel: str | None = None,
+                 notice_channel: str | None = None, give_way: Callable[[], bool] | None = None,
                  rng: random.Random | None = None) -> None:
         self.db, self.clock, self.senders, self.policy = db, clock, dict(senders), policy
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
         self.notice_channel = notice_channel
+        self.give_way = give_way  # True while higher-priority work (intake) is behind
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self._paused: dict[str, float] = {}  # channel → monotonic end of a 429 pause
+        self._results: GroupCommit[outbox.Delivered] = GroupCommit(
+            lambda results: outbox.mark_sent(db, results, now=clock.now()), name="outbox-results")
 
     def wake(self) -> None:
         self._wake.set()
@@ -53,6 +58,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Until ``stop()``: claim, send, sleep until woken or the next row is due."""
         while not self._stopping:
+            await self._give_way()
             try:
                 claimed = await self._claim()
             except Exception:  # process boundary: log, keep serving, try again shortly
@@ -63,6 +69,18 @@ class Dispatcher:
             await self._sleep()
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=10)
+
+    async def _give_way(self) -> None:
+        """While this process's intake is working off a backlog, deliveries wait — a second at
+        a time, then one round goes out. In a flood, turning accepted mail into tickets comes
+        first (it is what makes the mail visible and safe from a replay of the spool); cards
+        and acknowledgements follow seconds later instead of halving the intake's pace."""
+        if self.give_way is None or not self.give_way():
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GIVE_WAY_SECONDS
+        while self.give_way() and not self._stopping and loop.time() < until:
+            await asyncio.sleep(0.05)
 
     async def drain(self, *, timeout: float = 30.0) -> None:
         """Send everything that is due now, then return (``deskbell outbox`` and tests)."""
@@ -158,8 +176,8 @@ class Dispatcher:
                 if item.attempts < self.policy.max_attempts else None
             await self._fail(item, f"{type(exc).__name__}: {exc}", retry_in=retry_in)
         else:
-            await outbox.mark_sent(self.db, item.id, now=self.clock.now(), remote_id=remote_id,
-                                   attempts=item.attempts)
+            # Results of sends finishing together share one transaction (and one disk flush).
+            await self._results.submit(outbox.Delivered(item.id, item.attempts, remote_id))
             log.info("outbox sent id=%s kind=%s ticket=%s remote=%s attempts=%s", item.id,
                      item.kind, item.ticket_number, remote_id, item.attempts)
 

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.store.sqlite_driver import one_hop_url
+
 log = logging.getLogger(__name__)
 
 OUTBOX_FLAG = "outbox_enqueued"
@@ -55,6 +57,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._on_outbox: list[Callable[[], None]] = []
         if self.is_sqlite:
+            url = one_hop_url(url)
             # SQLite has one writer; a one-connection write pool queues our own writers in
             # order instead of letting them fight over the file lock.
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0,

@@ -35,10 +35,15 @@ async def _insert_or_select(s: AsyncSession, model: Any, *, match: dict[str, Any
 
 async def contact(s: AsyncSession, *, email: str | None = None, phone: str | None = None,
                   name: str = "", now: datetime) -> m.Contact:
-    """The contact with this email address (or phone number), made on first sight."""
-    match = {"email": email} if email is not None else {"phone": phone}
-    return await _insert_or_select(s, m.Contact, match=match,
-                                   values={"name": name[:200], "created_at": now})
+    """The contact with this email address (or phone number), made on first sight; one
+    statement either way (an upsert that returns the row, new or old)."""
+    column = "email" if email is not None else "phone"
+    insert = _insert(s, m.Contact).values(**{column: email if email is not None else phone},
+                                          name=name[:200], created_at=now)
+    upsert = insert.on_conflict_do_update(index_elements=[column],
+                                          set_={column: getattr(insert.excluded, column)})
+    return await s.scalar(upsert.returning(m.Contact),
+                          execution_options={"populate_existing": True})
 
 
 async def group(s: AsyncSession, *, name: str, slack_channel: str) -> m.HandlerGroup:
