@@ -146,8 +146,7 @@ class Deskbell:
                 self.intake = self.make_intake()
                 tasks.append(asyncio.create_task(self.intake.run(), name="intake"))
                 self.dispatcher = self.make_dispatcher(slack)
-                intake = self.intake
-                self.dispatcher.give_way = lambda: intake.backlogged
+                self.dispatcher.give_way = self.intake.busy
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
             bolt = self._bolt_app(slack) if "web" in roles else None
             if bolt is not None and self.settings.slack.app_token.get_secret_value():

@@ -524,10 +524,10 @@ async def _open_for_customer(desk: Desk, *, actor: Actor, email: str, subject: s
         staff = await staff_row(s, actor, now=now)
         contact = await upsert.contact(s, email=email, now=now)
         group_row = await groups.row(s, desk.settings, group)
-        ticket = await lifecycle.open_ticket(
-            s, subject=subject, group=group_row, requester_id=contact.id, channel="email",
-            priority=desk.settings.tickets.default_priority, actor=_actor(staff), now=now,
-            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True)
+        ticket = await lifecycle.open_ticket(s, lifecycle.NewTicket(
+            subject=subject, group=group_row, requester_id=contact.id, channel="email",
+            priority=desk.settings.tickets.default_priority, actor=_actor(staff),
+            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True), now=now)
         view = await ticket_view(s, ticket, now=now, new=True)
         out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
                                      kind="outbound", now=now, body=body, staff_id=staff.id,

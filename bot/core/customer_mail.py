@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,41 +60,66 @@ async def conversation(s: AsyncSession, ticket: m.Ticket) -> Conversation:
     return Conversation(reply_to=reply_to, last_inbound=last_inbound, message_ids=ids)
 
 
-async def send_to_customer(s: AsyncSession, desk: Desk, *, ticket: m.Ticket, view: TicketView,
-                           template: str, kind: str, now: datetime, body: str = "",
-                           staff_id: int | None = None, sender: str = "system",
-                           auto_submitted: str | None = None, from_name: str | None = None,
-                           staff_name: str = "", group: str = "",
-                           history: tuple[MessageView, ...] = (),
-                           first_message: MessageView | None = None,
-                           known: Conversation | None = None) -> m.Message | None:
-    """Record and enqueue one email to the ticket's customer; None if they have no address.
-    ``known``: the conversation, when the caller has it already (a ticket just opened)."""
-    settings = desk.settings
-    contact = await s.get_one(m.Contact, ticket.requester_id)  # loaded already: no query
-    talk = known or await conversation(s, ticket)
-    to_address = talk.reply_to or contact.email
-    if not to_address:
-        return None
+@dataclass(frozen=True)
+class Draft:
+    """One customer email to record: what it says and how it is marked."""
 
-    subject = reply_subject(view.subject, view.number)
-    out = m.Message(ticket_id=ticket.id, kind=kind, channel="email", staff_id=staff_id,
-                    sender=sender, subject=subject, body=body, delivery_status="queued",
-                    created_at=now)
-    s.add(out)
+    ticket: m.Ticket
+    view: TicketView
+    template: str
+    kind: str  # outbound (a person wrote it) | automatic
+    body: str = ""
+    staff_id: int | None = None
+    sender: str = "system"
+    auto_submitted: str | None = None
+    from_name: str | None = None
+    staff_name: str = ""
+    group: str = ""
+    history: tuple[MessageView, ...] = ()
+    first_message: MessageView | None = None
+    known: Conversation | None = None  # the conversation, when the caller has it already
+
+
+async def send_to_customer(s: AsyncSession, desk: Desk, *, now: datetime, **draft: Any) -> m.Message | None:
+    """Record and enqueue one email to the ticket's customer; None if they have no address."""
+    return (await send_all(s, desk, [Draft(**draft)], now=now))[0]
+
+
+async def send_all(s: AsyncSession, desk: Desk, drafts: list[Draft], *,
+                   now: datetime) -> list[m.Message | None]:
+    """Record and enqueue several customer emails; their rows are written in one statement."""
+    settings = desk.settings
+    outgoing: list[tuple[Draft, m.Contact, Conversation, str, m.Message] | None] = []
+    for d in drafts:
+        contact = await s.get_one(m.Contact, d.ticket.requester_id)  # loaded already: no query
+        talk = d.known or await conversation(s, d.ticket)
+        to_address = talk.reply_to or contact.email
+        if not to_address:
+            outgoing.append(None)
+            continue
+        out = m.Message(ticket_id=d.ticket.id, kind=d.kind, channel="email", staff_id=d.staff_id,
+                        sender=d.sender, subject=reply_subject(d.view.subject, d.view.number),
+                        body=d.body, delivery_status="queued", created_at=now)
+        outgoing.append((d, contact, talk, to_address, out))
+    s.add_all(o[4] for o in outgoing if o is not None)
     await s.flush()
-    out.message_id = new_message_id(ticket=ticket.id, message=out.id,
-                                    domain=settings.email_out.reply_domain)
-    ids = talk.message_ids
-    mail = OutgoingEmail(
-        template=template, ticket=view, to_address=to_address, to_name=contact.name, subject=subject,
-        message_id=out.message_id,
-        reply_to=reply_address(from_address=settings.email_out.from_address,
-                               token=ticket.reply_token, reply_domain=settings.email_out.reply_domain),
-        in_reply_to=talk.last_inbound or (ids[-1] if ids else None),
-        references=ids[-MAX_REFERENCES:], auto_submitted=auto_submitted, date=now,
-        from_name=from_name, text=body, staff_name=staff_name, group=group, history=history,
-        first_message=first_message)
-    intents.customer_email(s, ticket_id=ticket.id, message_id=out.id,
-                           sender=settings.email_out.from_address, mail=mail, now=now)
-    return out
+    for o in outgoing:
+        if o is None:
+            continue
+        d, contact, talk, to_address, out = o
+        out.message_id = new_message_id(ticket=d.ticket.id, message=out.id,
+                                        domain=settings.email_out.reply_domain)
+        ids = talk.message_ids
+        mail = OutgoingEmail(
+            template=d.template, ticket=d.view, to_address=to_address, to_name=contact.name,
+            subject=out.subject, message_id=out.message_id,
+            reply_to=reply_address(from_address=settings.email_out.from_address,
+                                   token=d.ticket.reply_token,
+                                   reply_domain=settings.email_out.reply_domain),
+            in_reply_to=talk.last_inbound or (ids[-1] if ids else None),
+            references=ids[-MAX_REFERENCES:], auto_submitted=d.auto_submitted, date=now,
+            from_name=d.from_name, text=d.body, staff_name=d.staff_name, group=d.group,
+            history=d.history, first_message=d.first_message)
+        intents.customer_email(s, ticket_id=d.ticket.id, message_id=out.id,
+                               sender=settings.email_out.from_address, mail=mail, now=now)
+    return [o[4] if o is not None else None for o in outgoing]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core import groups, intents, lifecycle, spool
-from bot.core.customer_mail import Conversation, send_to_customer
+from bot.core.customer_mail import Conversation, Draft, send_all
 from bot.core.desk import Desk
 from bot.core.errors import Failed, Rejected
 from bot.core.spool import SpoolEntry
@@ -87,35 +87,45 @@ async def hold(desk: Desk, item: Parsed, *, reason: str, detail: str) -> IngestR
 async def _ingest_all(s: AsyncSession, desk: Desk, items: list[Parsed], *,
                       deadline: float | None) -> list[IngestResult]:
     """The spool's bookkeeping is done for the whole batch at once (which entries are still
-    queued, which keys were seen, and marking them), so it costs three statements per batch,
-    not three per message."""
+    queued, which keys were seen, and marking them), and new tickets are opened together, so
+    a batch costs a few statements more than one message, not a dozen more per message."""
     queued = await spool.still_queued(s, [item.entry.id for item in items])
     keys = {(i.entry.channel, _key(i.message)) for i in items if i.message is not None}
     seen = await spool.keys_seen(s, keys)
-    results: list[IngestResult] = []
-    finished: list[tuple[int, str, str | None]] = []
+    openings = _Openings(s, desk)
+    taken: list[tuple[Parsed, tuple[str, str] | None, IngestResult | _Opening]] = []
     for item in items:
         if item.entry.id not in queued:
-            results.append(IngestResult("duplicate", detail="taken by another worker"))
+            taken.append((item, None, IngestResult("duplicate", detail="taken by another worker")))
             continue
         key = (item.entry.channel, _key(item.message)) if item.message is not None else None
         if key is not None and key in seen:
-            result = IngestResult("duplicate", detail="already ingested")
-        else:
-            result = await _ingest(s, desk, item)
+            taken.append((item, None, IngestResult("duplicate", detail="already ingested")))
+            continue
+        if item.message is not None and openings.answered_by(item.message):
+            await openings.open()  # it answers a message of this batch: that ticket comes first
+        outcome = await _ingest(s, desk, item, openings)
+        taken.append((item, key, outcome))
+        if key is not None:
+            seen.add(key)
+        if deadline is not None and desk.clock.monotonic() >= deadline:
+            break
+    await openings.open()
+    results: list[IngestResult] = []
+    finished: list[tuple[int, str, str | None]] = []
+    for item, key, outcome in taken:
+        result = outcome.result if isinstance(outcome, _Opening) else outcome
+        assert result is not None
         held = result.outcome == "quarantined"
         keep_key = key is not None and not held and result.outcome != "duplicate"
-        if keep_key:
-            seen.add(key)
-        finished.append((item.entry.id, "held" if held else "done", key[1] if keep_key else None))
+        if key is not None or result.outcome != "duplicate":
+            finished.append((item.entry.id, "held" if held else "done", key[1] if keep_key else None))
         if item.entry.held and not held:
             await s.execute(update(m.Quarantine).where(
                 m.Quarantine.raw_message_id == item.entry.id, m.Quarantine.status == "held")
                 .values(status="reprocessed", ticket_id=result.ticket_number,
                         resolved_at=desk.clock.now()))
         results.append(result)
-        if deadline is not None and desk.clock.monotonic() >= deadline:
-            break
     await spool.finish(s, finished, now=desk.clock.now())
     return results
 
@@ -124,14 +134,16 @@ def _key(msg: InboundMessage) -> str:
     return msg.source_id[:spool.MAX_SOURCE_ID]
 
 
-async def _ingest(s: AsyncSession, desk: Desk, item: Parsed) -> IngestResult:
+async def _ingest(s: AsyncSession, desk: Desk, item: Parsed,
+                  openings: "_Openings") -> "IngestResult | _Opening":
     if item.message is None:
         q = await _hold(s, desk, item, reason="unparseable", detail=item.error)
         return IngestResult("quarantined", detail=f"quarantine #{q}: unparseable")
-    return await _route(s, desk, item, item.message)
+    return await _route(s, desk, item, item.message, openings)
 
 
-async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage) -> IngestResult:
+async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
+                 openings: "_Openings") -> "IngestResult | _Opening":
     if msg.bounce is not None:
         return await _bounce(s, desk, item, msg)
     contact = await _contact(s, msg, now=desk.clock.now())
@@ -142,34 +154,75 @@ async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage)
         q = await _hold(s, desk, item, reason="report", detail=msg.auto_submitted or "")
         return IngestResult("quarantined", detail=f"quarantine #{q}: report")
     if match is None:
-        return await _open_ticket(s, desk, msg, item.entry, contact)
+        return openings.add(item, msg, contact)
     return await _append(s, desk, msg, item.entry, contact, match.ticket, how=match.how)
 
 
-async def _open_ticket(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: SpoolEntry,
-                       contact: m.Contact) -> IngestResult:
-    settings, now = desk.settings, desk.clock.now()
-    group = await groups.route(s, settings, recipients=msg.recipients)
-    ticket = await lifecycle.open_ticket(
-        s, subject=strip_subject_tag(msg.subject), group=group, requester_id=contact.id,
-        channel=msg.channel, priority=settings.tickets.default_priority, actor=_actor(msg),
-        now=now, door=msg.door)
-    message = await _store_message(s, ticket, msg, entry, contact, now=now)
-    view = await ticket_view(s, ticket, now=now, new=True)
-    message_view = MessageView.of(message, intents.attachment_views(msg))
-    intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=message_view),
-                      destination=group.slack_channel or settings.slack.fallback_channel, now=now)
-    if msg.channel == "email":
-        await _acknowledge(s, desk, msg, ticket, view, message)
-    log.info("ticket created ticket=%s channel=%s group=%s door=%s", ticket.id, msg.channel,
-             group.name, msg.door)
-    return IngestResult("created", ticket_number=ticket.id, message_id=message.id)
+@dataclass
+class _Opening:
+    """A message that opens a ticket, waiting to be written with the others of its batch."""
+
+    item: Parsed
+    msg: InboundMessage
+    contact: m.Contact
+    result: IngestResult | None = None
+
+
+class _Openings:
+    """New tickets of one transaction, opened together: their tickets, messages,
+    acknowledgements and intents are each written in one statement for the lot."""
+
+    def __init__(self, s: AsyncSession, desk: Desk) -> None:
+        self.s, self.desk = s, desk
+        self.waiting: list[_Opening] = []
+        self._message_ids: set[str] = set()
+
+    def add(self, item: Parsed, msg: InboundMessage, contact: m.Contact) -> _Opening:
+        opening = _Opening(item, msg, contact)
+        self.waiting.append(opening)
+        if msg.message_id:
+            self._message_ids.add(msg.message_id)
+        return opening
+
+    def answered_by(self, msg: InboundMessage) -> bool:
+        """Does ``msg`` refer to a message still waiting here? (Only Message-IDs can: a reply
+        token or a ticket number is not known to anyone before the ticket exists.)"""
+        return bool(self._message_ids) and not self._message_ids.isdisjoint(
+            (*msg.in_reply_to, *msg.references))
+
+    async def open(self) -> None:
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        self._message_ids = set()
+        s, settings, now = self.s, self.desk.settings, self.desk.clock.now()
+        chosen = [await groups.route(s, settings, recipients=o.msg.recipients) for o in waiting]
+        tickets = await lifecycle.open_tickets(s, [lifecycle.NewTicket(
+            subject=strip_subject_tag(o.msg.subject), group=group, requester_id=o.contact.id,
+            channel=o.msg.channel, priority=settings.tickets.default_priority,
+            actor=_actor(o.msg), event_data={"door": o.msg.door})
+            for o, group in zip(waiting, chosen)], now=now)
+        messages = await _store_messages(s, [(t, o.msg, o.item.entry, o.contact)
+                                             for t, o in zip(tickets, waiting)], now=now)
+        acknowledge: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]] = []
+        for o, group, ticket, message in zip(waiting, chosen, tickets, messages):
+            view = await ticket_view(s, ticket, now=now, new=True)
+            first = MessageView.of(message, intents.attachment_views(o.msg))
+            intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
+                              destination=group.slack_channel or settings.slack.fallback_channel,
+                              now=now)
+            if o.msg.channel == "email":
+                acknowledge.append((o.msg, ticket, view, message))
+            o.result = IngestResult("created", ticket_number=ticket.id, message_id=message.id)
+            log.info("ticket created ticket=%s channel=%s group=%s door=%s", ticket.id,
+                     o.msg.channel, group.name, o.msg.door)
+        await _acknowledge(s, self.desk, acknowledge)
 
 
 async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: SpoolEntry,
                   contact: m.Contact, ticket: m.Ticket, *, how: str) -> IngestResult:
     now = desk.clock.now()
-    message = await _store_message(s, ticket, msg, entry, contact, now=now)
+    [message] = await _store_messages(s, [(ticket, msg, entry, contact)], now=now)
     # An out-of-office answer (RFC 3834 §2), a report or our own mail coming back joins the
     # ticket but must not reopen it.
     lifecycle.customer_wrote(s, ticket, actor=_actor(msg), now=now, message_id=message.id,
@@ -184,48 +237,64 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
     return IngestResult("appended", ticket_number=ticket.id, message_id=message.id, detail=how)
 
 
-async def _store_message(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage,
-                         entry: SpoolEntry, contact: m.Contact, *, now: datetime) -> m.Message:
-    message = m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
-                        contact_id=contact.id, sender=_sender_label(msg)[:400],
-                        reply_to=msg.reply_to if msg.reply_to and len(msg.reply_to) <= 320 else None,
-                        subject=msg.subject[:998],
-                        body=msg.body, quoted=msg.quoted, message_id=msg.message_id,
-                        raw_message_id=entry.id, defects=list(msg.defects) or None,
-                        auto_submitted=msg.auto_submitted[:100] if msg.auto_submitted else None,
-                        created_at=now)
-    s.add(message)
+async def _store_messages(s: AsyncSession,
+                          received: list[tuple[m.Ticket, InboundMessage, SpoolEntry, m.Contact]], *,
+                          now: datetime) -> list[m.Message]:
+    """The customer messages as ticket entries, with their attachments (files kept once)."""
+    messages = [m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
+                          contact_id=contact.id, sender=_sender_label(msg)[:400],
+                          reply_to=msg.reply_to if msg.reply_to and len(msg.reply_to) <= 320 else None,
+                          subject=msg.subject[:998], body=msg.body, quoted=msg.quoted,
+                          message_id=msg.message_id, raw_message_id=entry.id,
+                          defects=list(msg.defects) or None,
+                          auto_submitted=msg.auto_submitted[:100] if msg.auto_submitted else None,
+                          created_at=now)
+                for ticket, msg, entry, contact in received]
+    s.add_all(messages)
     await s.flush()
-    if msg.attachments:
-        await upsert.blobs(s, ((a.sha256, a.data) for a in msg.attachments))
+    files = [a for _, msg, _, _ in received for a in msg.attachments]
+    if files:
+        await upsert.blobs(s, ((a.sha256, a.data) for a in files))
         s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
                                   content_type=a.content_type[:255], size=a.size, sha256=a.sha256,
-                                  inline=a.inline) for a in msg.attachments)
-    return message
+                                  inline=a.inline)
+                  for message, (_, msg, _, _) in zip(messages, received) for a in msg.attachments)
+    return messages
 
 
-async def _acknowledge(s: AsyncSession, desk: Desk, msg: InboundMessage, ticket: m.Ticket,
-                       view: TicketView, first: m.Message) -> None:
-    """Tell the customer we have their ticket — unless answering could start a mail loop."""
+async def _acknowledge(s: AsyncSession, desk: Desk,
+                       opened: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]]) -> None:
+    """Tell each customer we have their ticket — unless answering could start a mail loop."""
     settings, now = desk.settings, desk.clock.now()
-    reason = _no_ack_reason(msg)
-    to_address = (msg.reply_to or msg.sender_address).lower()
-    if reason is None and to_address.rpartition("@")[2] in _our_domains(settings):
-        reason = "reply address in our own domain"
-    if reason is None and await _ack_rate_exceeded(s, to_address, settings, now=now):
-        reason = "rate limit"
-    if reason is not None:
-        lifecycle.record_event(s, ticket.id, "ack_suppressed", actor="system", now=now, reason=reason)
-        return
-    # The ticket's whole conversation is this one message: no need to read it back.
-    known = Conversation(reply_to=first.reply_to, last_inbound=msg.message_id,
-                         message_ids=(msg.message_id,) if msg.message_id else ())
-    out = await send_to_customer(s, desk, ticket=ticket, view=view, template="ticket_opened",
-                                 kind="automatic", now=now, auto_submitted="auto-replied",
-                                 first_message=MessageView.of(first), known=known)
-    if out is not None:
-        lifecycle.record_event(s, ticket.id, "acknowledged", actor="system", now=now,
-                               message=out.id, to=to_address)
+    reasons = []
+    for msg, *_ in opened:
+        reason = _no_ack_reason(msg)
+        if reason is None and _ack_address(msg).rpartition("@")[2] in _our_domains(settings):
+            reason = "reply address in our own domain"
+        reasons.append(reason)
+    limited = [i for i, reason in enumerate(reasons) if reason is None]
+    for i, exceeded in zip(limited, await _ack_rate_exceeded(
+            s, [_ack_address(opened[i][0]) for i in limited], settings, now=now)):
+        if exceeded:
+            reasons[i] = "rate limit"
+    for (msg, ticket, _, _), reason in zip(opened, reasons):
+        if reason is not None:
+            lifecycle.record_event(s, ticket.id, "ack_suppressed", actor="system", now=now, reason=reason)
+    sending = [o for o, reason in zip(opened, reasons) if reason is None]
+    # Each ticket's whole conversation is its one message: no need to read it back.
+    drafts = [Draft(ticket=ticket, view=view, template="ticket_opened", kind="automatic",
+                    auto_submitted="auto-replied", first_message=MessageView.of(first),
+                    known=Conversation(reply_to=first.reply_to, last_inbound=msg.message_id,
+                                       message_ids=(msg.message_id,) if msg.message_id else ()))
+              for msg, ticket, view, first in sending]
+    for (msg, ticket, _, _), out in zip(sending, await send_all(s, desk, drafts, now=now)):
+        if out is not None:
+            lifecycle.record_event(s, ticket.id, "acknowledged", actor="system", now=now,
+                                   message=out.id, to=_ack_address(msg))
+
+
+def _ack_address(msg: InboundMessage) -> str:
+    return (msg.reply_to or msg.sender_address).lower()
 
 
 def _is_report(msg: InboundMessage) -> bool:
@@ -249,16 +318,17 @@ def _our_domains(settings: Settings) -> set[str]:
     return {d.lower() for d in settings.smtp_in.domains} | {settings.email_out.reply_domain.lower()}
 
 
-async def _ack_rate_exceeded(s: AsyncSession, to_address: str, settings: Settings, *,
-                             now: datetime) -> bool:
+async def _ack_rate_exceeded(s: AsyncSession, addresses: list[str], settings: Settings, *,
+                             now: datetime) -> list[bool]:
     """Per-destination cap on acknowledgements: mail forged with someone else's Reply-To must
     not turn us into a cannon aimed at them (backscatter). Counted per clock hour in its own
     small table, so the check costs one statement however long the history is."""
     limit = settings.email_out.ack_rate_limit_per_hour
     if limit <= 0:
-        return False
+        return [False] * len(addresses)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    return await upsert.bump_counter(s, key=f"ack:{to_address}", window_start=hour) > limit
+    counts = await upsert.bump_counters(s, [f"ack:{a}" for a in addresses], window_start=hour)
+    return [count > limit for count in counts]
 
 
 async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage) -> IngestResult:

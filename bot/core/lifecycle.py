@@ -8,6 +8,7 @@ and no rendering here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,24 +35,43 @@ def record_event(s: AsyncSession, ticket_id: int, kind: str, *, actor: str, now:
                   data=data, created_at=now))
 
 
-async def open_ticket(s: AsyncSession, *, subject: str, group: m.HandlerGroup, requester_id: int,
-                      channel: str, priority: int, actor: str, now: datetime, status: str = "new",
-                      staff_id: int | None = None, assignee_id: int | None = None,
-                      by_staff: bool = False, **event_data: Any) -> m.Ticket:
-    """A new ticket with its ``created`` event; ``by_staff``: opened for a customer by staff."""
-    ticket = m.Ticket(subject=subject[:998] or "(no subject)", status=status, priority=priority,
-                      group_id=group.id, requester_id=requester_id, channel=channel,
-                      reply_token=new_reply_token(), via_email=channel == "email",
-                      unread=not by_staff, weight=0, assignee_id=assignee_id, created_at=now,
-                      updated_at=now, last_action_at=now,
-                      last_customer_message_at=None if by_staff else now,
-                      last_staff_reply_at=now if by_staff else None)
-    s.add(ticket)
+@dataclass(frozen=True)
+class NewTicket:
+    """What a ticket starts with; ``by_staff``: opened for a customer by staff."""
+
+    subject: str
+    group: m.HandlerGroup
+    requester_id: int
+    channel: str
+    priority: int
+    actor: str
+    status: str = "new"
+    staff_id: int | None = None
+    assignee_id: int | None = None
+    by_staff: bool = False
+    event_data: dict[str, Any] = field(default_factory=dict)
+
+
+async def open_tickets(s: AsyncSession, new: list[NewTicket], *, now: datetime) -> list[m.Ticket]:
+    """New tickets, each with its ``created`` event; several are written in one statement."""
+    tickets = [m.Ticket(subject=t.subject[:998] or "(no subject)", status=t.status,
+                        priority=t.priority, group_id=t.group.id, requester_id=t.requester_id,
+                        channel=t.channel, reply_token=new_reply_token(),
+                        via_email=t.channel == "email", unread=not t.by_staff, weight=0,
+                        assignee_id=t.assignee_id, created_at=now, updated_at=now,
+                        last_action_at=now, last_customer_message_at=None if t.by_staff else now,
+                        last_staff_reply_at=now if t.by_staff else None) for t in new]
+    s.add_all(tickets)
     await s.flush()
-    record_event(s, ticket.id, "created", actor=actor, now=now, staff_id=staff_id,
-                 channel=channel, group=group.name, **({"by_staff": True} if by_staff else {}),
-                 **event_data)
-    return ticket
+    for ticket, t in zip(tickets, new):
+        record_event(s, ticket.id, "created", actor=t.actor, now=now, staff_id=t.staff_id,
+                     channel=t.channel, group=t.group.name,
+                     **({"by_staff": True} if t.by_staff else {}), **t.event_data)
+    return tickets
+
+
+async def open_ticket(s: AsyncSession, new: NewTicket, *, now: datetime) -> m.Ticket:
+    return (await open_tickets(s, [new], now=now))[0]
 
 
 def customer_wrote(s: AsyncSession, ticket: m.Ticket, *, actor: str, now: datetime,

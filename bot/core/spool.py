@@ -119,7 +119,10 @@ async def keys_seen(s: AsyncSession, keys: set[tuple[str, str]]) -> set[tuple[st
     """Which (channel, idempotency key) pairs were ingested before."""
     if not keys:
         return set()
+    # Both columns, so the unique (channel, message_key) index answers it: the spool keeps
+    # every message ever received.
     rows = await s.execute(select(m.RawMessage.channel, m.RawMessage.message_key).where(
+        m.RawMessage.channel.in_({channel for channel, _ in keys}),
         m.RawMessage.message_key.in_({key for _, key in keys})))
     return {(channel, key) for channel, key in rows.all()} & keys
 

@@ -11,6 +11,7 @@ Must not hold ticket logic (core does) or speak any door's protocol.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ PARSE_IN_THREAD_BYTES = 1_000_000  # parse big mail off the event loop
 BATCH = 64  # entries read and parsed per pass
 HOLD_SECONDS = 0.02  # an intake transaction takes no more messages after holding the lock this long
 POLL_SECONDS = 0.5  # other processes' doors cannot wake us: look this often
+FLOOD_PER_SECOND = 50  # intake above this pace counts as a flood
 MAX_ATTEMPTS = 5  # our own failures on one entry before it is held for a person
 
 Parser = Callable[[SpoolEntry], InboundMessage]
@@ -66,7 +68,7 @@ class IntakeWorker:
         self.parsers: dict[str, Parser] = {"email": self._parse_email}
         self._wake = asyncio.Event()
         self._stopping = False
-        self.backlogged = False  # the last pass found a full batch waiting
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (when, entries)
 
     def wake(self) -> None:
         self._wake.set()
@@ -95,6 +97,14 @@ class IntakeWorker:
             except asyncio.TimeoutError:
                 pass
 
+    def busy(self) -> bool:
+        """True during a flood: more than ``FLOOD_PER_SECOND`` entries taken in the last second.
+        Deliveries give way to intake then (see ``Dispatcher.give_way``)."""
+        since = asyncio.get_running_loop().time() - 1.0
+        while self._recent and self._recent[0][0] < since:
+            self._recent.popleft()
+        return sum(n for _, n in self._recent) > FLOOD_PER_SECOND
+
     async def drain(self, *, timeout: float = 60.0) -> list[tuple[SpoolEntry, IngestResult | None]]:
         """Ingest everything queued now, then return what happened to each entry."""
         outcomes: list[tuple[SpoolEntry, IngestResult | None]] = []
@@ -112,9 +122,9 @@ class IntakeWorker:
 
     async def _pass(self, outcomes: list[tuple[SpoolEntry, IngestResult | None]]) -> int:
         entries = await spool.queued(self.db, limit=self.batch)
-        self.backlogged = len(entries) >= self.batch
         if not entries:
             return 0
+        self._recent.append((asyncio.get_running_loop().time(), len(entries)))
         items = []
         for entry in entries:
             items.append(await self._parse(entry))

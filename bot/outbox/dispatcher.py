@@ -43,7 +43,7 @@ class Dispatcher:
         self.db, self.clock, self.senders, self.policy = db, clock, dict(senders), policy
         self.concurrency, self.lease_seconds = concurrency, lease_seconds
         self.notice_channel = notice_channel
-        self.give_way = give_way  # True while higher-priority work (intake) is behind
+        self.give_way = give_way  # True while higher-priority work (intake) needs the process
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -71,10 +71,10 @@ class Dispatcher:
             await asyncio.wait(list(self._inflight.values()), timeout=10)
 
     async def _give_way(self) -> None:
-        """While this process's intake is working off a backlog, deliveries wait — a second at
-        a time, then one round goes out. In a flood, turning accepted mail into tickets comes
-        first (it is what makes the mail visible and safe from a replay of the spool); cards
-        and acknowledgements follow seconds later instead of halving the intake's pace."""
+        """While this process's intake is in a flood, deliveries wait — a second at a time, then
+        one round goes out. Turning accepted mail into tickets comes first then (it is what
+        makes the mail visible to staff); cards and acknowledgements follow seconds later
+        instead of halving the intake's pace, which would keep the senders waiting too."""
         if self.give_way is None or not self.give_way():
             return
         loop = asyncio.get_running_loop()

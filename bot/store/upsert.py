@@ -66,9 +66,24 @@ async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]]) -> None:
                                                for d, b in rows.items()]).on_conflict_do_nothing())
 
 
-async def bump_counter(s: AsyncSession, *, key: str, window_start: datetime) -> int:
-    """Add one to ``key``'s count in this window and return the new count."""
-    insert = _insert(s, m.RateCounter).values(key=key[:400], window_start=window_start, count=1)
-    return await s.scalar(insert.on_conflict_do_update(
-        index_elements=["key", "window_start"], set_={"count": m.RateCounter.count + 1})
-        .returning(m.RateCounter.count)) or 0
+async def bump_counters(s: AsyncSession, keys: list[str], *, window_start: datetime) -> list[int]:
+    """Count one occurrence of each key (a key may repeat) in this window, in one statement;
+    returns, for each occurrence in order, the count it brought its key to."""
+    adds: dict[str, int] = {}
+    for key in keys:
+        adds[key[:400]] = adds.get(key[:400], 0) + 1
+    if not adds:
+        return []
+    insert = _insert(s, m.RateCounter).values([{"key": k, "window_start": window_start, "count": n}
+                                               for k, n in adds.items()])
+    totals = dict((await s.execute(insert.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"count": m.RateCounter.count + insert.excluded.count})
+        .returning(m.RateCounter.key, m.RateCounter.count))).all())
+    counts: list[int] = []
+    seen: dict[str, int] = {}
+    for key in keys:  # the n-th occurrence of a key brought it to total - adds + n
+        k = key[:400]
+        seen[k] = seen.get(k, 0) + 1
+        counts.append(totals[k] - adds[k] + seen[k])
+    return counts
