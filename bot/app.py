@@ -244,7 +244,8 @@ class Deskbell:
         for key, v in sorted(c["outbox"].items()):
             channel, status = key.split(":")
             lines.append(f'deskbell_outbox{{channel="{channel}",status="{status}"}} {v}')
-        lines += ["# TYPE deskbell_quarantine_held gauge", f"deskbell_quarantine_held {c['quarantine']['held']}"]
+        lines += ["# TYPE deskbell_quarantine_held gauge", f"deskbell_quarantine_held {c['quarantine']['held']}",
+                  "# TYPE deskbell_spool_queued gauge", f"deskbell_spool_queued {c['spool']['queued']}"]
         return "\n".join(lines) + "\n"
 
     def _print_summary(self, roles: set[str], out: TextIO) -> None:

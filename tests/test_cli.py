@@ -10,7 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
-from tests.conftest import running, send_mail, settings_dict
+from tests import mailfixtures as fx
+from tests.conftest import deliver, running, settings_dict
 from tests.test_foundation import mail
 from tests.test_process import cli
 
@@ -57,8 +58,8 @@ async def test_tickets_show_json_follows_the_contract(tmp_path, app_settings, fa
     path = tmp_path / "deskbell.yaml"
     path.write_text(yaml.safe_dump(settings_dict(tmp_path, slack_url=fake_slack.url, relay_port=relay.port)))
     async with running(settings) as app:
-        await asyncio.to_thread(send_mail, app.listening.smtp[1], mail(
-            body="New text here.\n\nOn Mon, 3 Mar 2025, Bob wrote:\n> old quoted text\n"))
+        await deliver(app, mail(body="New text here.\n\nOn Mon, 3 Mar 2025, Bob wrote:\n> old quoted text\n"))
+        await deliver(app, fx.wrong_charset())
     shown = await asyncio.to_thread(cli, "tickets", "show", "1", "--json", "--config", str(path), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     t = json.loads(shown.stdout)
@@ -71,6 +72,11 @@ async def test_tickets_show_json_follows_the_contract(tmp_path, app_settings, fa
     for key in "kind channel sender body quoted remote_id delivery_status created_at attachments".split():
         assert key in first
     assert first["body"] == "New text here." and "old quoted text" in first["quoted"]
+    assert first["defects"] == []
+    # What the parser had to repair is kept with the message, for staff to see.
+    odd = json.loads((await asyncio.to_thread(cli, "tickets", "show", "2", "--json", "--config", str(path),
+                                              cwd=tmp_path)).stdout)
+    assert odd["messages"][0]["defects"] == ["text/plain: charset 'utf-8' failed; decoded as cp1252"]
     assert t["created_at"].endswith("Z")
     missing = await asyncio.to_thread(cli, "tickets", "show", "99", "--config", str(path), cwd=tmp_path)
     assert missing.returncode == 1 and "no ticket #99" in missing.stderr

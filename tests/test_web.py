@@ -30,6 +30,7 @@ async def test_health_readiness_and_metrics(app_settings):
     assert status == 200
     assert 'deskbell_tickets{status="new"} 1' in metrics
     assert "deskbell_quarantine_held 0" in metrics
+    assert "deskbell_spool_queued 0" in metrics  # accepted mail all ingested
 
 
 async def test_readyz_says_unavailable_when_the_database_is_not_reachable():

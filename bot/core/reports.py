@@ -130,7 +130,8 @@ def _ticket_dict(t: m.Ticket, group: str, contact: m.Contact, assignee: str | No
 
 
 async def counts(db: Database) -> dict[str, dict[str, int]]:
-    """Tickets by status, outbox rows by channel+status and held quarantine (for /metrics)."""
+    """Tickets by status, outbox rows by channel+status, held quarantine and messages waiting
+    in the spool for intake (for /metrics)."""
     async with db.reading() as s:
         tickets = dict((await s.execute(select(m.Ticket.status, func.count())
                                         .group_by(m.Ticket.status))).all())
@@ -138,7 +139,9 @@ async def counts(db: Database) -> dict[str, dict[str, int]]:
             select(m.OutboxItem.channel, m.OutboxItem.status, func.count())
             .group_by(m.OutboxItem.channel, m.OutboxItem.status))).all()}
         held = await s.scalar(select(func.count(m.Quarantine.id)).where(m.Quarantine.status == "held"))
-    return {"tickets": tickets, "outbox": outbox, "quarantine": {"held": held or 0}}
+        queued = await s.scalar(select(func.count(m.RawMessage.id)).where(m.RawMessage.state == "queued"))
+    return {"tickets": tickets, "outbox": outbox, "quarantine": {"held": held or 0},
+            "spool": {"queued": queued or 0}}
 
 
 @dataclass(frozen=True)
