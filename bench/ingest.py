@@ -441,7 +441,7 @@ SUBJECTS = ["Internet drops every evening", "Invoice question", "Cannot log in t
             "Router replacement", "Change of address", "Slow connection since Monday",
             "Refund for the outage", "Email not arriving", "Upgrade my plan", "Cancel contract"]
 STATUSES = ["closed"] * 85 + ["resolved"] * 5 + ["waiting"] * 3 + ["open"] * 3 + ["on_hold"] * 2 + ["new"] * 2
-TOKEN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # as bot.core.threading's reply tokens
+TOKEN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # as bot.core.threader's reply tokens
 
 
 def prefill(config_path: Path, db: Path, *, tickets: int, say: Callable[[str], None]) -> float:

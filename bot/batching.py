@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class WriterStopped(RuntimeError):
+    """The writer was cancelled (shutting down) before it wrote the item: not written."""
+
+
 class GroupCommit(Generic[T]):
     def __init__(self, write: Callable[[list[T]], Awaitable[None]], *, name: str,
                  max_items: int = 256, max_bytes: int = 64 * 1024 * 1024,
@@ -41,6 +45,7 @@ class GroupCommit(Generic[T]):
         await future
 
     async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[None]]] = []
         try:
             while self._waiting:
                 batch = self._take()
@@ -49,17 +54,21 @@ class GroupCommit(Generic[T]):
                 except Exception as exc:  # every waiting caller hears of it and decides
                     log.error("%s: writing %s item(s) failed: %s: %s", self.name, len(batch),
                               type(exc).__name__, exc)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _settle(batch, exc)
                     continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                _settle(batch, None)
                 for callback in self._after:
-                    callback()
+                    try:
+                        callback()
+                    except Exception:  # a waker's trouble must not stall the writers
+                        log.exception("%s: after-write callback failed", self.name)
         finally:
             self._writer = None
+            # Cancelled mid-write (shutdown): nobody may wait forever for an answer.
+            gone = WriterStopped(f"{self.name} stopped before writing this")
+            _settle(batch, gone)
+            _settle(self._waiting, gone)
+            self._waiting = []
 
     def _take(self) -> list[tuple[T, asyncio.Future[None]]]:
         size = count = 0
@@ -69,3 +78,12 @@ class GroupCommit(Generic[T]):
                 break
         batch, self._waiting = self._waiting[:count], self._waiting[count:]
         return batch
+
+
+def _settle(batch: list[tuple[T, asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, future in batch:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)

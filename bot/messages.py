@@ -1,7 +1,8 @@
 """The one shape every door hands to the core: ``InboundMessage``.
 
-Adapters (SMTP, IMAP, SMS) build it; ``core.intake.ingest`` consumes it. Plain data only:
-no parsing, no I/O and no ticket logic here.
+Parsers build it from a spooled message (the email parser today; SMS next);
+``core.intake.ingest`` consumes it. Plain data only: no parsing, no I/O and no ticket logic
+here.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ class Bounce:
 class InboundMessage:
     """A customer message as received by one of the doors.
 
-    ``source_id`` is the door's idempotency key (email Message-ID or a hash of the raw bytes,
-    IMAP ``account:uidvalidity:uid``, Twilio ``MessageSid``); a replay with the same
-    ``(channel, source_id)`` creates nothing new.
+    ``source_id`` is the message's idempotency key (email Message-ID or a hash of the raw
+    bytes; an SMS's message id): a message that comes again with the same
+    ``(channel, source_id)``, by any door, creates nothing new. (The spool keeps the door's
+    own id for the delivery, e.g. the SMTP queue id, separately.)
     """
 
     channel: str  # "email" | "sms"

@@ -19,6 +19,8 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            # "from bot.store import models" imports bot.store.models just the same.
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -63,14 +65,16 @@ def test_checker_catches_a_breach(tmp_path):
     """The rule above must be able to fail: plant a core module that imports an adapter."""
     fake = tmp_path / "bot"
     (fake / "core").mkdir(parents=True)
-    (fake / "core" / "bad.py").write_text("from bot.slack.poster import SlackPoster\nimport aiohttp\n")
+    (fake / "core" / "bad.py").write_text("from bot.slack.sender import SlackSender\nimport aiohttp\n")
     (fake / "store").mkdir()
     (fake / "store" / "bad.py").write_text("from bot.core import intake\n")
     (fake / "slack").mkdir()
     (fake / "slack" / "bad.py").write_text("from bot.store.models import Ticket\nfrom bot.inbound import smtp\n")
+    (fake / "slack" / "sly.py").write_text("from bot.store import models\n")
     found = violations(fake)
-    assert any("core) imports adapter bot.slack.poster" in v for v in found)
+    assert any("core) imports adapter bot.slack.sender" in v for v in found)
     assert any("SDK/socket aiohttp" in v for v in found)
     assert any("(store) imports bot.core" in v for v in found)
     assert any("(slack) imports the store's tables" in v for v in found)
+    assert any(v.startswith("bot.slack.sly (slack) imports the store's tables") for v in found)
     assert any("(slack) imports another adapter bot.inbound" in v for v in found)

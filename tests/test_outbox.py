@@ -11,7 +11,7 @@ from sqlalchemy import update
 from bot.clock import Clock
 from bot.core import deliveries as outbox
 from bot.core import intents
-from bot.core.views import CardView, ContactView, TicketView, snapshot
+from bot.core.views import CardView, ContactView, TicketView
 from bot.outbox.dispatcher import Dispatcher
 from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate

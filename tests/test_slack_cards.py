@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.conftest import running, send_mail, wait_until
+from tests.conftest import deliver, running, send_mail, wait_until
 from tests.fakes import FakeSlack
 from tests.test_foundation import mail
 
@@ -131,3 +131,18 @@ async def test_dead_card_is_reported_and_retry_command_requeues(app_settings, fa
         assert await outbox.retry(app.db, now=app.clock.now()) == 1
         await wait_until(lambda: len(fake_slack.cards()) == 2)  # the notice + the card
     assert any(c.args["blocks"][0]["type"] == "header" for c in fake_slack.cards())
+
+
+async def test_a_ticket_whose_card_was_given_up_gets_one_with_its_next_message(app_settings, fake_slack):
+    """Staff must see the ticket somewhere: when the customer writes again, a new card goes out."""
+    fake_slack.failures = [(200, {}, {"ok": False, "error": "invalid_blocks"})]
+    async with running(app_settings()) as app:
+        await deliver(app, mail(message_id="<lost-card@example.net>"))
+        await wait_until(lambda: any("Gave up delivering ticket.card" in c.args.get("text", "")
+                                     for c in fake_slack.posts))
+        await deliver(app, mail(subject="Re: Router down", body="Anyone there?",
+                                in_reply_to="<lost-card@example.net>"))
+        await wait_until(lambda: [c for c in fake_slack.cards() if c.args["blocks"][0]["type"] == "header"])
+    [card] = [c for c in fake_slack.cards() if c.args["blocks"][0]["type"] == "header"]
+    assert card.args["blocks"][0]["text"]["text"] == "#1 Router down"
+    assert "2 customer messages" in str(card.args["blocks"])

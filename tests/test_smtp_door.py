@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.core import reports
+from bot.store import models as m
+from tests import mailfixtures as fx
 from tests.conftest import DOMAIN, deliver, rename_table, running, send_mail, settle, wait_until
 from tests.test_foundation import mail
 
@@ -68,6 +72,23 @@ async def test_replayed_message_creates_nothing_new(app_settings):
         [ticket] = await reports.list_tickets(app.db, now=app.clock.now())
         shown = await reports.show_ticket(app.db, ticket["number"], now=app.clock.now())
         assert [m["kind"] for m in shown["messages"]].count("inbound") == 1
+        async with app.db.reading() as s:
+            states = (await s.execute(select(m.RawMessage.state, m.RawMessage.message_key)
+                                      .order_by(m.RawMessage.id))).all()
+    # Both deliveries are kept and both are finished with; only the first counts.
+    assert states == [("done", "same-id-1@example.net"), ("done", None)]
+
+
+async def test_an_unparseable_message_sent_twice_is_held_once(app_settings, fake_slack):
+    async with running(app_settings()) as app:
+        for _ in range(2):  # the MTA never heard our first 250
+            code, _ = await deliver(app, fx.garbage())
+            assert code == 250
+        await wait_until(lambda: any("quarantine #1" in c.args.get("text", "") for c in fake_slack.posts))
+        async with app.db.reading() as s:
+            held = (await s.scalars(select(m.Quarantine.id))).all()
+            states = (await s.scalars(select(m.RawMessage.state).order_by(m.RawMessage.id))).all()
+    assert held == [1] and states == ["held", "done"]
 
 
 async def test_lines_up_to_10000_bytes_are_accepted(app_settings):

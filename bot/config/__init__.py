@@ -18,9 +18,7 @@ configuration in globals: the composition root loads ``Settings`` once and passe
 
 from __future__ import annotations
 
-from bot.config.loader import CONFIG_ENV_VAR as CONFIG_ENV_VAR
-from bot.config.loader import DEFAULT_CONFIG_FILE as DEFAULT_CONFIG_FILE
-from bot.config.loader import ConfigError, find_config_path, load_settings
+from bot.config.loader import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, ConfigError, find_config_path, load_settings
 from bot.config.schema import (
     AttachmentsConfig,
     BusinessHours,
@@ -47,6 +45,8 @@ from bot.config.schema import (
 )
 
 __all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG_FILE",
     "AttachmentsConfig",
     "BusinessHours",
     "CannedResponse",

@@ -101,8 +101,9 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
             await intents.post_notice_in_thread(s, ticket_id=ticket.id, text=echo_text, now=now)
         if refresh_card:
             await intents.update_card(s, ticket_id=ticket.id,
-                                    ticket=await ticket_view(s, ticket, now=now), now=now,
-                                    last_action=echo_text)
+                                      ticket=await ticket_view(s, ticket, now=now), now=now,
+                                      last_action=echo_text,
+                                      repost_to=groups.card_channel(group, desk.settings))
         log.info("staff action ticket=%s action=%s staff=%s", ticket.id, action, actor.slack_user_id)
         return ActionResult(ticket.id, text)
 
@@ -301,7 +302,7 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
                                           message=MessageView.of(message), now=now)
         if moved:
-            channel = new_group.slack_channel or desk.settings.slack.fallback_channel
+            channel = groups.card_channel(new_group, desk.settings)
             old_card = await intents.card_item(s, ticket.id)
             first = await intents.first_message(s, ticket.id)
             new_card = intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
@@ -534,7 +535,7 @@ async def _open_for_customer(desk: Desk, *, actor: Actor, email: str, subject: s
                                      sender=_staff_label(staff),
                                      from_name=f"{_staff_label(staff)} ({group})",
                                      staff_name=_staff_label(staff), group=group)
-        channel = group_row.slack_channel or desk.settings.slack.fallback_channel
+        channel = groups.card_channel(group_row, desk.settings)
         intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
                           card=CardView(ticket=view, first_message=MessageView.of(out) if out else None,
                                         message_count=0, last_action=f"Opened by {_staff_label(staff)}"))

@@ -126,10 +126,11 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
     if not results:
         return
     async with db.transaction() as s:
-        ours = {(r.id, r.attempts): r.message_id for r in (await s.execute(
-            select(m.OutboxItem.id, m.OutboxItem.attempts, m.OutboxItem.message_id).where(
-                m.OutboxItem.id.in_([d.item_id for d in results]),
-                m.OutboxItem.status == "sending"))).all()}
+        query = select(m.OutboxItem.id, m.OutboxItem.attempts, m.OutboxItem.message_id).where(
+            m.OutboxItem.id.in_([d.item_id for d in results]), m.OutboxItem.status == "sending")
+        if not db.is_sqlite:  # SQLite's writer holds the whole database; elsewhere lock the rows
+            query = query.with_for_update()
+        ours = {(r.id, r.attempts): r.message_id for r in (await s.execute(query)).all()}
         mine = [d for d in results if (d.item_id, d.attempts) in ours]
         if not mine:
             return

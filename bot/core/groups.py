@@ -37,6 +37,11 @@ def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:
     return settings.fallback_group_name
 
 
+def card_channel(group: m.HandlerGroup, settings: Settings) -> str:
+    """Where the group's ticket cards go: its Slack channel, else the fallback channel."""
+    return group.slack_channel or settings.slack.fallback_channel
+
+
 async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, ...]) -> m.HandlerGroup:
     return await row(s, settings, group_name_for(settings, recipients))
 

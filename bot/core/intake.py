@@ -50,6 +50,9 @@ class Parsed:
     error: str = ""
 
 
+TAKEN_ELSEWHERE = "taken by another worker"
+
+
 class Contended(Failed):
     """Another writer changed the same rows at the same moment; trying again will settle it."""
 
@@ -79,7 +82,7 @@ async def hold(desk: Desk, item: Parsed, *, reason: str, detail: str) -> IngestR
     """Take an entry out of the queue into quarantine (it could not be ingested)."""
     async with desk.db.transaction() as s:
         if not await spool.take(s, item.entry.id, state="held", now=desk.clock.now()):
-            return IngestResult("duplicate", detail="taken by another worker")
+            return IngestResult("duplicate", detail=TAKEN_ELSEWHERE)
         q = await _hold(s, desk, item, reason=reason, detail=detail)
         return IngestResult("quarantined", detail=f"quarantine #{q}: {reason}")
 
@@ -90,60 +93,64 @@ async def _ingest_all(s: AsyncSession, desk: Desk, items: list[Parsed], *,
     queued, which keys were seen, and marking them), and new tickets are opened together, so
     a batch costs a few statements more than one message, not a dozen more per message."""
     queued = await spool.still_queued(s, [item.entry.id for item in items])
-    keys = {(i.entry.channel, _key(i.message)) for i in items if i.message is not None}
-    seen = await spool.keys_seen(s, keys)
+    seen = await spool.keys_seen(s, {_key(i) for i in items})
     openings = _Openings(s, desk)
-    taken: list[tuple[Parsed, tuple[str, str] | None, IngestResult | _Opening]] = []
+    taken: list[tuple[Parsed, IngestResult | _Opening]] = []
+    elsewhere: set[str] = set()  # senders with an entry another worker holds: theirs go first
     for item in items:
-        if item.entry.id not in queued:
-            taken.append((item, None, IngestResult("duplicate", detail="taken by another worker")))
+        entry = item.entry
+        if entry.id not in queued or entry.sender_key in elsewhere:
+            elsewhere.add(entry.sender_key)
+            taken.append((item, IngestResult("duplicate", detail=TAKEN_ELSEWHERE)))
             continue
-        key = (item.entry.channel, _key(item.message)) if item.message is not None else None
-        if key is not None and key in seen:
-            taken.append((item, None, IngestResult("duplicate", detail="already ingested")))
+        key = _key(item)
+        if seen.get(key, entry.id) != entry.id:  # a copy of a message taken before
+            taken.append((item, IngestResult("duplicate", detail="already ingested")))
             continue
-        if item.message is not None and openings.answered_by(item.message):
-            await openings.open()  # it answers a message of this batch: that ticket comes first
-        outcome = await _ingest(s, desk, item, openings)
-        taken.append((item, key, outcome))
-        if key is not None:
-            seen.add(key)
+        seen[key] = entry.id
+        if item.message is None:
+            q = await _hold(s, desk, item, reason="unparseable", detail=item.error)
+            taken.append((item, IngestResult("quarantined", detail=f"quarantine #{q}: unparseable")))
+        else:
+            if openings.answered_by(item.message):
+                await openings.open()  # it answers a message of this batch: that ticket first
+            taken.append((item, await _route(s, desk, item, item.message, openings)))
         if deadline is not None and desk.clock.monotonic() >= deadline:
             break
     await openings.open()
-    results: list[IngestResult] = []
+    results = [outcome.result if isinstance(outcome, _Opening) else outcome for _, outcome in taken]
     finished: list[tuple[int, str, str | None]] = []
-    for item, key, outcome in taken:
-        result = outcome.result if isinstance(outcome, _Opening) else outcome
+    for (item, _), result in zip(taken, results):
         assert result is not None
-        held = result.outcome == "quarantined"
-        keep_key = key is not None and not held and result.outcome != "duplicate"
-        if key is not None or result.outcome != "duplicate":
-            finished.append((item.entry.id, "held" if held else "done", key[1] if keep_key else None))
+        if result.detail == TAKEN_ELSEWHERE:
+            continue  # not ours to mark
+        duplicate, held = result.outcome == "duplicate", result.outcome == "quarantined"
+        finished.append((item.entry.id, "held" if held else "done",
+                         None if duplicate else _key(item)[1]))
         if item.entry.held and not held:
-            await s.execute(update(m.Quarantine).where(
-                m.Quarantine.raw_message_id == item.entry.id, m.Quarantine.status == "held")
-                .values(status="reprocessed", ticket_id=result.ticket_number,
-                        resolved_at=desk.clock.now()))
-        results.append(result)
+            await _resolve_hold(s, desk, item, result)
     await spool.finish(s, finished, now=desk.clock.now())
     return results
 
 
-def _key(msg: InboundMessage) -> str:
-    return msg.source_id[:spool.MAX_SOURCE_ID]
+def _key(item: Parsed) -> tuple[str, str]:
+    """The idempotency key of an entry (DESIGN §2.2): its Message-ID, or a hash of its bytes
+    (unparseable mail too, so an MTA's retry of it is not held twice)."""
+    key = item.message.source_id if item.message is not None else f"sha256:{item.entry.sha256}"
+    return item.entry.channel, key[:spool.MAX_SOURCE_ID]
 
 
-async def _ingest(s: AsyncSession, desk: Desk, item: Parsed,
-                  openings: "_Openings") -> "IngestResult | _Opening":
-    if item.message is None:
-        q = await _hold(s, desk, item, reason="unparseable", detail=item.error)
-        return IngestResult("quarantined", detail=f"quarantine #{q}: unparseable")
-    return await _route(s, desk, item, item.message, openings)
+async def _resolve_hold(s: AsyncSession, desk: Desk, item: Parsed, result: IngestResult) -> None:
+    """Held mail that went through after all (``deskbell reprocess``) leaves quarantine."""
+    status = "duplicate" if result.outcome == "duplicate" else "reprocessed"
+    await s.execute(update(m.Quarantine).where(
+        m.Quarantine.raw_message_id == item.entry.id, m.Quarantine.status == "held")
+        .values(status=status, ticket_id=result.ticket_number, resolved_at=desk.clock.now()))
 
 
 async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
                  openings: "_Openings") -> "IngestResult | _Opening":
+    """Where a parsed message goes: a bounce, a report to hold, a new ticket or an old one."""
     if msg.bounce is not None:
         return await _bounce(s, desk, item, msg)
     contact = await _contact(s, msg, now=desk.clock.now())
@@ -209,7 +216,7 @@ class _Openings:
             view = await ticket_view(s, ticket, now=now, new=True)
             first = MessageView.of(message, intents.attachment_views(o.msg))
             intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
-                              destination=group.slack_channel or settings.slack.fallback_channel,
+                              destination=groups.card_channel(group, settings),
                               now=now)
             if o.msg.channel == "email":
                 acknowledge.append((o.msg, ticket, view, message))
@@ -232,7 +239,9 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
     await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, card=card,
                                       message=MessageView.of(message, intents.attachment_views(msg)),
                                       now=now)
-    await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now, card=card)
+    group = await s.get_one(m.HandlerGroup, ticket.group_id)
+    await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now, card=card,
+                              repost_to=groups.card_channel(group, desk.settings))
     log.info("message joined ticket=%s channel=%s threaded_by=%s", ticket.id, msg.channel, how)
     return IngestResult("appended", ticket_number=ticket.id, message_id=message.id, detail=how)
 

@@ -114,16 +114,21 @@ async def first_message(s: AsyncSession, ticket_id: int) -> MessageView | None:
 
 async def update_card(s: AsyncSession, *, ticket_id: int, ticket: TicketView, now: datetime,
                       last_action: str = "", transferred_to: str | None = None,
-                      card: m.OutboxItem | None = None, new_card: m.OutboxItem | None = None) -> None:
+                      card: m.OutboxItem | None = None, new_card: m.OutboxItem | None = None,
+                      repost_to: str | None = None) -> None:
     """Re-render a card in place: the ticket's current one, or ``card``. With ``new_card`` the
-    card links to that one (the sender makes the link once both are delivered)."""
+    card links to that one (the sender makes the link once both are delivered). A ticket
+    whose card never went out (it was given up on) gets a new one in ``repost_to``."""
     card = card or await card_item(s, ticket_id)
-    if card is None:
+    if card is None and repost_to is None:
         return
     count = await s.scalar(select(func.count(m.Message.id)).where(
         m.Message.ticket_id == ticket_id, m.Message.kind == "inbound"))
     view = CardView(ticket=ticket, first_message=await first_message(s, ticket_id),
                     message_count=count or 0, last_action=last_action, transferred_to=transferred_to)
+    if card is None:
+        post_card(s, ticket_id=ticket_id, card=view, destination=repost_to or "", now=now)
+        return
     enqueue(s, channel="slack", kind=CARD_UPDATE, ticket_id=ticket_id, now=now,
             ordering_key=staff_ordering_key(ticket_id), payload={"card": snapshot(view)},
             refs={"card": card.id, **({"new_card": new_card.id} if new_card else {})})

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import case, func, or_, select
 
-from bot.core import intents
+from bot.core import intents, spool
 from bot.core.errors import TicketNotFound
 from bot.core.lifecycle import OPEN_STATUSES
 from bot.core.tickets import load_ticket, ticket_view
@@ -139,9 +139,9 @@ async def counts(db: Database) -> dict[str, dict[str, int]]:
             select(m.OutboxItem.channel, m.OutboxItem.status, func.count())
             .group_by(m.OutboxItem.channel, m.OutboxItem.status))).all()}
         held = await s.scalar(select(func.count(m.Quarantine.id)).where(m.Quarantine.status == "held"))
-        queued = await s.scalar(select(func.count(m.RawMessage.id)).where(m.RawMessage.state == "queued"))
+        queued = await spool.queued_count(s)
     return {"tickets": tickets, "outbox": outbox, "quarantine": {"held": held or 0},
-            "spool": {"queued": queued or 0}}
+            "spool": {"queued": queued}}
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,12 @@ async def quarantine_outcomes(db: Database, ids: list[int]) -> list[QuarantineOu
     async with db.reading() as s:
         rows = (await s.scalars(select(m.Quarantine).where(m.Quarantine.id.in_(ids))
                                 .order_by(m.Quarantine.id))).all()
-    return [QuarantineOutcome(q.id, f"reprocessed ticket #{q.ticket_id}" if q.status == "reprocessed"
-                              and q.ticket_id else q.status if q.status != "held"
-                              else f"still held: {q.reason} {q.detail}".strip()) for q in rows]
+    return [QuarantineOutcome(q.id, _outcome(q)) for q in rows]
+
+
+def _outcome(q: m.Quarantine) -> str:
+    if q.status == "reprocessed":
+        return f"reprocessed ticket #{q.ticket_id}" if q.ticket_id else "reprocessed"
+    if q.status == "duplicate":
+        return "a copy of mail already ingested; nothing more to do"
+    return f"still held: {q.reason} {q.detail}".strip()

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
+from bot.store import upsert
 from bot.store.db import Database
 
 MAX_SOURCE_ID = 998
@@ -28,13 +28,15 @@ class Arrival:
     """What a door received, before anyone has looked inside it."""
 
     channel: str  # email | sms
-    door: str  # smtp | imap:<account> | twilio | reprocess
+    door: str  # smtp | imap:<account> | twilio
     source_id: str  # the door's own id (SMTP queue id, IMAP account:uidvalidity:uid, SMS id)
     data: bytes
     received_at: datetime
     envelope_from: str | None = None  # SMTP MAIL FROM ("" is the null sender)
     envelope_to: tuple[str, ...] = ()
-    sender_key: str = ""  # entries of one sender are ingested in arrival order
+    # Entries of one sender are ingested in arrival order. SMTP uses the envelope sender: a
+    # forwarder that rewrites it per message (SRS, VERP) gets no ordering across its messages.
+    sender_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class SpoolEntry:
     envelope_from: str | None
     envelope_to: tuple[str, ...]
     attempts: int
+    sha256: str = ""
     sender_key: str = ""
     held: bool = False  # re-queued from quarantine (``deskbell reprocess``)
 
@@ -56,7 +59,7 @@ class SpoolEntry:
         return cls(id=row.id, channel=row.channel, door=row.door, source_id=row.source_id,
                    data=row.data, received_at=row.received_at, envelope_from=row.envelope_from,
                    envelope_to=tuple(row.envelope_to), attempts=row.attempts,
-                   sender_key=row.sender_key, held=held)
+                   sha256=row.sha256, sender_key=row.sender_key, held=held)
 
 
 def _row(a: Arrival) -> dict:
@@ -71,8 +74,7 @@ async def record(db: Database, arrivals: list[Arrival]) -> None:
     """Commit every arrival in one transaction (one disk flush for the lot). An arrival whose
     ``(channel, source_id)`` is spooled already is a replay and is left out."""
     async with db.transaction() as s:
-        dialect = postgresql if s.bind.dialect.name == "postgresql" else sqlite
-        await s.execute(dialect.insert(m.RawMessage).on_conflict_do_nothing(),
+        await s.execute(upsert.insert_for(s, m.RawMessage).on_conflict_do_nothing(),
                         [_row(a) for a in arrivals])
 
 
@@ -115,16 +117,16 @@ async def still_queued(s: AsyncSession, ids: list[int]) -> set[int]:
     return set((await s.scalars(query)).all())
 
 
-async def keys_seen(s: AsyncSession, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (channel, idempotency key) pairs were ingested before."""
+async def keys_seen(s: AsyncSession, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The entries already taken under these (channel, idempotency key) pairs."""
     if not keys:
-        return set()
+        return {}
     # Both columns, so the unique (channel, message_key) index answers it: the spool keeps
     # every message ever received.
-    rows = await s.execute(select(m.RawMessage.channel, m.RawMessage.message_key).where(
-        m.RawMessage.channel.in_({channel for channel, _ in keys}),
-        m.RawMessage.message_key.in_({key for _, key in keys})))
-    return {(channel, key) for channel, key in rows.all()} & keys
+    rows = await s.execute(select(m.RawMessage.channel, m.RawMessage.message_key, m.RawMessage.id)
+                           .where(m.RawMessage.channel.in_({channel for channel, _ in keys}),
+                                  m.RawMessage.message_key.in_({key for _, key in keys})))
+    return {(channel, key): entry for channel, key, entry in rows.all() if (channel, key) in keys}
 
 
 async def finish(s: AsyncSession, outcomes: list[tuple[int, str, str | None]], *, now: datetime) -> None:
@@ -161,7 +163,12 @@ async def requeue_held(db: Database, *, quarantine_id: int | None = None) -> lis
         return [q.id for q in held]
 
 
+async def queued_count(s: AsyncSession) -> int:
+    """How many entries wait for intake (the ``deskbell_spool_queued`` gauge)."""
+    return await s.scalar(select(func.count(m.RawMessage.id)).where(m.RawMessage.state == "queued")) or 0
+
+
 async def pending_count(db: Database) -> int:
     async with db.reading() as s:
-        return await s.scalar(select(func.count(m.RawMessage.id)).where(m.RawMessage.state == "queued")) or 0
+        return await queued_count(s)
 

@@ -1,4 +1,4 @@
-"""Plain, frozen views of stored rows that core hands to adapters and renderers.
+"""Plain, frozen views of stored rows that core hands to adapters and senders.
 
 Adapters never see live ORM objects (they would lazy-load outside their session). Nothing
 here queries the database: callers load rows and convert them. ``snapshot``/``restore`` turn

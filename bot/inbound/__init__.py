@@ -1,2 +1,3 @@
-"""Doors in: SMTP today (IMAP and the Twilio SMS webhook join here). Each turns what it
-receives into an ``InboundMessage`` and calls ``core.intake.ingest``; none holds ticket logic."""
+"""Doors in: SMTP today (IMAP and the Twilio SMS webhook join here). A door only commits what
+it receives to the spool and answers; ``pipeline`` parses spooled messages and hands them to
+``core.intake.ingest``. None holds ticket logic."""

@@ -83,14 +83,16 @@ class IntakeWorker:
         while not self._stopping:
             self._wake.clear()
             try:
-                done = await self.pass_once()
-                failures = 0
+                found, progress = await self._pass([])
             except Exception:  # process boundary: the database may be back in a moment
-                failures += 1
-                log.exception("intake pass failed (attempt %s)", failures)
-                done = 0
-            if done and not failures:
+                log.exception("intake pass failed (attempt %s)", failures + 1)
+                found, progress = 1, 0
+            if progress:
+                failures = 0
                 continue
+            # Nothing queued: wait for a door. Entries that could not be taken (our failure, or
+            # another worker has them): try again after a pause that grows, not at once.
+            failures = failures + 1 if found else 0
             delay = min(5.0, 0.2 * 2 ** failures) if failures else self.poll_seconds
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -111,19 +113,18 @@ class IntakeWorker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            taken = await self._pass(outcomes)
-            if not taken:
+            found, progress = await self._pass(outcomes)
+            if not found:
                 break
+            if not progress:
+                await asyncio.sleep(0.2)
         return outcomes
 
-    async def pass_once(self) -> int:
-        """One batch; returns how many entries it took (0: the queue is empty)."""
-        return await self._pass([])
-
-    async def _pass(self, outcomes: list[tuple[SpoolEntry, IngestResult | None]]) -> int:
+    async def _pass(self, outcomes: list[tuple[SpoolEntry, IngestResult | None]]) -> tuple[int, int]:
+        """One batch: (entries found queued, entries this pass took out of the queue)."""
         entries = await spool.queued(self.db, limit=self.batch)
         if not entries:
-            return 0
+            return 0, 0
         self._recent.append((asyncio.get_running_loop().time(), len(entries)))
         items = []
         for entry in entries:
@@ -150,7 +151,8 @@ class IntakeWorker:
             if result is not None:
                 log.debug("ingested spool=%s outcome=%s ticket=%s", entry.id, result.outcome,
                           result.ticket_number)
-        return len(entries)
+        return len(entries), sum(1 for r in results
+                                 if r is not None and r.detail != intake.TAKEN_ELSEWHERE)
 
     async def _one(self, item: Parsed) -> IngestResult | None:
         try:

@@ -1,2 +1,2 @@
-"""Doors out: senders the outbox dispatcher hands rendered rows to (email today; SMS next).
-They deliver and report; they never decide what to send or touch the database."""
+"""Doors out: senders the outbox dispatcher hands intents to (email today; SMS next). Each
+renders its channel's format and delivers; none decides what to send or touches the database."""

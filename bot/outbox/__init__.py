@@ -1,1 +1,2 @@
-"""The outbox dispatcher: moves rendered rows to their senders with retries. No rendering."""
+"""The outbox dispatcher: hands outbox intents to the sender of their channel, with retries.
+No rendering here (senders render)."""

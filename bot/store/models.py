@@ -264,7 +264,7 @@ class Quarantine(Base):
     raw_message_id: Mapped[int] = mapped_column(ForeignKey("raw_messages.id"), index=True)
     reason: Mapped[str] = mapped_column(String(32))  # unparseable | bounce | unroutable | error
     detail: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="held")  # held | reprocessed
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held | reprocessed | duplicate
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.store import models as m
 
 
-def _insert(s: AsyncSession, table: Any):
+def insert_for(s: AsyncSession, table: Any):
+    """An INSERT that knows ``ON CONFLICT`` in the session's dialect (SQLite or PostgreSQL)."""
     dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
@@ -29,7 +30,7 @@ async def _insert_or_select(s: AsyncSession, model: Any, *, match: dict[str, Any
     row = await s.scalar(query)
     if row is not None:
         return row
-    await s.execute(_insert(s, model).values(**match, **values).on_conflict_do_nothing())
+    await s.execute(insert_for(s, model).values(**match, **values).on_conflict_do_nothing())
     return await s.scalar(query)
 
 
@@ -38,7 +39,7 @@ async def contact(s: AsyncSession, *, email: str | None = None, phone: str | Non
     """The contact with this email address (or phone number), made on first sight; one
     statement either way (an upsert that returns the row, new or old)."""
     column = "email" if email is not None else "phone"
-    insert = _insert(s, m.Contact).values(**{column: email if email is not None else phone},
+    insert = insert_for(s, m.Contact).values(**{column: email if email is not None else phone},
                                           name=name[:200], created_at=now)
     upsert = insert.on_conflict_do_update(index_elements=[column],
                                           set_={column: getattr(insert.excluded, column)})
@@ -62,7 +63,7 @@ async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]]) -> None:
     rows = {digest: data for digest, data in files}
     if not rows:
         return
-    await s.execute(_insert(s, m.Blob).values([{"sha256": d, "size": len(b), "data": b}
+    await s.execute(insert_for(s, m.Blob).values([{"sha256": d, "size": len(b), "data": b}
                                                for d, b in rows.items()]).on_conflict_do_nothing())
 
 
@@ -74,7 +75,7 @@ async def bump_counters(s: AsyncSession, keys: list[str], *, window_start: datet
         adds[key[:400]] = adds.get(key[:400], 0) + 1
     if not adds:
         return []
-    insert = _insert(s, m.RateCounter).values([{"key": k, "window_start": window_start, "count": n}
+    insert = insert_for(s, m.RateCounter).values([{"key": k, "window_start": window_start, "count": n}
                                                for k, n in adds.items()])
     totals = dict((await s.execute(insert.on_conflict_do_update(
         index_elements=["key", "window_start"],

@@ -1,5 +1,6 @@
-"""Nothing on the ingest or staff-action path scans a table that grows with history: every
-statement they run is answered through an index (SQLite's own query plans say so)."""
+"""Nothing on the ingest, delivery or staff-action path scans a table that grows with
+history: every statement they run, reads and writes, is answered through an index (SQLite's
+own query plans say so)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,15 @@ def scans(plan_rows: list[Any]) -> list[str]:
 async def test_ingest_and_actions_use_indexes_only(app_settings, fake_slack, relay, tmp_path):
     statements: list[tuple[str, Any]] = []
     async with running(app_settings()) as app:
-        @event.listens_for(app.db.write_engine.sync_engine, "before_cursor_execute")
+        engines = {app.db.write_engine.sync_engine, app.db.read_engine.sync_engine}
+
         def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
             if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
                 many = executemany and parameters and isinstance(parameters[0], (tuple, list, dict))
                 statements.append((statement, parameters[0] if many else parameters))
+
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", keep)
 
         await deliver(app, mail(message_id="<first@example.net>"))
         await deliver(app, mail(subject="Re: Router down", in_reply_to="<first@example.net>"))
@@ -53,7 +58,8 @@ async def test_ingest_and_actions_use_indexes_only(app_settings, fake_slack, rel
         await actions.reply(app.desk, actor=actor, number=1, text="On it.")
         await actions.close(app.desk, actor=actor, number=1)
         await asyncio.sleep(0.3)  # their deliveries are recorded too
-        event.remove(app.db.write_engine.sync_engine, "before_cursor_execute", keep)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", keep)
     problems = await asyncio.to_thread(plan_problems, tmp_path / "deskbell.db", statements)
     assert len(statements) > 20
     assert problems == {}

@@ -15,7 +15,8 @@ branch_labels = None
 depends_on = None
 
 # Intents replace Slack-shaped rows: queued rows of the old kinds cannot be sent by the new
-# senders, so they are ended (the next change to their ticket re-renders its card).
+# senders, so they are ended; a ticket whose card never went out gets a new card with the
+# next change to it (``core.intents.update_card``).
 OLD_KINDS = {"slack.card": "ticket.card", "slack.card_update": "ticket.card_update",
              "slack.thread": "ticket.thread", "slack.notice": "notice",
              "slack.quarantine": "quarantine.notice"}
@@ -29,8 +30,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
         batch.add_column(sa.Column('last_error', sa.Text(), nullable=True))
         batch.add_column(sa.Column('processed_at', bot.store.models.UTCDateTime(), nullable=True))
-    # Rows stored before the spool were keyed by their Message-ID (or hash) already.
+    # Rows stored before the spool were keyed by their Message-ID (or hash) already; the ones
+    # in quarantine are held (``deskbell reprocess`` queues them again).
     op.execute("UPDATE raw_messages SET message_key = source_id")
+    op.execute("UPDATE raw_messages SET state = 'held' WHERE id IN "
+               "(SELECT raw_message_id FROM quarantine WHERE status = 'held')")
     with op.batch_alter_table('raw_messages') as batch:
         batch.alter_column('state', server_default=None)
         batch.alter_column('sender_key', server_default=None)
