@@ -33,32 +33,6 @@ from pydantic import (
 
 from bot.config.relations import relation_problems
 
-__all__ = [
-    "AttachmentsConfig",
-    "BusinessHours",
-    "CannedResponse",
-    "Category",
-    "DatabaseConfig",
-    "Digest",
-    "EmailOutConfig",
-    "HandlerGroup",
-    "ImapAccount",
-    "LogConfig",
-    "OutboxConfig",
-    "SchedulerConfig",
-    "Settings",
-    "SlaConfig",
-    "SlackConfig",
-    "SmtpInConfig",
-    "TicketType",
-    "TicketsConfig",
-    "TwilioConfig",
-    "WebConfig",
-    "WeightConfig",
-    "parse_listen",
-]
-
-
 # ---------------------------------------------------------------------------------------------
 # Value checks shared by the models. Each raises ValueError with a message that makes sense after
 # "key.path: ", which is how every problem is finally shown.

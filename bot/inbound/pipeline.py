@@ -143,7 +143,7 @@ class IntakeWorker:
             stuck: set[str] = set()  # senders whose earlier message must go first
             for item in items[len(results):]:
                 result = None if item.entry.sender_key in stuck else await self._one(item)
-                if result is None:
+                if result is None or result.detail == intake.TAKEN_ELSEWHERE:
                     stuck.add(item.entry.sender_key)
                 results.append(result)
         outcomes.extend(zip(entries, results))
