@@ -272,17 +272,21 @@ class _Sink:
 
 
 class RelaySink:
-    """A real SMTP server on loopback (the test's event loop) that keeps what it is handed."""
+    """A real SMTP server on loopback (the test's event loop) that keeps what it is handed.
+    Without ``smtputf8`` it does not offer SMTPUTF8 and refuses non-ASCII addresses, as most
+    relays configured by default do."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = False) -> None:
         self.sink = _Sink()
         self.port = 0
+        self.smtputf8 = smtputf8
         self._server: asyncio.Server | None = None
 
     async def start(self) -> "RelaySink":
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self.sink, hostname="relay.test", loop=loop), "127.0.0.1", 0)
+            lambda: SMTP(self.sink, hostname="relay.test", loop=loop, enable_SMTPUTF8=self.smtputf8),
+            "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -173,6 +173,11 @@ async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, 
             s.add(m.Event(ticket_id=row.ticket_id, kind="delivery_failed", actor="system",
                           data={"outbox_id": row.id, "kind": row.kind, "error": row.last_error},
                           created_at=now))
+            if row.kind == intents.CUSTOMER_MESSAGE and row.ticket_id is not None:
+                # Staff must see it where they work the ticket, not only in the fallback channel.
+                await intents.post_notice_in_thread(
+                    s, ticket_id=row.ticket_id, now=now,
+                    text=f"⚠️ Mail to the customer was not delivered: {row.last_error}")
             if notice is not None and notice_to:
                 intents.notice(s, destination=notice_to, text=notice, now=now)
         return row.status

@@ -11,6 +11,7 @@ from email import charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email import policy
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -21,6 +22,7 @@ from bot.core.views import OutgoingEmail
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SMTP_LEGACY = compat32.clone(linesep="\r\n")
+SMTP_UTF8 = policy.SMTPUTF8
 # UTF-8 bodies as quoted-printable: readable in raw form, safe for 7-bit relays.
 _UTF8_QP = charset.Charset("utf-8")
 _UTF8_QP.body_encoding = charset.QP
@@ -39,6 +41,15 @@ def one_line(value: str) -> str:
     """Header values come partly from customers and staff: a CR or LF in them would let
     someone add headers of their own ("x\r\nBcc: victim@…"), so they become spaces."""
     return " ".join(value.splitlines()).replace("\r", " ").replace("\n", " ")
+
+
+def _address(name: str, address: str) -> str:
+    """``Name <address>``; the name RFC 2047-encoded when it is not ASCII. ``formataddr``
+    refuses a non-ASCII address (RFC 6531), which is written as it is instead."""
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    shown = formataddr((name, "x@x.invalid"), charset="utf-8").rsplit("<", 1)[0].strip() if name else ""
+    return f"{shown} <{address}>" if shown else f"<{address}>"
 
 
 class EmailComposer:
@@ -61,7 +72,7 @@ class EmailComposer:
         # header-registry policy; every customer mail passes through here.
         msg = MIMEMultipart("alternative")
         msg["From"] = formataddr((one_line(mail.from_name or self.from_name), self.from_address), charset="utf-8")
-        msg["To"] = formataddr((one_line(mail.to_name), one_line(mail.to_address)), charset="utf-8")
+        msg["To"] = _address(one_line(mail.to_name), one_line(mail.to_address))
         msg["Reply-To"] = mail.reply_to
         subject = one_line(mail.subject)
         msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
@@ -81,4 +92,6 @@ class EmailComposer:
         msg["X-Deskbell-Ticket"] = str(mail.ticket.number)
         msg.attach(MIMEText(text, "plain", _UTF8_QP))
         msg.attach(MIMEText(html, "html", _UTF8_QP))
-        return msg.as_string(policy=SMTP_LEGACY)
+        # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8).
+        international = not mail.to_address.isascii()
+        return msg.as_string(policy=SMTP_UTF8 if international else SMTP_LEGACY)

@@ -50,12 +50,19 @@ class EmailSender:
         if len(message) > self.max_message_bytes:
             raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
         data = message.encode("utf-8")
+        # RFC 6531: a non-ASCII address can only travel over SMTPUTF8 (and then the headers may
+        # carry it as raw UTF-8, RFC 6532); a relay without it cannot deliver there at all.
+        utf8 = not (payload["from"].isascii() and all(to.isascii() for to in payload["to"]))
+        options = ["SMTPUTF8"] if utf8 else []
         try:
             try:
-                errors, response = await self._transaction(payload, data, reuse=True)
+                errors, response = await self._transaction(payload, data, options, reuse=True)
             except aiosmtplib.SMTPServerDisconnected:
                 # A reused session the relay had closed: nothing was accepted, try a fresh one.
-                errors, response = await self._transaction(payload, data, reuse=False)
+                errors, response = await self._transaction(payload, data, options, reuse=False)
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise DeliveryRejected("the relay cannot deliver to a non-ASCII address: it does not "
+                                   "offer SMTPUTF8") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             if all(code >= 500 for code in codes):
@@ -73,7 +80,8 @@ class EmailSender:
         match = QUEUE_ID_RE.search(response or "")
         return match.group(1) if match else (response or "")[:200] or None
 
-    async def _transaction(self, payload: dict, data: bytes, *, reuse: bool) -> tuple[dict, str]:
+    async def _transaction(self, payload: dict, data: bytes, options: list[str], *,
+                           reuse: bool) -> tuple[dict, str]:
         client = self._take() if reuse else None
         if client is None:
             client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
@@ -82,7 +90,7 @@ class EmailSender:
             if self.username:
                 await client.login(self.username, self.password or "")
         try:
-            result = await client.sendmail(payload["from"], payload["to"], data)
+            result = await client.sendmail(payload["from"], payload["to"], data, mail_options=options)
         except BaseException:
             client.close()  # its state is unknown after an error: never reuse it
             raise
