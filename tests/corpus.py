@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests import mailfixtures
+from tests.inbound import expected_odd_mail
 
 # Modules that contribute FIXTURES (name → bytes) and EXPECTED (name → expectations); the
 # optional ENVELOPE_FROM (name → SMTP envelope sender) where the envelope matters.
@@ -35,15 +36,20 @@ def fixtures() -> dict[str, Callable[[], bytes]]:
 
 
 def expected() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {f"odd:{k}": v for k, v in expected_odd_mail.EXPECTED.items()}
     for module in filter(None, map(_area, AREAS)):
         area = module.__name__.rsplit("_", 1)[-1]
         found.update({f"{area}:{k}": v for k, v in getattr(module, "EXPECTED", {}).items()})
     return found
 
 
+def no_header_block() -> set[str]:
+    """Fixtures that are not mail at all: the only ones that may be held as unparseable."""
+    return {f"odd:{k}" for k in expected_odd_mail.NO_HEADER_BLOCK}
+
+
 def envelope_from() -> dict[str, str]:
-    found: dict[str, str] = {}
+    found: dict[str, str] = {"odd:dsn_bounce": "", "odd:plain_bounce": ""}
     for module in filter(None, map(_area, AREAS)):
         area = module.__name__.rsplit("_", 1)[-1]
         found.update({f"{area}:{k}": v for k, v in getattr(module, "ENVELOPE_FROM", {}).items()})
