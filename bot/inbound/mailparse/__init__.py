@@ -103,16 +103,11 @@ def _parse(
     walk = parts._Walk()
     msg = parsing._parse_bytes(raw, walk)
 
-    from_name, from_addr = headers._first_address(msg, "From", walk)
-    if not from_addr:
-        walk.defect("no usable From address")
-        from_name, from_addr = headers._first_address(msg, "Sender", walk)
-    if not from_addr and envelope_sender:
-        from_name, from_addr = "", envelope_sender.strip().strip("<>").lower()
-    if not from_addr:
-        walk.defect("no sender address at all")
-
-    _, reply_addr = headers._first_address(msg, "Reply-To", walk)
+    reply_name_addr = headers._first_address(msg, "Reply-To", walk)
+    from_name, from_addr = headers._requester(
+        msg, walk, reply_to=reply_name_addr, envelope_sender=envelope_sender
+    )
+    reply_addr = reply_name_addr[1]
     reply_to = reply_addr if reply_addr and reply_addr != from_addr else None
 
     message_id = headers._message_id(msg, walk)

@@ -1,10 +1,12 @@
 """Adapter helper for ``mailparse``: header values → text, addresses and Message-IDs.
 
 Unfolds, repairs undeclared 8-bit bytes, decodes RFC 2047 words in any charset, picks the
-first usable address out of a broken From/Sender/Reply-To and the ids out of Message-ID,
-In-Reply-To and References; each repair is a defect. Works on the raw header values, not the
-stdlib's parsed header objects (those raise on hostile input). Must not decide threading or
-routing from what it reads (core does). No ticket logic here.
+first usable name and address out of a broken From/Sender/Reply-To (unquoted "Last, First"
+names, inner quotes, quoted local parts, a missing ">", trailing comments), chooses the
+requester among them and the envelope sender, and takes the ids out of Message-ID, In-Reply-To
+and References (ids without "@" included); each repair is a defect. Works on the raw header
+values, not the stdlib's parsed header objects (those raise on hostile input). Must not decide
+threading or routing from what it reads (core does). No ticket logic here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from bot.inbound.mailparse.parts import _Walk
 from bot.inbound.mailparse.text import _b64decode, _clean, _collapse, _decode_bytes
 
 MAX_ADDRESS_HEADER = 4096
+# An id without "@" is kept only when at least this long: a clock and a random part
+# ("1741000364.8C41F09A2B"), not a counter ("12345") that other senders repeat.
+MIN_ID_WITHOUT_AT = 12
 
 # Message ids inside angle brackets, junk around them ignored:
 # "<a@x> (Bob's message of Monday) <b@y>" → ["a@x", "b@y"]
@@ -39,6 +44,34 @@ _BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?)")
 _ADDR_IN_TEXT = re.compile(r"(?<![^\s<>()\[\]\"',;:])[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;:@]+")
 # A plausible addr-spec after getaddresses(): "alice@example.net"
 _ADDR_SPEC = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+# An addr-spec with a quoted local part (RFC 5322 §3.4.1): '"ana silva"@example.pt'
+_QUOTED_ADDR_SPEC = re.compile(r'^"(?:[^"\\\r\n]|\\.)+"@[^\s<>@"]+$')
+# An angle-addr from its "<" on, the ">" optional (seen missing), local part a quoted string
+# or a run of atom characters (RFC 5322 §3.4):
+# '<"ana silva"@example.pt>' → '"ana silva"@example.pt'
+# "<maria.lopez@example.com" → "maria.lopez@example.com"
+_ANGLE_ADDR = re.compile(r'<\s*((?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>@",;:()]+)@[^\s<>@",;()]+)\s*>?')
+# A phrase that is one quoted string (RFC 5322 §3.2.4): '"Doe, Jane"' → "Doe, Jane"
+_QUOTED_PHRASE = re.compile(r'^"((?:[^"\\]|\\.)*)"$', re.DOTALL)
+# A quoted-pair (RFC 5322 §3.2.1): r'\"' → '"'
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+# A comment without nesting (RFC 5322 §3.2.2): "(Olga Ivanova)" → "Olga Ivanova"
+_COMMENT = re.compile(r"\(((?:[^()\\]|\\.)*)\)")
+# Quotes a local part does not need (RFC 5321 §4.1.2 prefers the dot-string):
+# '"john.brown"@example.com' → "john.brown"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 §3.2.3 atext: "o'brien"
+_NEEDLESS_QUOTES = re.compile(rf'^"({_ATEXT}(?:\.{_ATEXT})*)"@')
+# The display name of a group before its first member (RFC 5322 §3.4 group), outside quotes:
+# "Team: Bob" (in "Team: Bob <bob@example.com>;") → "Team:"
+_GROUP_NAME = re.compile(r'^[^":<>@]*:')
+# A group without members (RFC 5322 §3.4) names no one: "undisclosed-recipients:;"
+_EMPTY_GROUP = re.compile(r'^[^:"<>@]*:\s*;?\s*$')
+# A bulk mailer's or forwarder's bounce address, not a person's (RFC 5321 §4.5.5), by its
+# local part: SRS "SRS0=hG4k=VB=example.jp=noreply", BATV "prvs=1234abcd=bob", VERP
+# "bounces+8812-ab12-billing=acme.example", plain "bounce-4821"
+_BOUNCE_LOCAL = re.compile(
+    r"^(?:srs[01][=+-]|prvs=|msprvs\d*=|btv1=)|bounce|=[a-z0-9-]+(?:\.[a-z0-9-]+)+$", re.IGNORECASE
+)
 
 
 def _values(msg: Message, name: str) -> list[str]:
@@ -102,22 +135,132 @@ def _decoded_header(msg: Message, name: str, walk: _Walk) -> str:
 
 
 def _first_address(msg: Message, name: str, walk: _Walk) -> tuple[str, str]:
-    """(display name, lower-cased addr-spec) of the first address in ``name``, or ("", "")."""
+    """(display name, lower-cased addr-spec) of the first address in ``name``. With no address
+    anywhere: the first display name alone, ("Jane Doe", ""), so a requester keeps it."""
     values = _values(msg, name)
     if len(values) > 1:
         walk.defect(f"duplicate {name} header; first usable one used")
+    name_only = ""
     for value in values:
         # A real address header is short; a huge one would only feed quadratic parsing.
         text = _fix_8bit(_unfold(value[:MAX_ADDRESS_HEADER]), name, walk)
-        for display, addr in email.utils.getaddresses([text]):
-            addr = addr.strip().strip("<>").strip()
-            if _ADDR_SPEC.match(addr):
-                return _collapse(_clean(_decode_words(display, walk))), addr.lower()
+        display, addr = _mailbox(text)
+        if addr:
+            return _display(display, walk), addr
         found = _ADDR_IN_TEXT.search(text)
         if found:
             walk.defect(f"malformed {name} header; address picked out of it")
             return "", found.group(0).rstrip(".").lower()
-    return "", ""
+        name_only = name_only or _display(display, walk)
+    return name_only, ""
+
+
+def _mailbox(text: str) -> tuple[str, str]:
+    """(raw display name, addr-spec or "") of the first mailbox in an address header.
+
+    ``getaddresses`` splits an unquoted "Smith, John <j@x>" at the comma and drops the quotes
+    of 'John "Johnny" Smith', so a mailbox with an angle-addr is read here: the name is all
+    that comes before the first "<" outside quotes and comments (RFC 5322 §3.4 name-addr).
+    """
+    angle = _angle_start(text)
+    phrase = _GROUP_NAME.sub("", text[:angle]) if angle != -1 else ""
+    if angle != -1 and not _holds_mailbox(phrase):
+        found = _ANGLE_ADDR.match(text, angle)
+        if found:
+            display = _phrase(phrase) or _comment_name(text[found.end() :])
+            return display, _normal_addr(found.group(1))
+        return _phrase(phrase), ""
+    for display, addr in email.utils.getaddresses([text]):
+        addr = addr.strip().strip("<>").strip()
+        if _ADDR_SPEC.match(addr) or _QUOTED_ADDR_SPEC.match(addr):
+            return display, _normal_addr(addr)
+    return ("" if _EMPTY_GROUP.match(text) else _phrase(text)), ""
+
+
+def _angle_start(text: str) -> int:
+    """Where the first "<" outside quoted strings and comments is (RFC 5322 §3.2.2, §3.2.4), or
+    any "<" when a quote or comment never closes; -1 when there is none."""
+    quoted, depth, escaped = False, 0, False
+    for position, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif char == '"':
+            quoted = True
+        elif char == "<":
+            return position
+    return text.find("<") if quoted or depth else -1
+
+
+def _holds_mailbox(phrase: str) -> bool:
+    """Whether a mailbox comes before the phrase: "a@x, Bob" (in "a@x, Bob <b@y>")."""
+    head, comma, _ = _COMMENT.sub("", phrase).rpartition(",")
+    return bool(comma) and "@" in head and not _QUOTED_PHRASE.match(phrase.strip())
+
+
+def _phrase(raw: str) -> str:
+    """A display name as its sender wrote it: one quoted string unquoted, comments dropped
+    (they name a department, not the person), inner quotes of a nickname kept."""
+    text = raw.strip()
+    if not _QUOTED_PHRASE.match(text):  # "(" inside quotes is text, not a comment
+        text = _COMMENT.sub(" ", text).strip() or _comment_name(text)
+    whole = _QUOTED_PHRASE.match(text)
+    if whole:
+        return _QUOTED_PAIR.sub(r"\1", whole.group(1))
+    if text.count('"') == 1:
+        return text.replace('"', "")  # a quote that never closes
+    return text
+
+
+def _comment_name(text: str) -> str:
+    """The first comment's text: "<olga@x> (Olga Ivanova)" names Olga the RFC 822 way."""
+    found = _COMMENT.search(text)
+    return _QUOTED_PAIR.sub(r"\1", found.group(1)).strip() if found else ""
+
+
+def _display(display: str, walk: _Walk) -> str:
+    return _collapse(_clean(_decode_words(display, walk)))
+
+
+def _normal_addr(addr: str) -> str:
+    """Lower-cased, without quotes the local part does not need (RFC 5321 §4.1.2)."""
+    return _NEEDLESS_QUOTES.sub(r"\1@", addr.strip()).lower()
+
+
+def _looks_like_bounce(addr: str) -> bool:
+    return bool(_BOUNCE_LOCAL.search(addr.rpartition("@")[0]))
+
+
+def _requester(
+    msg: Message, walk: _Walk, *, reply_to: tuple[str, str], envelope_sender: str | None
+) -> tuple[str, str]:
+    """(name, address) of who wrote: From; when it has no usable address, Sender, then
+    Reply-To, then the envelope sender (DESIGN §3). A bulk mailer's bounce address (VERP, SRS,
+    "bounce-…") is taken only when none of the others has an address. The name comes with the
+    address, or from From when that header has none."""
+    from_name, from_addr = _first_address(msg, "From", walk)
+    if from_addr:
+        return from_name, from_addr
+    walk.defect("no usable From address")
+    envelope = ("", (envelope_sender or "").strip().strip("<>").strip().lower())
+    candidates = [_first_address(msg, "Sender", walk), reply_to, envelope]
+    usable = [candidate for candidate in candidates if candidate[1]]
+    if not usable:
+        walk.defect("no sender address at all")
+        return from_name, ""
+    name, addr = next((c for c in usable if not _looks_like_bounce(c[1])), usable[0])
+    if addr != usable[0][1]:
+        walk.defect(f"bounce address {usable[0][1][:80]} passed over for the requester")
+    return name or from_name, addr
 
 
 def _message_id(msg: Message, walk: _Walk) -> str | None:
@@ -128,9 +271,15 @@ def _message_id(msg: Message, walk: _Walk) -> str | None:
     value = _unfold(value).strip()
     found = _ANGLE_ID.search(value)
     candidate = found.group(1) if found else value
-    # Ids without "@" ("<1>", "<12345>") collide across senders and would make a new message
-    # look like a replay of an old one (DESIGN §2.2), so they count as absent.
-    if len(candidate) <= 998 and candidate.isascii() and _BARE_ID.match(candidate):
+    storable = len(candidate) <= 998 and candidate.isascii()
+    if storable and _BARE_ID.match(candidate):
+        return candidate
+    if storable and found and len(candidate) >= MIN_ID_WITHOUT_AT:
+        # RFC 5322 §3.6.4 wants id-left "@" id-right; some mailers leave the host out. The id
+        # is still what replies quote in In-Reply-To, so it is kept. Short ones ("<1>",
+        # "<12345>") are counters that collide across senders and would make a new message
+        # look like a replay of an old one (DESIGN §2.2): those count as absent.
+        walk.defect("Message-ID without '@' (RFC 5322 §3.6.4); kept as it is")
         return candidate
     walk.defect("unusable Message-ID; raw bytes hashed instead")
     return None
