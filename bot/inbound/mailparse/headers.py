@@ -93,19 +93,22 @@ def _unfold(value: str) -> str:
 
 def _fix_8bit(value: str, name: str, walk: _Walk) -> str:
     """Undeclared 8-bit bytes in a header (RFC 5322 forbids them, clients send them anyway):
-    try UTF-8 (RFC 6532), then cp1252."""
-    if value.isascii():
+    UTF-8 (RFC 6532), then a plausible reading in a charset the message declares elsewhere or an
+    East Asian one (``charsets``), then cp1252. ISO-2022-JP escapes written without RFC 2047
+    words (RFC 1468 §3 asks for them) are read as Windows reads them."""
+    if value.isascii() and "\x1b" not in value:
         return value
+    # Imported here, not at the top: only the rare header with raw bytes gets this far.
+    from bot.inbound.mailparse.charsets import _decode_undeclared
+
     try:
         data = value.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         return value  # already text (not from bytes)
-    try:
-        text = data.decode("utf-8")
-        walk.defect(f"8-bit {name} header decoded as utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-        walk.defect(f"8-bit {name} header decoded as cp1252")
+    text, codec = _decode_undeclared(data, walk.declared_charsets)
+    if codec:
+        kind = "unencoded" if data.isascii() else "8-bit"  # ISO-2022-JP escapes are 7-bit
+        walk.defect(f"{kind} {name} header decoded as {codec}")
     return text
 
 

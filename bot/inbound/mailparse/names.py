@@ -16,7 +16,7 @@ from email.message import Message
 
 from bot.inbound.mailparse.headers import _decode_words, _first_value, _fix_8bit, _unfold
 from bot.inbound.mailparse.parts import _HEADER_ERRORS, _Walk
-from bot.inbound.mailparse.text import _clean, _collapse
+from bot.inbound.mailparse.text import _clean, _collapse, _decode_bytes
 
 MAX_NAME_BYTES = 255
 
@@ -51,25 +51,35 @@ def _filename(part: Message, walk: _Walk) -> str | None:
 
 
 def _filename_from_raw(part: Message, walk: _Walk) -> str | None:
-    """Re-read a name whose raw 8-bit bytes the modern parser replaced with U+FFFD."""
-    for header in ("Content-Disposition", "Content-Type"):
+    """Re-read a name whose bytes the modern parser replaced with U+FFFD: raw 8-bit bytes (no
+    charset given; ``_fix_8bit`` reads them) or an RFC 2231 value its label does not fit."""
+    for header, param in (("Content-Disposition", "filename"), ("Content-Type", "name")):
         value = _first_value(part, header, walk)
         if value is None:
             continue
         legacy = Message()
         legacy[header] = _fix_8bit(_unfold(value), header, walk)
         try:
-            if header == "Content-Disposition":
-                name = legacy.get_filename()
-            else:
-                name = legacy.get_param("name")
+            name = legacy.get_param(param, header=header)
         except _HEADER_ERRORS:  # e.g. TypeError from decode_params on mangled RFC 2231 parts
             continue
         if isinstance(name, tuple):
-            name = email.utils.collapse_rfc2231_value(name)
+            name = _rfc2231_value(name, walk)
         if name:
-            return str(name)
+            return str(name).strip()
     return None
+
+
+def _rfc2231_value(value: tuple, walk: _Walk) -> str:
+    """An RFC 2231 (charset, language, text) triple through our decoder, so that a label that
+    does not fit the bytes ("shift_jis" on cp932 with ①, "iso-2022-jp" with NEC characters)
+    reads as the sender meant. compat32 hands the %-decoded bytes over as Latin-1 text."""
+    charset, _language, text = (str(item or "") for item in value)
+    try:
+        data = text.encode("latin-1", "surrogateescape")
+    except UnicodeEncodeError:
+        return email.utils.collapse_rfc2231_value(value)
+    return _decode_bytes(data, charset or None, walk, "file name")
 
 
 def _sanitize_name(name: str | None, ctype: str, index: int) -> str:

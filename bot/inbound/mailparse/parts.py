@@ -1,8 +1,9 @@
 """Adapter helper for ``mailparse``: the record of one parse, and safe access to MIME parts.
 
-``_Walk`` collects the defects and attachments of one message. The accessors read a part's
-Content-Type (parsed once per part), Content-Disposition and payload without letting the
-stdlib's header errors out, and ``_iter_parts`` visits the tree without recursion. Must not
+``_Walk`` collects the defects, attachments and declared charsets of one message (the charsets
+tell the decoders what undeclared 8-bit bytes elsewhere in it probably are). The accessors read
+a part's Content-Type (parsed once per part), Content-Disposition and payload without letting
+the stdlib's header errors out, and ``_iter_parts`` visits the tree without recursion. Must not
 decide what a part is (body text, attachment, report: the modules that use these do) and must
 not import the rest of the package. No ticket logic here.
 """
@@ -22,6 +23,9 @@ MAX_DEPTH = 100
 # Same idea for width: a message with thousands of parts is not worth walking to the end.
 MAX_PARTS = 1000
 MAX_DEFECTS = 50
+# A real message declares one or two charsets; a hostile one with hundreds would only make every
+# undeclared header try them all.
+MAX_CHARSET_HINTS = 8
 
 # Exceptions the stdlib header machinery is known to raise on hostile input (CPython has had
 # IndexError/AttributeError bugs in ``_header_value_parser``); a part that triggers one is
@@ -43,10 +47,19 @@ class _Walk:
     headers_only: bool = False  # the stdlib parser gave up on the body (see parsing.py)
     # Content-Type of each part, parsed once: the stdlib re-parses the header on every access.
     content_types: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # Charset labels the message declares (Content-Type charset parameters, RFC 2047 words), in
+    # the order met, lower-cased, without repeats.
+    declared_charsets: list[str] = field(default_factory=list)
 
     def defect(self, text: str) -> None:
         if text not in self.defects and len(self.defects) < MAX_DEFECTS:
             self.defects.append(text)
+
+    def note_charset(self, label: str | None) -> None:
+        label = (label or "").strip().strip("\"'").lower()
+        if (label and len(label) <= 40 and label not in self.declared_charsets
+                and len(self.declared_charsets) < MAX_CHARSET_HINTS):
+            self.declared_charsets.append(label)
 
 
 def _content_type(part: Message, walk: _Walk) -> str:
@@ -73,6 +86,7 @@ def _content_info(part: Message, walk: _Walk) -> tuple[str, dict[str, str]]:
                 value = email.utils.collapse_rfc2231_value(value)
             params.setdefault(str(name).lower(), str(value))
         walk.content_types[key] = (ctype, params)
+        walk.note_charset(params.get("charset"))
     return walk.content_types[key]
 
 
@@ -110,6 +124,14 @@ def _iter_parts(msg: Message, walk: _Walk):
         if isinstance(children, list):
             kids = [child for child in children if isinstance(child, Message)]
             stack.extend((child, depth + 1) for child in reversed(kids))
+
+
+def _note_charsets(msg: Message, walk: _Walk) -> None:
+    """Record the charset of every part before anything is decoded, so that undeclared 8-bit
+    bytes in the headers can be tried in them first. Costs little: each part's Content-Type is
+    parsed here once and reused by the later steps."""
+    for part, _depth in _iter_parts(msg, walk):
+        _content_info(part, walk)
 
 
 def _note_mime_defects(msg: Message, walk: _Walk) -> None:

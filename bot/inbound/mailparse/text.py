@@ -1,9 +1,11 @@
 """Adapter helper for ``mailparse``: bytes → text whatever the declared charset, and text hygiene.
 
-Decodes with the declared charset (or the superset a mislabelled one really is), then UTF-8,
-then cp1252, and records every fallback as a defect; cleans out what the database cannot
-store (NUL, lone surrogates). Must not look at headers or MIME structure, and must not raise
-on bad bytes. No ticket logic here.
+Decodes with the declared charset (or the superset a mislabelled one really is; ISO-2022-JP as
+Windows writes it), then UTF-8, then the charsets the message declares elsewhere and the East
+Asian ones when a reading is plausible (``charsets``), then cp1252; records every fallback as a
+defect and every declared charset on the walk. Cleans out what the database cannot store (NUL,
+lone surrogates). Must not look at headers or MIME structure, and must not raise on bad bytes.
+No ticket logic here.
 """
 
 from __future__ import annotations
@@ -12,26 +14,8 @@ import base64
 import binascii
 import re
 
+from bot.inbound.mailparse import charsets
 from bot.inbound.mailparse.parts import _Walk
-
-# Mislabelled charsets decode better as their supersets (WHATWG Encoding Standard label table):
-# Outlook says ks_c_5601-1987 and sends cp949, "gb2312" mail is usually GBK, iso-8859-1 is cp1252.
-_CHARSET_SUPERSETS = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "shift_jis": "cp932",
-    "shift-jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "iso-8859-8-i": "iso-8859-8",
-    "iso-8859-1": "cp1252",
-    "latin1": "cp1252",
-    "tis-620": "cp874",
-    "windows-874": "cp874",
-}
 
 # Characters outside the base64 alphabet: "YWJj\n ZA==" → "YWJjZA"
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
@@ -49,11 +33,21 @@ def _b64decode(data: bytes) -> bytes:
 
 
 def _decode_bytes(data: bytes, charset: str | None, walk: _Walk, where: str) -> str:
-    """Declared charset, then UTF-8, then cp1252 with replacement; a fallback is a defect."""
+    """Declared charset, then UTF-8, then a plausible reading in a charset the message declares
+    elsewhere or an East Asian one, then cp1252 with replacement; a fallback is a defect."""
     declared = (charset or "").strip().strip("\"'").lower() or None
+    if declared:
+        walk.note_charset(declared)
+        if charsets._is_jis(declared):
+            jis = charsets._decode_jis(data, declared)
+            if jis is not None:
+                if not jis[1]:
+                    walk.defect(f"{where}: charset {declared!r} holds characters outside it; "
+                                "decoded as cp50221")
+                return jis[0]
     tries = []
     if declared:
-        tries.append(_CHARSET_SUPERSETS.get(declared, declared))
+        tries.append(charsets._CHARSET_SUPERSETS.get(declared, declared))
     tries.append("utf-8")
     for candidate in tries:
         try:
@@ -65,8 +59,15 @@ def _decode_bytes(data: bytes, charset: str | None, walk: _Walk, where: str) -> 
         elif not declared and not data.isascii():
             walk.defect(f"{where}: undeclared 8-bit charset; decoded as utf-8")
         return text
-    walk.defect(f"{where}: charset {declared or 'us-ascii'!r} failed; decoded as cp1252")
-    return data.decode("cp1252", errors="replace")
+    return _decode_failed(data, declared, walk, where)
+
+
+def _decode_failed(data: bytes, declared: str | None, walk: _Walk, where: str) -> str:
+    """Bytes that failed their label and UTF-8: the search (``charsets._guess``), else cp1252."""
+    found = charsets._guess(data, [declared, *walk.declared_charsets])
+    codec = found[1] if found else "cp1252"
+    walk.defect(f"{where}: charset {declared or 'us-ascii'!r} failed; decoded as {codec}")
+    return found[0] if found else data.decode("cp1252", errors="replace")
 
 
 def _clean(text: str) -> str:
