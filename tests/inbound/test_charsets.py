@@ -103,7 +103,7 @@ def test_every_fixture_has_an_expectation_with_only_the_agreed_keys():
     ("gbk_name_short", "From", "gb18030"),
     ("euckr_name", "From", "cp949"),
     ("euckr_subject", "Subject", "cp949"),
-    ("big5_subject", "Subject", "cp950"),
+    ("big5_subject", "Subject", "big5"),  # the charset its body declares comes first
     ("big5_subject_short", "Subject", "cp950"),
     ("eucjp_subject", "Subject", "euc_jp"),
 ])

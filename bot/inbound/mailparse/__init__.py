@@ -102,6 +102,8 @@ def _parse(
 
     walk = parts._Walk()
     msg = parsing._parse_bytes(raw, walk)
+    # The parts' declared charsets first: undeclared 8-bit header bytes are tried in them.
+    parts._note_charsets(msg, walk)
 
     reply_name_addr = headers._first_address(msg, "Reply-To", walk)
     from_name, from_addr = headers._requester(
