@@ -1,7 +1,8 @@
 """Adapter helper for ``mailparse``: the MIME tree → the message's readable text.
 
 Walks the tree (bounded by MAX_DEPTH and MAX_PARTS), prefers plain text over HTML in
-multipart/alternative unless the plain part is a stub, undoes format=flowed, and hands every
+multipart/alternative unless the plain part is a stub or lacks much of what the HTML part
+says, undoes format=flowed, and hands every
 part that is not body text to ``attachments``. Must not split quoted history from new text
 (``replies`` does) or judge whether the mail is automatic (``automatic`` does). No ticket
 logic here.
@@ -9,6 +10,7 @@ logic here.
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 
 from bot.inbound.mailparse.attachments import _add_leaf_attachment, _add_message_attachment
@@ -42,6 +44,14 @@ _STUB_PHRASES = (
     "html capable",
 )
 _STUB_MAX_CHARS = 400  # a longer plain part is a real text version even if it has such a line
+# A plain part lacks much of the HTML part when more than this share of the HTML text's words
+# are not in it at all, and at least _LACKING_MIN_WORDS of them: a faithful rendering differs
+# by a few link URLs or image labels, never by whole sentences.
+_LACKING_SHARE = 0.3
+_LACKING_MIN_WORDS = 12
+_COMPARE_CHARS = 200_000  # the words of this much of each text are compared, no more
+# A word for that comparison, apostrophes and hyphens apart: "Don’t re-use E-42" → don t re use e 42
+_WORD = re.compile(r"\w+")
 
 
 def _render_body(msg: Message, walk: _Walk) -> str:
@@ -99,7 +109,9 @@ def _render(part: Message, depth: int, walk: _Walk, *, root: bool = False) -> tu
 
 
 def _choose_alternative(rendered: list[tuple[str, str]]) -> tuple[str, str]:
-    """RFC 2046 §5.1.4: the last alternative is the richest; plain is preferred unless a stub."""
+    """RFC 2046 §5.1.4: the last alternative is the richest; plain is preferred unless it is a
+    stub or lacks much of the HTML (clients that send only the first paragraph, or drop a
+    table, in the plain part)."""
     plain = next((text for text, kind in rendered if kind == "plain" and text.strip()), "")
     html = next((text for text, kind in reversed(rendered) if kind == "html" and text.strip()), "")
     if plain and not (html and _is_stub(plain, html)):
@@ -154,14 +166,24 @@ def _unflow(text: str, delsp: bool) -> str:
 
 
 def _is_stub(plain: str, html_text: str) -> bool:
-    """A plain part that is empty or merely points at the HTML part (DESIGN §3)."""
+    """A plain part that is empty, merely points at the HTML part (DESIGN §3), or lacks much of
+    what the HTML part says."""
     plain_len = _visible_len(plain)
     if plain_len == 0:
         return True
-    html_len = _visible_len(html_text)
-    if html_len and plain_len * 4 < html_len:
-        return True
     if plain_len <= _STUB_MAX_CHARS:
         folded = _collapse(plain).lower()
-        return any(phrase in folded for phrase in _STUB_PHRASES)
-    return False
+        if any(phrase in folded for phrase in _STUB_PHRASES):
+            return True
+    return _lacks_much(plain, html_text)
+
+
+def _lacks_much(plain: str, html_text: str) -> bool:
+    """Whether many of the HTML text's words (counted each time they occur) appear nowhere in
+    the plain part. Words, not characters: the plain part may wrap, add URLs or drop markup."""
+    html_words = _WORD.findall(html_text[:_COMPARE_CHARS].lower())
+    if len(html_words) < _LACKING_MIN_WORDS:
+        return False
+    plain_words = set(_WORD.findall(plain[:_COMPARE_CHARS].lower()))
+    missing = sum(1 for word in html_words if word not in plain_words)
+    return missing >= _LACKING_MIN_WORDS and missing > _LACKING_SHARE * len(html_words)
