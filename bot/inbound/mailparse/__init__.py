@@ -7,7 +7,7 @@ must not give up on a message because part of it is broken: real mail has wrong 
 complaints recorded in ``defects``. Only bytes that are not an email at all raise
 ``MailParseError`` (the caller quarantines them, DESIGN §2.4); no other exception leaves here.
 Nor may one message stall the door: input shaped to make the stdlib parser, tnefparse,
-inscriptis or the reply parser slow or huge is cut down first, and each cut is a defect.
+the HTML converter or the reply parser slow or huge is cut down first, and each cut is a defect.
 
 These rules bind every module of the package. This one only runs the steps in order:
 ``parsing`` (bytes → ``Message``, defused), ``headers`` (addresses, ids, subject), ``render``
