@@ -30,6 +30,7 @@ from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.core import deliveries, groups, reports, spool
 from bot.core.desk import Desk
+from bot.fdlimit import raise_open_file_limit
 from bot.inbound.pipeline import IntakeWorker, SpoolWriter
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
@@ -40,6 +41,7 @@ from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate
 from bot.store.db import Database
 from bot.web import build_web_app
+from bot.webguard import header_deadline_protocol
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class Deskbell:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
+        raise_open_file_limit()
         await self.prepare()
         http = aiohttp.ClientSession()
         slack = self.slack_client(http)
@@ -205,13 +208,16 @@ class Deskbell:
         writer = SpoolWriter(self.db)
         if self.intake is not None:  # the same process: no need to wait for its next poll
             writer.on_commit(self.intake.wake)
-        handler = SmtpHandler(spool=writer.write, clock=self.clock, domains=s.domains)
+        handler = SmtpHandler(spool=writer.write, clock=self.clock, domains=s.domains,
+                              max_recipients=s.max_recipients)
         tls = None
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(s.tls_cert, s.tls_key)
         return SmtpServer(handler, host=host, port=port, hostname=self.settings.email_out.reply_domain,
-                          max_message_bytes=s.max_message_bytes, tls_context=tls)
+                          max_message_bytes=s.max_message_bytes, tls_context=tls,
+                          max_sessions=s.max_sessions, max_sessions_per_client=s.max_sessions_per_client,
+                          max_data_sessions=s.max_data_sessions, timeout=s.session_timeout_seconds)
 
     def _bolt_app(self, slack: AsyncWebClient | None) -> AsyncApp | None:
         """Slack interactivity, when there is a token and a way to verify Slack's requests."""
@@ -221,12 +227,20 @@ class Deskbell:
         return build_bolt_app(self.desk, client=slack, signing_secret=secret, gate=self.ack_first)
 
     def _web_server(self, bolt: AsyncApp | None) -> tuple[uvicorn.Server, socket.socket]:
-        host, port = parse_listen(self.settings.web.listen)
+        w = self.settings.web
+        host, port = parse_listen(w.listen)
+        secret = self.settings.slack.signing_secret.get_secret_value()
         slack_handler = None
-        if bolt is not None and self.settings.slack.signing_secret.get_secret_value():
+        if bolt is not None and secret:
             slack_handler = self.ack_first.wrap(AsyncSlackRequestHandler(bolt).handle)
-        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text, slack_handler=slack_handler)
-        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        app = build_web_app(ping=self.db.ping, metrics=self.metrics_text, slack_handler=slack_handler,
+                            slack_signing_secret=secret, clock=self.clock,
+                            max_body_bytes=w.max_body_bytes,
+                            metrics_token=w.metrics_token.get_secret_value())
+        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False,
+                                limit_concurrency=w.max_connections,
+                                timeout_keep_alive=w.keepalive_timeout_seconds,
+                                http=header_deadline_protocol(w.header_timeout_seconds))
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

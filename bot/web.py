@@ -14,12 +14,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.clock import Clock
+
 log = logging.getLogger(__name__)
 
 
 def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   metrics: Callable[[], Awaitable[str]],
-                  slack_handler: Callable[[Request], Awaitable[Response]] | None = None) -> Starlette:
+                  slack_handler: Callable[[Request], Awaitable[Response]] | None = None,
+                  slack_signing_secret: str = "", clock: Clock | None = None,
+                  max_body_bytes: int = 1048576, metrics_token: str = "") -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 

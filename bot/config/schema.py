@@ -213,6 +213,15 @@ class SmtpInConfig(_Model):
     fallback_group: str | None = None  # None = the first handler group
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Resource limits against a hostile or broken internet (see README "Security").
+    max_sessions: int = Field(200, ge=1)  # concurrent SMTP connections; more get 421 4.7.0
+    max_sessions_per_client: int = Field(20, ge=1)  # per client IP address
+    max_data_sessions: int = Field(20, ge=1)  # messages being transferred (DATA) at once
+    max_recipients: int = Field(100, ge=1)  # RCPT commands per message; more get 452 4.5.3
+    session_timeout_seconds: float = Field(300.0, gt=0)  # idle time between commands (RFC 5321: 5 min)
+    # authserv-ids (RFC 8601) of the MTAs in front of us whose Authentication-Results we trust;
+    # [] = only the topmost Authentication-Results header (the one our nearest MTA added).
+    authserv_ids: list[str] = Field(default_factory=list)
 
 
 class EmailOutConfig(_Model):
@@ -228,7 +237,9 @@ class EmailOutConfig(_Model):
     from_name: str = "Support"
     reply_domain: Domain = "support.example.com"
     max_message_bytes: int = Field(26214400, ge=1024)
-    ack_rate_limit_per_hour: int = Field(5, ge=0)
+    ack_rate_limit_per_hour: int = Field(5, ge=0)  # per recipient address
+    ack_rate_limit_per_domain_per_hour: int = Field(20, ge=0)  # per recipient domain; 0 = none
+    ack_rate_limit_total_per_hour: int = Field(500, ge=0)  # all acknowledgements; 0 = none
     timeout_seconds: float = Field(30.0, gt=0)
 
 
@@ -260,6 +271,7 @@ class SlackConfig(_Model):
     fallback_channel: Channel = "#helpdesk"
     max_upload_bytes: int = Field(20971520, ge=1)
     admins: list[SlackUser] = Field(default_factory=list)  # may act on any ticket, lift reply locks
+    quarantine_notices_per_hour: int = Field(20, ge=0)  # more are counted, not posted; 0 = none
 
     @field_validator("api_url")
     @classmethod
@@ -316,6 +328,12 @@ class WebConfig(_Model):
 
     listen: Listen = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"  # how the outside world reaches `listen`
+    max_body_bytes: int = Field(1048576, ge=1024)  # largest POST body (Slack's are small); 413
+    max_connections: int = Field(500, ge=1)  # concurrent HTTP connections; more get 503
+    header_timeout_seconds: float = Field(10.0, gt=0)  # to send a request's headers, else closed
+    keepalive_timeout_seconds: float = Field(5.0, gt=0)  # idle keep-alive connections are closed
+    # Bearer token for GET /metrics; "" = /metrics answers only direct loopback clients.
+    metrics_token: SecretStr = SecretStr("")
 
     @field_validator("public_url")
     @classmethod

@@ -55,7 +55,8 @@ class DeskbellSMTP(SMTP):
 class SmtpHandler:
     """aiosmtpd handler hooks. ``domains`` empty means any domain (embedded defaults)."""
 
-    def __init__(self, *, spool: SpoolFn, clock: Clock, domains: list[str]) -> None:
+    def __init__(self, *, spool: SpoolFn, clock: Clock, domains: list[str],
+                 max_recipients: int = 100) -> None:
         self._spool, self.clock = spool, clock
         self.domains = {d.lower() for d in domains}
         self.draining = False
@@ -133,7 +134,9 @@ class SmtpServer:
     """Listens on the app's event loop; ``stop()`` drains in-flight messages first."""
 
     def __init__(self, handler: SmtpHandler, *, host: str, port: int, hostname: str,
-                 max_message_bytes: int, tls_context: ssl.SSLContext | None = None) -> None:
+                 max_message_bytes: int, tls_context: ssl.SSLContext | None = None,
+                 max_sessions: int = 200, max_sessions_per_client: int = 20,
+                 max_data_sessions: int = 20, timeout: float = 300) -> None:
         self.handler, self.host, self.port = handler, host, port
         self.hostname, self.max_message_bytes = hostname, max_message_bytes
         self.tls_context = tls_context

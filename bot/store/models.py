@@ -103,6 +103,12 @@ class Ticket(Base):
     requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     channel: Mapped[str] = mapped_column(String(8))  # channel of entry: email | sms | slack
     reply_token: Mapped[str] = mapped_column(String(32), unique=True)
+    # Where staff replies go (email): fixed when the ticket opens; changed only by staff or by
+    # a message threaded through strong evidence (our reply token or our Message-ID).
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    # A different Reply-To that a message joining by weaker evidence asked for, for staff to
+    # accept or ignore on the card.
+    proposed_reply_to: Mapped[str | None] = mapped_column(String(320))
     via_email: Mapped[bool] = mapped_column(Boolean, default=False)
     unread: Mapped[bool] = mapped_column(Boolean, default=True)
     weight: Mapped[int] = mapped_column(Integer, default=0)
@@ -188,6 +194,9 @@ class Message(Base):
     auto_submitted: Mapped[str | None] = mapped_column(String(100))
     # What the parser had to repair or could not read (bad charset, broken header), for staff.
     defects: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Failing sender checks our upstream MTA recorded (Authentication-Results), e.g.
+    # {"dmarc": "fail", "spf": "softfail"}; None when nothing failed or nothing was checked.
+    authentication: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
 
@@ -207,8 +216,10 @@ class AttachmentRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    # None when the file was withheld (over attachments.max_bytes_per_file): its bytes were not kept.
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Event(Base):
