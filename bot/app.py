@@ -92,7 +92,8 @@ class Deskbell:
     def senders(self, slack: AsyncWebClient | None) -> dict[str, Sender]:
         s = self.settings
         composer = EmailComposer(from_address=s.email_out.from_address, from_name=s.email_out.from_name,
-                                 loop_marker=s.email_out.reply_domain)
+                                 loop_marker=s.email_out.reply_domain,
+                                 max_message_bytes=s.email_out.max_message_bytes)
         senders: dict[str, Sender] = {"email": EmailSender(
             composer=composer, host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),

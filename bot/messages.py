@@ -72,3 +72,6 @@ class InboundMessage:
     loop: bool = False  # carries our own X-Deskbell-Loop header
     defects: tuple[str, ...] = field(default=())  # parser complaints worth keeping (charset, headers)
     door: str = ""  # which door took it in: "smtp", "imap:<account>", "twilio"
+    # Authentication-Results headers, topmost first: ((authserv-id, ((method, result), …)), …).
+    # Anyone can write one; core decides which to trust.
+    auth_results: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()

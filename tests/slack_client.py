@@ -42,14 +42,15 @@ class SlackSender:
 
     async def button(self, action_id: str, number: int, *, user: str, channel: str = "C0SUPPORT",
                      action_ts: str | None = None, option: str | None = None,
-                     view: dict[str, Any] | None = None, **kw: Any) -> tuple[int, str]:
+                     view: dict[str, Any] | None = None, value: str | None = None,
+                     **kw: Any) -> tuple[int, str]:
         action: dict[str, Any] = {"action_id": action_id, "block_id": f"ticket:{number}",
                                   "action_ts": action_ts or f"{time.time():.6f}{next(_counter)}"}
         if option is not None:
             action["selected_option"] = {"value": option}
             action["type"] = "overflow"
         else:
-            action["value"] = str(number)
+            action["value"] = value if value is not None else str(number)
             action["type"] = "button"
         payload: dict[str, Any] = {
             "type": "block_actions", "user": {"id": user, "team_id": "T0EXAMPLE"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
-from bot.core.customer_mail import send_to_customer
+from bot.core.customer_mail import recipient, send_to_customer
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
 from bot.core.lifecycle import STATUSES
@@ -30,6 +31,10 @@ from bot.store import models as m
 from bot.store import upsert
 
 log = logging.getLogger(__name__)
+
+EMAIL_RE = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]{1,255}\.[^@\s<>,;.]{2,63}$")
+# Headers, the HTML frame and the signature around a reply's text, generously counted.
+REPLY_OVERHEAD_BYTES = 8 * 1024
 
 
 class Conflict(Rejected):
@@ -164,11 +169,18 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
     if channel not in ("email",):
         # SMS replies arrive with the SMS door; until then only email reaches a customer.
         raise BadRequest(f"replies by {channel} are not available yet; use email")
+    # Said now, not after the mail dies in the outbox: the history is trimmed to fit, the
+    # text itself cannot be.
+    limit = desk.settings.email_out.max_message_bytes
+    if len(text.encode()) * 2 + REPLY_OVERHEAD_BYTES > limit:  # text and HTML parts, encoded
+        raise BadRequest(f"the reply is too long to send by email ({len(text.encode()):,} bytes of text; "
+                         f"the mail limit is {limit:,} bytes with both its parts): shorten it")
     now = desk.clock.now()
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
         view = await ticket_view(s, ticket, now=now)
+        to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
         history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
         out = await send_to_customer(
             s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
@@ -183,10 +195,12 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         await _auto_reassign(desk, s, ticket, staff, now)
         if status_after and ticket.status not in ("closed",):
             _set_status(s, ticket, staff, status_after, now)
-        await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
-                                          message=MessageView.of(out), now=now)
-        return f"Reply sent to {view.requester.label} on ticket #{ticket.id}.", \
-            f"{_staff_label(staff)} replied by email"
+        # The thread shows the reply as queued; the outbox updates it when the relay takes it
+        # (or gives up), so nobody reads "sent" for mail that never left.
+        await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, follows_delivery=True,
+                                          message=MessageView.of(out, recipient=to), now=now)
+        return f"Reply to {to} queued on ticket #{ticket.id}; its thread shows when the mail " \
+               f"server has accepted it.", f"{_staff_label(staff)} replied by email"
 
     return await _act(desk, actor=actor, number=number, action="reply", key=key, work=work, echo=False)
 
@@ -213,6 +227,56 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
         return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
 
     return await _act(desk, actor=actor, number=number, action="note", key=key, work=work, echo=False)
+
+
+async def use_reply_to(desk: Desk, *, actor: Actor, number: int, address: str,
+                       key: IdempotencyKey | None = None) -> ActionResult:
+    """Accept the reply address a message on the ticket asked for (the card's button)."""
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        if (ticket.proposed_reply_to or "").lower() != address.lower():
+            raise Conflict(f"{address} is no longer proposed for #{ticket.id}; see the card")
+        lifecycle.redirect_replies(s, ticket, ticket.proposed_reply_to, actor=_actor(staff),
+                                   staff_id=staff.id, now=now, reason="accepted by staff")
+        return (f"Replies on #{ticket.id} now go to {address}.",
+                f"{_staff_label(staff)} sent replies to {address}")
+
+    return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
+
+
+async def keep_reply_to(desk: Desk, *, actor: Actor, number: int,
+                        key: IdempotencyKey | None = None) -> ActionResult:
+    """Turn down a proposed reply address: replies keep going where they went."""
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        proposed = ticket.proposed_reply_to
+        if proposed is None:
+            return f"#{ticket.id} has no other reply address proposed.", ""
+        ticket.proposed_reply_to = None
+        _event(s, ticket, staff, "reply_to_declined", now, address=proposed)
+        to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
+        return (f"Replies on #{ticket.id} keep going to {to}.",
+                f"{_staff_label(staff)} kept replies going to {to}, not {proposed}")
+
+    return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
+
+
+async def set_reply_to(desk: Desk, *, actor: Actor, number: int, address: str | None,
+                       key: IdempotencyKey | None = None) -> ActionResult:
+    """Send the ticket's replies to ``address`` (None: back to the requester's own address)."""
+    if address is not None and not EMAIL_RE.match(address):
+        raise BadRequest(f"{address!r} is not an email address")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        lifecycle.redirect_replies(s, ticket, address, actor=_actor(staff), staff_id=staff.id,
+                                   now=now, reason="set by staff")
+        to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
+        return f"Replies on #{ticket.id} go to {to}.", f"{_staff_label(staff)} sent replies to {to}"
+
+    return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
 
 
 async def _history(s: AsyncSession, ticket: m.Ticket, limit: int = 5) -> tuple[MessageView, ...]:
@@ -397,7 +461,10 @@ async def link(desk: Desk, *, actor: Actor, number: int, other: int,
     now = desk.clock.now()
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
-        await load_ticket(s, other)
+        # A link changes both tickets' history and cards: the actor must be allowed on both.
+        other_ticket = await load_ticket(s, other)
+        other_group = await s.get_one(m.HandlerGroup, other_ticket.group_id)
+        check_allowed(desk.settings, actor, group=other_group.name, action="link")
         if await s.get(m.TicketLink, (ticket.id, other)) is not None:
             return f"#{ticket.id} and #{other} are already linked.", ""
         s.add_all([m.TicketLink(ticket_id=ticket.id, other_id=other, created_at=now),

@@ -45,19 +45,20 @@ def reply_subject(subject: str, number: int) -> str:
 
 async def conversation(s: AsyncSession, ticket: m.Ticket) -> Conversation:
     """The ticket's mail so far, from one query bounded by the ticket."""
-    rows = (await s.execute(select(m.Message.kind, m.Message.message_id, m.Message.reply_to,
-                                   m.Message.contact_id, m.Message.auto_submitted)
+    rows = (await s.execute(select(m.Message.kind, m.Message.message_id)
                             .where(m.Message.ticket_id == ticket.id,
                                    m.Message.kind.in_(("inbound", "outbound", "automatic")))
                             .order_by(m.Message.id))).all()
     ids = tuple(r.message_id for r in rows if r.message_id)
-    inbound = [r for r in rows if r.kind == "inbound"]
-    last_inbound = next((r.message_id for r in reversed(inbound) if r.message_id), None)
-    # Only the requester's own, human mail may redirect answers: anyone can send a message
+    last_inbound = next((r.message_id for r in reversed(rows) if r.kind == "inbound" and r.message_id), None)
+    # Where answers go is the ticket's, not the latest message's: anyone can send a message
     # that threads into the ticket, and must not thereby receive the staff's replies.
-    reply_to = next((r.reply_to for r in reversed(inbound) if r.reply_to and
-                     r.contact_id == ticket.requester_id and r.auto_submitted is None), None)
-    return Conversation(reply_to=reply_to, last_inbound=last_inbound, message_ids=ids)
+    return Conversation(reply_to=ticket.reply_to, last_inbound=last_inbound, message_ids=ids)
+
+
+def recipient(ticket: m.Ticket, requester: m.Contact) -> str | None:
+    """The address staff replies go to."""
+    return ticket.reply_to or requester.email
 
 
 @dataclass(frozen=True)

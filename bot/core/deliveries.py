@@ -126,11 +126,14 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
     if not results:
         return
     async with db.transaction() as s:
-        query = select(m.OutboxItem.id, m.OutboxItem.attempts, m.OutboxItem.message_id).where(
+        # Only a customer message's delivery is the message's; a thread post that follows
+        # one carries its id too.
+        message_of = case((m.OutboxItem.kind == intents.CUSTOMER_MESSAGE, m.OutboxItem.message_id))
+        query = select(m.OutboxItem.id, m.OutboxItem.attempts, message_of).where(
             m.OutboxItem.id.in_([d.item_id for d in results]), m.OutboxItem.status == "sending")
         if not db.is_sqlite:  # SQLite's writer holds the whole database; elsewhere lock the rows
             query = query.with_for_update()
-        ours = {(r.id, r.attempts): r.message_id for r in (await s.execute(query)).all()}
+        ours = {(r[0], r[1]): r[2] for r in (await s.execute(query)).all()}
         mine = [d for d in results if (d.item_id, d.attempts) in ours]
         if not mine:
             return
@@ -146,6 +149,8 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
             await s.execute(update(table).where(table.c.id == bindparam("message"))
                             .values(delivery_status="sent", remote_id=bindparam("remote")),
                             [{"message": message, "remote": remote} for message, remote in messages])
+            await intents.show_delivery(s, {message: ("sent", remote) for message, remote in messages},
+                                        now=now)
 
 
 async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, attempts: int,
@@ -167,9 +172,10 @@ async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, 
             row.due_at = now + timedelta(seconds=retry_in)
         else:
             row.status = "dead"
-            if row.message_id is not None:
+            if row.message_id is not None and row.kind == intents.CUSTOMER_MESSAGE:
                 await s.execute(update(m.Message).where(m.Message.id == row.message_id)
                                 .values(delivery_status="failed"))
+                await intents.show_delivery(s, {row.message_id: ("failed", None)}, now=now)
             s.add(m.Event(ticket_id=row.ticket_id, kind="delivery_failed", actor="system",
                           data={"outbox_id": row.id, "kind": row.kind, "error": row.last_error},
                           created_at=now))

@@ -34,6 +34,7 @@ CARD = "ticket.card"  # payload: destination, card
 CARD_UPDATE = "ticket.card_update"  # payload: card, transferred_to?; refs: card, new_card?
 THREAD_MESSAGE = "ticket.thread"  # payload: ticket, message; refs: card
 THREAD_NOTICE = "ticket.thread_notice"  # payload: text; refs: card
+THREAD_UPDATE = "ticket.thread_update"  # payload: ticket, message; refs: post (a THREAD_MESSAGE)
 NOTICE = "notice"  # payload: destination (a channel or a person), text
 QUARANTINE_NOTICE = "quarantine.notice"  # payload: destination, item
 # Customer-facing intents (the channel says how: "email" or "sms").
@@ -83,9 +84,30 @@ async def card_item(s: AsyncSession, ticket_id: int) -> m.OutboxItem | None:
 
 async def post_thread_message(s: AsyncSession, *, ticket_id: int, ticket: TicketView,
                               message: MessageView, now: datetime,
-                              card: m.OutboxItem | None = None) -> None:
-    await _in_thread(s, ticket_id, THREAD_MESSAGE, {"ticket": snapshot(ticket),
-                                                    "message": snapshot(message)}, now=now, card=card)
+                              card: m.OutboxItem | None = None, follows_delivery: bool = False) -> None:
+    """``follows_delivery``: the post shows the message's delivery and is updated when the
+    customer message is sent or given up (``show_delivery``)."""
+    item = await _in_thread(s, ticket_id, THREAD_MESSAGE, {"ticket": snapshot(ticket),
+                                                           "message": snapshot(message)}, now=now, card=card)
+    if item is not None and follows_delivery:
+        item.message_id = message.id
+
+
+async def show_delivery(s: AsyncSession, message_ids: dict[int, tuple[str, str | None]], *,
+                        now: datetime) -> None:
+    """Re-render the thread posts that follow these messages' delivery ({message id:
+    (delivery status, remote id)}), so staff see "sent" or "not delivered" where they wrote."""
+    if not message_ids:
+        return
+    posts = (await s.execute(select(m.OutboxItem.id, m.OutboxItem.ticket_id, m.OutboxItem.message_id,
+                                    m.OutboxItem.payload).where(
+        m.OutboxItem.message_id.in_(message_ids), m.OutboxItem.kind == THREAD_MESSAGE))).all()
+    for post in posts:
+        status, remote = message_ids[post.message_id]
+        message = {**post.payload["message"], "delivery_status": status, "remote_id": remote}
+        enqueue(s, channel="slack", kind=THREAD_UPDATE, ticket_id=post.ticket_id, now=now,
+                ordering_key=staff_ordering_key(post.ticket_id),
+                payload={"ticket": post.payload["ticket"], "message": message}, refs={"post": post.id})
 
 
 async def post_notice_in_thread(s: AsyncSession, *, ticket_id: int, text: str, now: datetime) -> None:
@@ -93,12 +115,12 @@ async def post_notice_in_thread(s: AsyncSession, *, ticket_id: int, text: str, n
 
 
 async def _in_thread(s: AsyncSession, ticket_id: int, kind: str, payload: dict[str, Any], *,
-                     now: datetime, card: m.OutboxItem | None = None) -> None:
+                     now: datetime, card: m.OutboxItem | None = None) -> m.OutboxItem | None:
     card = card or await card_item(s, ticket_id)
     if card is None:
-        return
-    enqueue(s, channel="slack", kind=kind, ticket_id=ticket_id, now=now, payload=payload,
-            ordering_key=staff_ordering_key(ticket_id), refs={"card": card.id})
+        return None
+    return enqueue(s, channel="slack", kind=kind, ticket_id=ticket_id, now=now, payload=payload,
+                   ordering_key=staff_ordering_key(ticket_id), refs={"card": card.id})
 
 
 async def first_message(s: AsyncSession, ticket_id: int) -> MessageView | None:

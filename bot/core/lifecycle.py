@@ -49,6 +49,7 @@ class NewTicket:
     staff_id: int | None = None
     assignee_id: int | None = None
     by_staff: bool = False
+    reply_to: str | None = None  # where replies go when not to the requester's own address
     event_data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,7 +57,7 @@ async def open_tickets(s: AsyncSession, new: list[NewTicket], *, now: datetime) 
     """New tickets, each with its ``created`` event; several are written in one statement."""
     tickets = [m.Ticket(subject=t.subject[:998] or "(no subject)", status=t.status,
                         priority=t.priority, group_id=t.group.id, requester_id=t.requester_id,
-                        channel=t.channel, reply_token=new_reply_token(),
+                        channel=t.channel, reply_token=new_reply_token(), reply_to=t.reply_to,
                         via_email=t.channel == "email", unread=not t.by_staff, weight=0,
                         assignee_id=t.assignee_id, created_at=now, updated_at=now,
                         last_action_at=now, last_customer_message_at=None if t.by_staff else now,
@@ -111,3 +112,30 @@ def assign(s: AsyncSession, ticket: m.Ticket, assignee: m.Staff | None, *, previ
     ticket.assignee_id = assignee.id if assignee else None
     record_event(s, ticket.id, "assignee", actor=actor, now=now, staff_id=staff_id,
                  **{"from": previous, "to": assignee.slack_user_id if assignee else None, **event_data})
+
+
+def redirect_replies(s: AsyncSession, ticket: m.Ticket, address: str | None, *, actor: str,
+                     now: datetime, staff_id: int | None = None, **event_data: Any) -> bool:
+    """Send the ticket's replies to ``address`` from now on (None: the requester's own
+    address). Callers decide who may: staff, or a customer message threaded by our reply
+    token or our Message-ID (DESIGN §3). False when nothing changed."""
+    if ticket.proposed_reply_to and (address or "").lower() == ticket.proposed_reply_to.lower():
+        ticket.proposed_reply_to = None
+    if (ticket.reply_to or "").lower() == (address or "").lower():
+        return False
+    old, ticket.reply_to = ticket.reply_to, address
+    ticket.updated_at = now
+    record_event(s, ticket.id, "reply_to", actor=actor, now=now, staff_id=staff_id,
+                 **{"from": old, "to": address, **event_data})
+    return True
+
+
+def propose_reply_to(s: AsyncSession, ticket: m.Ticket, address: str, *, actor: str, now: datetime,
+                     **event_data: Any) -> bool:
+    """A message that joined by weaker evidence asks for replies elsewhere: show it to staff,
+    change nothing. False when the same address is already proposed."""
+    if (ticket.proposed_reply_to or "").lower() == address.lower():
+        return False
+    ticket.proposed_reply_to = address
+    record_event(s, ticket.id, "reply_to_proposed", actor=actor, now=now, address=address, **event_data)
+    return True

@@ -85,6 +85,7 @@ class AttachmentView:
     type: str
     size: int
     sha256: str
+    withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,18 @@ class MessageView:
     auto_submitted: str | None
     created_at: datetime
     attachments: tuple[AttachmentView, ...] = ()
+    authentication: dict[str, str] | None = None  # sender checks that failed ({"dmarc": "fail"})
+    recipient: str | None = None  # who an outgoing message is addressed to
 
     @classmethod
-    def of(cls, msg: m.Message, attachments: tuple[AttachmentView, ...] = ()) -> "MessageView":
+    def of(cls, msg: m.Message, attachments: tuple[AttachmentView, ...] = (),
+           recipient: str | None = None) -> "MessageView":
         return cls(id=msg.id, kind=msg.kind, channel=msg.channel, sender=msg.sender,
                    subject=msg.subject, body=msg.body, quoted=msg.quoted,
                    message_id=msg.message_id, remote_id=msg.remote_id,
                    delivery_status=msg.delivery_status, auto_submitted=msg.auto_submitted,
-                   created_at=msg.created_at, attachments=attachments)
+                   created_at=msg.created_at, attachments=attachments,
+                   authentication=msg.authentication, recipient=recipient)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ class TicketView:
     locked_by: str | None = None  # name of who is writing a reply, while the lock holds
     lock_expires_at: datetime | None = None
     links: tuple[int, ...] = ()
+    reply_to: str | None = None  # where replies go, when not the requester's own address
+    proposed_reply_to: str | None = None  # asked for by a message staff have not accepted
 
     @classmethod
     def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,
@@ -144,7 +151,8 @@ class TicketView:
                    weight=t.weight, created_at=t.created_at, updated_at=t.updated_at,
                    last_customer_message_at=t.last_customer_message_at,
                    resolved_at=t.resolved_at, closed_at=t.closed_at, locked_by=locked_by,
-                   lock_expires_at=t.lock_expires_at if locked_by else None, links=links)
+                   lock_expires_at=t.lock_expires_at if locked_by else None, links=links,
+                   reply_to=t.reply_to, proposed_reply_to=t.proposed_reply_to)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the intent was recorded); this module only writes them as MIME.
 
 from __future__ import annotations
 
+import dataclasses
 from email import charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -52,15 +53,39 @@ def _address(name: str, address: str) -> str:
     return f"{shown} <{address}>" if shown else f"<{address}>"
 
 
+# RFC 5322 §2.1.1: a line is at most 998 octets. A Message-ID longer than this cannot be
+# written on one folded line, and one that long threads nothing anyway.
+MAX_ID_IN_HEADER = 900
+
+
+def _subject(subject: str) -> str | Header:
+    """ASCII subjects fold at spaces; one with a word too long to fold (or not ASCII) is
+    RFC 2047-encoded, which splits into as many encoded words as it needs."""
+    if subject.isascii() and all(len(word) < 900 for word in subject.split()):
+        return subject
+    return Header(subject, "utf-8")
+
+
 class EmailComposer:
     def __init__(self, *, from_address: str, from_name: str, loop_marker: str,
-                 env: jinja2.Environment | None = None) -> None:
+                 env: jinja2.Environment | None = None, max_message_bytes: int | None = None) -> None:
         self.from_address = from_address
         self.from_name = from_name
         self.loop_marker = loop_marker
         self.env = env or template_environment()
+        self.max_message_bytes = max_message_bytes
 
     def customer_email(self, mail: OutgoingEmail) -> str:
+        """The mail as text; with ``max_message_bytes``, quoted history is dropped, oldest
+        first, until the mail fits (what staff wrote is never cut)."""
+        message = self._compose(mail)
+        history = mail.history
+        while history and self.max_message_bytes and len(message.encode()) > self.max_message_bytes:
+            history = history[:-1]  # newest first: the oldest goes
+            message = self._compose(dataclasses.replace(mail, history=history))
+        return message
+
+    def _compose(self, mail: OutgoingEmail) -> str:
         context = {"ticket": mail.ticket, "mail": mail, "from_name": mail.from_name or self.from_name,
                    "text": mail.text, "staff_name": mail.staff_name, "group": mail.group,
                    "history": mail.history, "first_message": mail.first_message}
@@ -74,15 +99,18 @@ class EmailComposer:
         msg["From"] = formataddr((one_line(mail.from_name or self.from_name), self.from_address), charset="utf-8")
         msg["To"] = _address(one_line(mail.to_name), one_line(mail.to_address))
         msg["Reply-To"] = mail.reply_to
+        # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8).
+        international = not mail.to_address.isascii()
         subject = one_line(mail.subject)
-        msg["Subject"] = Header(subject, "utf-8") if not subject.isascii() else subject
+        msg["Subject"] = subject if international else _subject(subject)  # SMTPUTF8 folds its own
         msg["Date"] = format_datetime(mail.date)
         msg["Message-ID"] = f"<{mail.message_id}>"
-        if mail.in_reply_to:
+        if mail.in_reply_to and len(mail.in_reply_to) <= MAX_ID_IN_HEADER:
             msg["In-Reply-To"] = f"<{mail.in_reply_to}>"
-        if mail.references:
+        references = [r for r in mail.references if len(r) <= MAX_ID_IN_HEADER]
+        if references:
             # One id per folded line keeps long chains under the 998-octet line limit.
-            msg["References"] = "\r\n ".join(f"<{r}>" for r in mail.references)
+            msg["References"] = "\r\n ".join(f"<{r}>" for r in references)
         if mail.auto_submitted:
             # RFC 3834 §5: mark automatic mail so other robots don't answer it.
             msg["Auto-Submitted"] = mail.auto_submitted
@@ -92,6 +120,5 @@ class EmailComposer:
         msg["X-Deskbell-Ticket"] = str(mail.ticket.number)
         msg.attach(MIMEText(text, "plain", _UTF8_QP))
         msg.attach(MIMEText(html, "html", _UTF8_QP))
-        # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8).
-        international = not mail.to_address.isascii()
-        return msg.as_string(policy=SMTP_UTF8 if international else SMTP_LEGACY)
+        # as_string() would not fold at all (its maxheaderlen defaults to 0): fold at 78.
+        return msg.as_string(policy=SMTP_UTF8 if international else SMTP_LEGACY, maxheaderlen=78)

@@ -98,7 +98,13 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
         ]},
         {"type": "section", "text": plain(f"From: {t.requester.label}", MAX_FIELD)},
     ]
+    if t.reply_to:
+        blocks.append(context(f"↩️ Replies go to {t.reply_to}"))
+    if t.proposed_reply_to:
+        blocks.extend(_proposed_reply_to(t))
     if card.first_message is not None:
+        if card.first_message.authentication:
+            blocks.append(context(_checks_line(card.first_message)))
         blocks.extend(body_sections(card.first_message.body))
         if card.first_message.attachments:
             blocks.append(context(_attachments_line(card.first_message)))
@@ -150,14 +156,39 @@ def card_actions(t: TicketView) -> dict[str, Any]:
     return {"type": "actions", "block_id": f"ticket:{n}", "elements": elements}
 
 
+def _proposed_reply_to(t: TicketView) -> list[dict[str, Any]]:
+    """A message that joined by weaker evidence (a subject tag, a copied Message-ID) asked for
+    replies elsewhere: staff choose; until then replies go where they went."""
+    current = t.reply_to or t.requester.email or "the requester"
+    return [context(f"⚠️ A message on this ticket asks for replies to go to {t.proposed_reply_to}. "
+                    f"It may not come from the customer; replies still go to {current}."),
+            {"type": "actions", "block_id": f"reply_to:{t.number}", "elements": [
+                button(trim(f"Send replies to {t.proposed_reply_to}", 75), "ticket.use_reply_to",
+                       f"{t.number}:{t.proposed_reply_to}"),
+                button(trim(f"Keep {current}", 75), "ticket.keep_reply_to", str(t.number))]}]
+
+
+def _checks_line(message: MessageView) -> str:
+    failed = ", ".join(f"{k.upper()} {v}" for k, v in (message.authentication or {}).items())
+    return f"⚠️ Sender checks failed ({failed}): this mail may not come from the address it shows."
+
+
+DELIVERY = {"queued": "⏳ Queued for {}", "sent": "✅ Accepted by the mail server for {}",
+            "failed": "⚠️ Not delivered to {}"}
+
+
 def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
     who = message.sender or ticket.requester.label
     verb = {"inbound": "wrote", "outbound": "replied to the customer",
             "note": "added an internal note"}.get(message.kind, "wrote")
     blocks: list[dict[str, Any]] = [context(f"{who} {verb} on {_when(message.created_at)}")]
+    if message.authentication:
+        blocks.append(context(_checks_line(message)))
     blocks.extend(body_sections(message.body, max_sections=10))
     if message.attachments:
         blocks.append(context(_attachments_line(message)))
+    if message.kind == "outbound" and message.recipient and message.delivery_status in DELIVERY:
+        blocks.append(context(DELIVERY[message.delivery_status].format(message.recipient)))
     text = f"#{ticket.number}: {who} {verb}"
     return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
             "unfurl_links": False, "unfurl_media": False}

@@ -24,6 +24,7 @@ MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HELP = """*/ticket* — work tickets without leaving Slack:
 `reply N text` · `note N text` · `assign N @user|me` · `transfer N group note`
 `priority N 1-{levels}` · `status N {statuses}` · `close N` · `reopen N` · `link N M`
+`replyto N ADDRESS|reset` — where replies to the customer go
 `show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
 `new email ADDRESS subject | body` — open a ticket for a customer and mail them
 `help` — this text"""
@@ -143,6 +144,15 @@ async def _link(ctx: CommandContext, args: list[str]) -> str:
                                     key=ctx.key))
 
 
+async def _replyto(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "replyto N ADDRESS|reset")
+    if len(rest) != 1:
+        raise BadRequest("usage: replyto N ADDRESS (or reset: back to the customer's own address)")
+    address = None if rest[0].lower() == "reset" else _address(rest[0])
+    return _done(await actions.set_reply_to(ctx.desk, actor=ctx.actor, number=n, address=address,
+                                            key=ctx.key))
+
+
 async def _show(ctx: CommandContext, args: list[str]) -> str:
     n, _ = _number(ctx, args, "show N")
     t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now())
@@ -196,4 +206,4 @@ async def _new(ctx: CommandContext, args: list[str]) -> str:
 
 COMMANDS = {"reply": _reply, "note": _note, "assign": _assign, "transfer": _transfer,
             "priority": _priority, "status": _status, "close": _close, "reopen": _reopen,
-            "link": _link, "show": _show, "list": _list, "new": _new}
+            "link": _link, "replyto": _replyto, "show": _show, "list": _list, "new": _new}

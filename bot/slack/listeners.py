@@ -111,6 +111,8 @@ class Listeners:
         app.action("ticket.close")(self.on_close)
         app.action("ticket.reopen")(self.on_reopen)
         app.action("ticket.unlock")(self.on_unlock)
+        app.action("ticket.use_reply_to")(self.on_use_reply_to)
+        app.action("ticket.keep_reply_to")(self.on_keep_reply_to)
         app.action("ticket.more")(self.on_more)
         app.action("reply.canned")(self.on_canned)
         for callback in ("reply", "note", "assign", "transfer", "fields", "category", "link"):
@@ -258,6 +260,22 @@ class Listeners:
             self.desk, actor=await self.directory.actor(user), number=number, admin_unlock=True),
             quiet=False)
 
+    async def on_use_reply_to(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        action = body["actions"][0]
+        number, _, address = action.get("value", "").partition(":")  # "42:someone@example.org"
+        user, channel = body["user"]["id"], (body.get("channel") or {}).get("id")
+        key = IdempotencyKey("action_ts", f"{action['action_id']}:{action.get('action_ts', '')}")
+        await self._run(user, channel, actions.use_reply_to(
+            self.desk, actor=await self.directory.actor(user), number=int(number), address=address,
+            key=key), quiet=False)
+
+    async def on_keep_reply_to(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, number, channel, key = self._button(body)
+        await self._run(user, channel, actions.keep_reply_to(
+            self.desk, actor=await self.directory.actor(user), number=number, key=key), quiet=False)
+
     async def on_more(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         user, number, channel, _ = self._button(body)
@@ -376,10 +394,15 @@ class Listeners:
         await ack()
         actor = await self.directory.actor(body["user_id"])
         trigger = body.get("trigger_id")
-        async with self.gate.turn():
-            text = await run_command(CommandContext(
-                desk=self.desk, actor=actor, directory=self.directory, text=body.get("text", ""),
-                key=IdempotencyKey("trigger_id", trigger) if trigger else None, thread_ticket=None))
+        try:
+            async with self.gate.turn():
+                text = await run_command(CommandContext(
+                    desk=self.desk, actor=actor, directory=self.directory, text=body.get("text", ""),
+                    key=IdempotencyKey("trigger_id", trigger) if trigger else None, thread_ticket=None))
+        except Exception:  # process boundary: whatever broke, the person who typed it hears so
+            log.exception("slash command failed user=%s", body.get("user_id"))
+            text = ("⚠️ That did not work on our side and nothing was changed. "
+                    "Please try again in a moment.")
         await respond(text=text, response_type="ephemeral")
 
     async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:

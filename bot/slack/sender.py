@@ -82,6 +82,13 @@ def _thread_message(item: OutboxView, refs: dict[str, str]) -> Call:
     return "chat.postMessage", {"channel": channel, "thread_ts": ts, **content}
 
 
+def _thread_update(item: OutboxView, refs: dict[str, str]) -> Call:
+    channel, ts = _split(refs["post"])
+    content = blocks.thread_message(restore(TicketView, item.payload["ticket"]),
+                                    restore(MessageView, item.payload["message"]))
+    return "chat.update", {"channel": channel, "ts": ts, **content}
+
+
 def _thread_notice(item: OutboxView, refs: dict[str, str]) -> Call:
     channel, ts = _split(refs["card"])
     return "chat.postMessage", {"channel": channel, "thread_ts": ts, **blocks.notice(item.payload["text"])}
@@ -98,7 +105,8 @@ def _quarantine_notice(item: OutboxView, refs: dict[str, str]) -> Call:
 
 RENDER: dict[str, Callable[[OutboxView, dict[str, str]], Call]] = {
     intents.CARD: _card, intents.CARD_UPDATE: _card_update,
-    intents.THREAD_MESSAGE: _thread_message, intents.THREAD_NOTICE: _thread_notice,
+    intents.THREAD_MESSAGE: _thread_message, intents.THREAD_UPDATE: _thread_update,
+    intents.THREAD_NOTICE: _thread_notice,
     intents.NOTICE: _notice, intents.QUARANTINE_NOTICE: _quarantine_notice,
 }
 

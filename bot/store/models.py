@@ -251,7 +251,8 @@ class OutboxItem(Base):
     # customer.message, notice, quarantine.notice. The sender renders it.
     kind: Mapped[str] = mapped_column(String(32))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # The customer message a customer.message item sends, or a thread post follows.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     # Items with the same key go out one at a time, in id order (a card before its thread).
     ordering_key: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]  # a snapshot of what to say, taken when it was enqueued

@@ -43,3 +43,24 @@ def test_customer_text_cannot_add_headers_or_html():
     hostile = render("<script>alert(1)</script>", "Eve")
     html = hostile.get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_every_header_line_fits_998_octets_whatever_the_subject_and_ids():
+    """RFC 5322 §2.1.1: long subjects (with or without spaces, ASCII or not), long names and a
+    customer's absurd Message-ID are folded or left out, never written as one long line."""
+    from bot.outbound.compose import MAX_ID_IN_HEADER
+
+    composer = EmailComposer(from_address="support@support.example.com", from_name="S" * 400,
+                             loop_marker="support.example.com")
+    huge_id = "x" * 950 + "@example.net"
+    for subject in ("A" * 3000, "word " * 600, "ü" * 1500, "A" * 1200 + " ü"):
+        for to in ("eve@example.net", "évé@example.net"):
+            mail = OutgoingEmail(template="ticket_opened", ticket=ticket("s"), to_address=to, to_name="N" * 500,
+                                 subject=subject, message_id="t7.9.abc@support.example.com",
+                                 reply_to="support+tok123456@support.example.com", in_reply_to=huge_id,
+                                 references=(huge_id, "ok@example.net"), auto_submitted=None, date=NOW)
+            raw = composer.customer_email(mail)
+            assert max(len(line.encode()) for line in raw.split("\r\n")) <= 998, (subject[:10], to)
+            msg = message_from_string(raw, policy=policy.default)
+            assert msg["Subject"] == subject and msg["References"] == "<ok@example.net>"
+            assert msg["In-Reply-To"] is None and len(huge_id) > MAX_ID_IN_HEADER

@@ -87,7 +87,8 @@ async def test_reply_modal_sends_one_threaded_email_and_updates_the_card(app_set
     assert t["status"] == "waiting"
     reply_events = [e for e in t["events"] if e["kind"] == "reply"]
     assert [e["actor"] for e in reply_events] == ["staff:UALICE"]
-    card_update = fake_slack.updates()[-1].args
+    card_ts = fake_slack.cards()[0].ts
+    card_update = [u for u in fake_slack.updates() if u.args["ts"] == card_ts][-1].args
     assert "Waiting on customer" in str(card_update["blocks"]) and "is replying" not in str(card_update)
 
 

@@ -10,7 +10,8 @@ Nor may one message stall the door: input shaped to make the stdlib parser, tnef
 the HTML converter or the reply parser slow or huge is cut down first, and each cut is a defect.
 
 These rules bind every module of the package. This one only runs the steps in order:
-``parsing`` (bytes → ``Message``, defused), ``headers`` (addresses, ids, subject), ``render``
+``parsing`` (bytes → ``Message``, defused), ``headers`` (addresses, ids, subject),
+``authresults`` (what upstream MTAs said of the sender), ``render``
 (the readable text; ``htmltext`` renders HTML, ``attachments`` with ``names`` and ``tnef``
 collects the files), ``replies`` (new text vs. quoted history) and ``automatic`` (auto-replies,
 bounces). ``parts`` and ``text`` are the helpers they share.
@@ -22,7 +23,16 @@ import hashlib
 from datetime import datetime
 
 from bot.core.errors import MailParseError
-from bot.inbound.mailparse import automatic, headers, parsing, parts, render, replies, text
+from bot.inbound.mailparse import (
+    authresults,
+    automatic,
+    headers,
+    parsing,
+    parts,
+    render,
+    replies,
+    text,
+)
 from bot.inbound.mailparse.headers import MAX_ADDRESS_HEADER
 from bot.inbound.mailparse.htmltext import MAX_HTML_CHARS
 from bot.inbound.mailparse.names import MAX_NAME_BYTES
@@ -149,4 +159,5 @@ def _parse(
         loop=bool(headers._values(msg, "X-Deskbell-Loop")),
         defects=tuple(walk.defects),
         door=door,
+        auth_results=authresults._auth_results(msg, walk),
     )

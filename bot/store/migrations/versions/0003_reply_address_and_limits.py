@@ -28,9 +28,12 @@ def upgrade() -> None:
         batch.alter_column('sha256', existing_type=sa.String(length=64), nullable=True)
     with op.batch_alter_table('attachments') as batch:
         batch.alter_column('withheld', server_default=None)
+    # A sent or failed mail finds the thread post that follows its delivery.
+    op.create_index('ix_outbox_message_id', 'outbox', ['message_id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_message_id', table_name='outbox')
     op.execute("DELETE FROM attachments WHERE sha256 IS NULL")
     with op.batch_alter_table('attachments') as batch:
         batch.alter_column('sha256', existing_type=sa.String(length=64), nullable=False)
