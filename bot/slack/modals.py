@@ -69,7 +69,11 @@ def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: 
                 channel: str | None, text: str = "", version: int = 0) -> dict[str, Any]:
     """Reply to the customer. ``version`` renames the text block so a canned answer can
     replace what is typed (Slack keeps an input's value while its block_id stays the same)."""
-    blocks: list[dict[str, Any]] = [context(f"To {ticket.requester.label} · #{ticket.number} {ticket.subject}")]
+    to = f"{ticket.requester.name} <{ticket.reply_to}>" if ticket.reply_to else ticket.requester.label
+    blocks: list[dict[str, Any]] = [context(f"To {to} · #{ticket.number} {ticket.subject}")]
+    if ticket.proposed_reply_to:
+        blocks.append(context(f"⚠️ Not to {ticket.proposed_reply_to}: a message asked for it, nobody "
+                              "accepted it yet (see the card)."))
     if last_message is not None:
         blocks.append({"type": "section", "text": plain(
             f"Last message from the customer:\n{trim(last_message.body or '(no text)', 1200)}")})
