@@ -1,51 +1,132 @@
-"""Adapter: the one ASGI app (health, readiness, metrics; Slack and Twilio mount here later).
+"""Adapter: the one ASGI app (health, readiness, metrics, Slack; Twilio mounts here later).
 
 Routes only: each handler calls one function it was given. Must not open database sessions
-itself or hold global state; ``app.py`` builds it with what it needs.
+itself or hold global state; ``app.py`` builds it with what it needs. Every request body is
+capped (``webguard.BodyLimit``) and an escaping exception is one plain 500
+(``webguard.ErrorShield``). Must not hand bolt a request whose Slack signature it has not
+checked, nor show /metrics to the internet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from slack_sdk import signature
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from bot.clock import Clock
+from bot.store.db import DatabaseUnavailable
+from bot.webguard import BodyLimit, ErrorShield
 
 log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 5.0  # a database that has not answered by then is as good as unreachable
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
 def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   metrics: Callable[[], Awaitable[str]],
                   slack_handler: Callable[[Request], Awaitable[Response]] | None = None,
                   slack_signing_secret: str = "", clock: Clock | None = None,
-                  max_body_bytes: int = 1048576, metrics_token: str = "") -> Starlette:
+                  max_body_bytes: int = 1048576, metrics_token: str = "") -> ASGIApp:
+    if slack_handler is not None and not slack_signing_secret:
+        raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
+    slack_verifier = SlackVerifier(slack_signing_secret, clock or Clock()) if slack_signing_secret else None
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         try:
-            await ping()
+            await asyncio.wait_for(ping(), READY_TIMEOUT)
         except Exception as exc:  # readiness reports any failure, it does not crash
-            log.warning("readyz: database unreachable: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+            if isinstance(exc, DatabaseUnavailable):  # our own words, no secrets in them
+                state, why = exc.state, str(exc)
+            else:  # a driver's message may quote the URL: the type says enough
+                state, why = "unreachable", type(exc).__name__
+            log.warning("readyz: database %s: %s", state, why)
+            return JSONResponse({"status": "unavailable", "database": state}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    async def metrics_endpoint(_: Request) -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        refusal = metrics_refusal(request, metrics_token)
+        if refusal is not None:
+            return refusal
         return PlainTextResponse(await metrics(), media_type="text/plain; version=0.0.4")
 
     async def slack_events(request: Request) -> Response:
-        # Slack's signature is checked by the handler (bolt) before anything is read or written.
-        if slack_handler is None:
+        if slack_handler is None or slack_verifier is None:
             return JSONResponse({"error": "Slack interactivity is not configured "
                                           "(slack.bot_token and slack.signing_secret)"}, status_code=503)
+        body = await request.body()  # at most max_body_bytes: BodyLimit sees to it
+        if not slack_verifier.valid(body, request.headers):
+            # The same answer bolt gives, but before bolt parses a byte or anything is written.
+            log.info("slack: refused a request without a valid, fresh signature")
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        # Starlette keeps the body on the request: bolt's adapter reads these same bytes.
         return await slack_handler(request)
 
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics_endpoint),
               Route("/slack/events", slack_events, methods=["POST"])]
-    return Starlette(routes=routes)
+    return ErrorShield(BodyLimit(Starlette(routes=routes), max_body_bytes))
+
+
+class SlackVerifier:
+    """Slack's ``X-Slack-Signature`` over the raw body, within 5 minutes of ``clock``.
+
+    Must not raise on anything a client sends (a missing, non-numeric or absurd timestamp, a
+    body that is not UTF-8): those are simply invalid.
+    """
+
+    def __init__(self, secret: str, clock: Clock) -> None:
+        wall = signature.Clock()
+        wall.now = lambda: clock.now().timestamp()  # type: ignore[method-assign]
+        self._verifier = signature.SignatureVerifier(secret, clock=wall)
+
+    def valid(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        sig = headers.get("x-slack-signature", "")
+        # Plain digits only: int() would also take " 1_7e9" forms, or choke on 5,000 digits.
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not sig:
+            return False
+        try:
+            return self._verifier.is_valid(body=body, timestamp=timestamp, signature=sig)
+        except (ValueError, UnicodeDecodeError):  # not UTF-8: Slack never sends that
+            return False
+
+
+def metrics_refusal(request: Request, token: str) -> Response | None:
+    """None when this client may read /metrics, else the response that says why not."""
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Digests first: compare_digest is constant-time only for equal lengths.
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+                hashlib.sha256(given.strip().encode()).digest(), hashlib.sha256(token.encode()).digest()):
+            return None
+        return PlainTextResponse("A valid Authorization: Bearer token is required.\n", status_code=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    # A reverse proxy on this host hands public clients over from loopback: its headers say so.
+    if _is_loopback(request.client.host if request.client else "") and not any(
+            name in request.headers for name in PROXY_HEADERS):
+        return None
+    return PlainTextResponse("GET /metrics answers only direct loopback clients; set web.metrics_token "
+                             "to read it from elsewhere (Authorization: Bearer <token>).\n", status_code=403)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback

@@ -8,10 +8,13 @@ what a ticket is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.request import pathname2url
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
@@ -26,6 +29,18 @@ from bot.store.sqlite_driver import one_hop_url
 log = logging.getLogger(__name__)
 
 OUTBOX_FLAG = "outbox_enqueued"
+# Readiness waits this long for SQLite's write lock, not the writers' 10 s busy_timeout.
+WRITE_PROBE_TIMEOUT = 2.0
+
+
+class DatabaseUnavailable(Exception):
+    """``ping()`` found the database not fit for work; ``state`` says how:
+    ``read-only`` (reads work, writes cannot), ``locked`` (the write lock stayed taken) or
+    ``unreachable`` (it cannot be opened or read)."""
+
+    def __init__(self, state: str, detail: str = "") -> None:
+        super().__init__(f"database {state}" + (f" ({detail})" if detail else ""))
+        self.state = state
 
 
 def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
@@ -52,8 +67,10 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
 class Database:
     """One database: a write path and a read path (the same pool on PostgreSQL)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False,
+                 write_probe_timeout: float = WRITE_PROBE_TIMEOUT) -> None:
         self.url = url
+        self.write_probe_timeout = write_probe_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._on_outbox: list[Callable[[], None]] = []
         if self.is_sqlite:
@@ -94,13 +111,74 @@ class Database:
                 yield session
 
     async def ping(self) -> None:
+        """Readiness: the database answers a read and would take a write right now.
+
+        Raises ``DatabaseUnavailable`` (or the driver's own error when it cannot even read).
+        Must not write anything (the write probe is rolled back) nor wait on SQLite's lock for
+        longer than ``write_probe_timeout``.
+        """
+        if not self.is_sqlite:
+            async with self.write_engine.connect() as conn:
+                recovering, read_only = (await conn.execute(text(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"))).one()
+            if recovering or read_only == "on":  # a standby, or default_transaction_read_only
+                raise DatabaseUnavailable("read-only", "standby" if recovering else "transaction_read_only")
+            return
         async with self.read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        target = self._sqlite_probe_target()
+        if target is not None:
+            await asyncio.to_thread(_probe_sqlite_write, target, self.write_probe_timeout)
+
+    def _sqlite_probe_target(self) -> str | None:
+        """The file as a URI that never creates it (``mode=rw``, unless configured ``ro``)."""
+        args, kwargs = self.write_engine.dialect.create_connect_args(self.write_engine.url)
+        filename = str(args[0])
+        if not kwargs.get("uri"):
+            return None if filename == ":memory:" else f"file:{pathname2url(filename)}?mode=rw"
+        if "mode=memory" in filename or filename.startswith("file::memory:"):
+            return None
+        if "mode=" in filename:
+            return filename
+        return filename + ("&" if "?" in filename else "?") + "mode=rw"
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+def _probe_sqlite_write(target: str, timeout: float) -> None:
+    """On a thread, own connection: take the write lock, write into the page cache, roll back.
+
+    BEGIN IMMEDIATE alone succeeds on a read-only file; the write inside is what fails there.
+    Nothing reaches the disk (the transaction never commits).
+    """
+    try:
+        con = sqlite3.connect(target, uri=True, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable("unreachable", _sqlite_error_name(exc)) from None
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("CREATE TABLE main.deskbell_write_probe (x)")
+        con.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(_sqlite_state(exc), _sqlite_error_name(exc)) from None
+    finally:
+        con.close()
+
+
+def _sqlite_state(exc: sqlite3.Error) -> str:
+    primary = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "locked"
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_PERM):
+        return "read-only"
+    return "unreachable"
+
+
+def _sqlite_error_name(exc: sqlite3.Error) -> str:
+    return getattr(exc, "sqlite_errorname", None) or type(exc).__name__
 
 
 def mark_outbox_enqueued(session: AsyncSession) -> None:
