@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 TARGET = 65536  # plenty for every cap; some systems report an unlimited hard limit
 
 
+def open_file_limit() -> int | None:
+    """The soft RLIMIT_NOFILE in force (None where the platform has no such limit, or it is
+    unlimited)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def raise_open_file_limit() -> int | None:
     """Raise the soft RLIMIT_NOFILE towards the hard limit; return the soft limit in force
     afterwards (None where the platform has no such limit)."""

@@ -1,0 +1,336 @@
+"""The SMTP door against a hostile internet: connection caps, idle timeout, DATA concurrency,
+memory per message in flight, recipient cap, and an answer that says nothing about tickets.
+
+Every test speaks real SMTP over loopback. 127.0.0.1 and 127.0.0.2 are both loopback on Linux,
+so two "clients" can be told apart by address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import re
+import smtplib
+import struct
+import termios
+import threading
+import tracemalloc
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+
+from bot.core import reports, spool
+from bot.inbound import smtp as door
+from tests.conftest import DOMAIN, running, send_mail, settle, wait_until
+from tests.test_foundation import mail
+
+TOO_MANY = b"421 4.7.0 Too many connections, try again later\r\n"
+QUEUED = re.compile(rb"2\.0\.0 Ok: queued as [0-9a-f]{16}")
+
+
+class Client:
+    """A raw SMTP client on asyncio streams: exactly the bytes written reach the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def reply(self) -> bytes:
+        """One whole reply (all lines of a multi-line one); b"" when the server hung up."""
+        lines = b""
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), 10)
+            lines += line
+            if not line or line[3:4] != b"-":
+                return lines
+
+    async def cmd(self, line: bytes) -> bytes:
+        self.writer.write(line + b"\r\n")
+        return await self.reply()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def closed_by_server(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), 10) == b""
+
+    async def open_transaction(self, rcpt: str = f"help@{DOMAIN}") -> None:
+        """EHLO, MAIL, RCPT, DATA: leaves the session waiting for the message."""
+        assert (await self.cmd(b"EHLO client.example.net")).startswith(b"250")
+        assert (await self.cmd(b"MAIL FROM:<alice@example.net>")).startswith(b"250")
+        assert (await self.cmd(f"RCPT TO:<{rcpt}>".encode())).startswith(b"250")
+        assert (await self.cmd(b"DATA")).startswith(b"354")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@asynccontextmanager
+async def clients(port: int) -> AsyncIterator:  # noqa: ANN201
+    """``connect(source)`` opens a session from that loopback address; all are closed after."""
+    opened: list[Client] = []
+
+    async def connect(source: str = "127.0.0.1") -> Client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        opened.append(Client(reader, writer))
+        return opened[-1]
+
+    try:
+        yield connect
+    finally:
+        for client in opened:
+            client.close()
+        for client in opened:
+            with suppress(Exception):
+                await client.writer.wait_closed()
+
+
+async def healthz(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+async def test_connections_past_the_caps_get_421_and_are_closed_at_once(app_settings, caplog):
+    caplog.set_level(logging.INFO)
+    settings = app_settings(smtp_in={"max_sessions": 10, "max_sessions_per_client": 4})
+    async with running(settings, roles=("smtp", "web")) as app, clients(app.listening.smtp[1]) as connect:
+        web = app.listening.web[1]
+        first = []
+        for _ in range(4):
+            first.append(await connect("127.0.0.1"))
+            assert (await first[-1].reply()).startswith(b"220 ")
+        # One of them is in the middle of a message: the caps must not disturb it.
+        await first[0].open_transaction()
+        await first[0].send(mail(subject="Sent while the door was full")[:200])
+
+        for _ in range(15):  # the same client again: refused, and hung up on at once
+            refused = await connect("127.0.0.1")
+            assert await refused.reply() == TOO_MANY
+            assert await refused.closed_by_server()
+        assert (await healthz(web)).startswith(b"HTTP/1.1 200")
+
+        for _ in range(4):  # another client still gets in: the cap was per client
+            assert (await (await connect("127.0.0.2")).reply()).startswith(b"220 ")
+        assert await (await connect("127.0.0.2")).reply() == TOO_MANY
+        for _ in range(2):  # ten in all now
+            assert (await (await connect("127.0.0.3")).reply()).startswith(b"220 ")
+        for source in ("127.0.0.3", "127.0.0.4", "127.0.0.4"):  # the overall cap
+            late = await connect(source)
+            assert await late.reply() == TOO_MANY
+            assert await late.closed_by_server()
+        assert (await healthz(web)).startswith(b"HTTP/1.1 200")
+
+        # The session in DATA finishes as if nothing happened; the others still answer.
+        rest = mail(subject="Sent while the door was full")[200:]
+        await first[0].send(rest + b".\r\n")
+        assert QUEUED.fullmatch((await first[0].reply())[4:].rstrip()), "message refused"
+        assert (await first[1].cmd(b"NOOP")).startswith(b"250")
+
+        # A session that ends frees its place for the next connection.
+        assert (await first[1].cmd(b"QUIT")).startswith(b"221")
+
+        async def admitted() -> bool:
+            again = await connect("127.0.0.1")
+            return (await again.reply()).startswith(b"220 ")
+        await wait_until(admitted, timeout=5, interval=0.05)
+
+    refusals = [r for r in caplog.records if r.name == "bot.inbound.smtp" and "refus" in r.getMessage()]
+    # One line per client (and one for the overall cap) per minute, never one per connection.
+    assert 1 <= len(refusals) <= 3, [r.getMessage() for r in refusals]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_silent_client_is_dropped_after_the_session_timeout(app_settings):
+    async with running(app_settings(smtp_in={"session_timeout_seconds": 0.5}), roles=("smtp",)) as app, \
+            clients(app.listening.smtp[1]) as connect:
+        busy, silent = await connect(), await connect()
+        assert (await busy.reply()).startswith(b"220 ")
+        assert (await silent.reply()).startswith(b"220 ")
+        for _ in range(6):  # a client that keeps talking outlives the timeout several times over
+            await asyncio.sleep(0.25)
+            assert (await busy.cmd(b"NOOP")).startswith(b"250")
+        assert (await silent.reply()).startswith(b"421 4.4.2")
+        assert await silent.closed_by_server()
+
+
+async def test_data_past_the_cap_waits_briefly_then_gets_451(app_settings, monkeypatch):
+    monkeypatch.setattr(door, "DATA_SLOT_WAIT_SECONDS", 1.0, raising=False)
+    async with running(app_settings(smtp_in={"max_data_sessions": 2}), roles=("smtp",)) as app, \
+            clients(app.listening.smtp[1]) as connect:
+        raw = [mail(subject=f"In transfer {n}") for n in range(3)]
+        a, b, c = await connect(), await connect(), await connect()
+        for n, client in enumerate((a, b)):
+            await client.reply()
+            await client.open_transaction()
+            await client.send(raw[n][:100])  # both mid-message
+        await c.reply()
+        for command in (b"EHLO client.example.net", b"MAIL FROM:<bob@example.net>",
+                        f"RCPT TO:<help@{DOMAIN}>".encode()):
+            assert (await c.cmd(command)).startswith(b"250")
+        assert await c.cmd(b"DATA") == b"451 4.3.2 Too many messages in transfer, try again later\r\n"
+
+        # Asked again while full, it waits; a slot freed meanwhile lets it in.
+        c.writer.write(b"DATA\r\n")
+        await asyncio.sleep(0.1)
+        await a.send(raw[0][100:] + b".\r\n")
+        assert (await a.reply()).startswith(b"250 ")
+        assert (await c.reply()).startswith(b"354")
+        await c.send(raw[2] + b".\r\n")
+        assert (await c.reply()).startswith(b"250 ")
+        await b.send(raw[1][100:] + b".\r\n")
+        assert (await b.reply()).startswith(b"250 ")
+        assert len(await spool.queued(app.db, limit=10)) == 3
+
+
+def _unsent(sock) -> int:  # noqa: ANN001
+    """Bytes this socket has not yet handed to the peer's kernel (Linux TIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def _unread(sock) -> int:  # noqa: ANN001
+    """Bytes waiting in this socket's receive queue (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+
+async def test_messages_in_transfer_are_streamed_to_disk_not_held_in_memory(app_settings):
+    """Ten sessions parked mid-DATA with 3 MB each: the server holds far less than 30 MB."""
+    sessions, line = 10, b"z" * 998 + b"\r\n"
+    body = (line * 1500 + b"..a stuffed dot\r\n") * 2  # ~3 MB each, as on the wire
+    wire = [f"Subject: big {n}\r\nMessage-ID: <big-{n}@example.net>\r\n\r\n".encode() + body
+            for n in range(sessions)]
+    sent = [threading.Event() for _ in range(sessions)]
+    finish = threading.Event()
+
+    def session(port: int, n: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+            client.ehlo("client.example.net")
+            client.mail("alice@example.net")
+            client.rcpt(f"help@{DOMAIN}")
+            client.putcmd("data")
+            assert client.getreply()[0] == 354
+            client.sock.sendall(wire[n])
+            while _unsent(client.sock):
+                finish.wait(0.01)
+            sent[n].set()
+            finish.wait(60)
+            client.sock.sendall(b".\r\n")
+            return client.getreply()
+
+    async with running(app_settings(), roles=("smtp",)) as app:
+        port = app.listening.smtp[1]
+        loop = asyncio.get_running_loop()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            # One thread each (asyncio's default pool has fewer threads than sessions on 2 cores).
+            pool = ThreadPoolExecutor(max_workers=sessions)
+            tasks = [loop.run_in_executor(pool, session, port, n) for n in range(sessions)]
+            try:
+                # Parked: every byte sent has left the kernel's queues and been read by the server.
+                await wait_until(lambda: all(e.is_set() for e in sent), timeout=60)
+                await wait_until(lambda: all(_unread(s.transport.get_extra_info("socket")) == 0
+                                             for s in app.smtp_server._sessions), timeout=30)
+                await asyncio.sleep(0.2)
+                held = tracemalloc.get_traced_memory()[0] - before
+            finally:
+                finish.set()
+                answers = await asyncio.gather(*tasks)
+                pool.shutdown()
+        finally:
+            tracemalloc.stop()
+        assert held < 8_000_000, f"{held:,} bytes held for {sessions} messages of {len(body):,} bytes"
+        assert [code for code, _ in answers] == [250] * sessions, answers
+        stored = {e.data for e in await spool.queued(app.db, limit=50)}
+    assert stored == {w.replace(b"\r\n..a stuffed", b"\r\n.a stuffed") for w in wire}
+
+
+async def test_dot_stuffing_line_endings_and_long_lines_come_through_byte_identical(app_settings):
+    lines = [
+        b"From: alice@example.net", f"To: help@{DOMAIN}".encode(), b"Subject: edges",
+        b"Message-ID: <edges-1@example.net>", b"",
+        b"..a line that starts with a dot",
+        b"..",  # a lone dot inside the message
+        b"...two dots",
+        b"bare\nLF, bare\rCR and a fake end \n.\n inside one line",
+        b"x" * 10_000,  # the longest line we accept
+        b".." + b"y" * 9_999,  # as long, not counting its transparent dot (RFC 5321 4.5.3.1.6)
+        "caf\u00e9 \u2603".encode() + b" and 8-bit \xe9\xff\x00 bytes",
+        b"ends with a dot: .",
+    ]
+    wire = b"\r\n".join(lines) + b"\r\n"
+    expected = (wire.replace(b"\r\n..a line", b"\r\n.a line").replace(b"\r\n..\r\n", b"\r\n.\r\n")
+                .replace(b"\r\n...two", b"\r\n..two").replace(b"\r\n.." + b"y", b"\r\n.y"))
+    async with running(app_settings(), roles=("smtp",)) as app, clients(app.listening.smtp[1]) as connect:
+        client = await connect()
+        await client.reply()
+        assert (await client.cmd(b"EHLO client.example.net")).startswith(b"250")
+        assert (await client.cmd(b"MAIL FROM:<alice@example.net> BODY=8BITMIME SMTPUTF8")).startswith(b"250")
+        assert (await client.cmd(f"RCPT TO:<help@{DOMAIN}>".encode())).startswith(b"250")
+        assert (await client.cmd(b"DATA")).startswith(b"354")
+        await client.send(wire + b".\r\n")
+        assert (await client.reply()).startswith(b"250 ")
+
+        # One byte longer: refused once the whole message has been read, and the session goes on.
+        assert (await client.cmd(b"MAIL FROM:<alice@example.net>")).startswith(b"250")
+        assert (await client.cmd(f"RCPT TO:<help@{DOMAIN}>".encode())).startswith(b"250")
+        assert (await client.cmd(b"DATA")).startswith(b"354")
+        await client.send(b"Subject: too long\r\n\r\n" + b"w" * 10_001 + b"\r\n.\r\n")
+        assert (await client.reply()).startswith(b"500 5.5.2")
+        assert (await client.cmd(b"NOOP")).startswith(b"250")
+        [entry] = await spool.queued(app.db, limit=10)
+    assert entry.data == expected
+
+
+async def test_oversize_streamed_mail_is_read_to_the_end_then_refused(app_settings):
+    async with running(app_settings(smtp_in={"max_message_bytes": 20_000}), roles=("smtp",)) as app, \
+            clients(app.listening.smtp[1]) as connect:
+        client = await connect()
+        await client.reply()
+        assert (await client.cmd(b"EHLO client.example.net")).startswith(b"250")
+        await client.open_transaction()
+        await client.send(b"Subject: big\r\n\r\n" + (b"y" * 70 + b"\r\n") * 400 + b".\r\n")
+        assert (await client.reply()).startswith(b"552 5.3.4")
+        assert (await client.cmd(b"NOOP")).startswith(b"250")
+        assert await spool.queued(app.db, limit=10) == []
+
+
+async def test_recipients_past_the_limit_get_452_and_the_earlier_ones_get_the_message(app_settings):
+    async with running(app_settings(smtp_in={"max_recipients": 3}), roles=("smtp",)) as app, \
+            clients(app.listening.smtp[1]) as connect:
+        client = await connect()
+        await client.reply()
+        assert (await client.cmd(b"EHLO client.example.net")).startswith(b"250")
+        assert (await client.cmd(b"MAIL FROM:<alice@example.net>")).startswith(b"250")
+        answers = [await client.cmd(f"RCPT TO:<user{n}@{DOMAIN}>".encode()) for n in range(5)]
+        assert [a[:3] for a in answers] == [b"250"] * 3 + [b"452"] * 2
+        assert answers[3] == b"452 4.5.3 Too many recipients\r\n"
+        assert (await client.cmd(b"DATA")).startswith(b"354")
+        await client.send(mail() + b".\r\n")
+        assert (await client.reply()).startswith(b"250 ")
+        [entry] = await spool.queued(app.db, limit=10)
+    assert entry.envelope_to == tuple(f"user{n}@{DOMAIN}" for n in range(3))
+
+
+async def test_queued_answer_is_the_same_whether_the_mail_opens_or_joins_a_ticket(app_settings):
+    """250 must not be an oracle about tickets: never a number, always the same shape."""
+    async with running(app_settings(), roles=("smtp", "worker")) as app:
+        port = app.listening.smtp[1]
+        answers = []
+        for raw, sender in ((mail(), "alice@example.net"),  # opens ticket 1
+                            (mail(subject="Re: Router down [#1]", body="Still down"),  # joins it
+                             "alice@example.net"),
+                            (mail(subject="Re: Router down [#1]", body="Let me in",  # not hers: new
+                                  from_addr="mallory@example.org"), "mallory@example.org")):
+            code, reply = await asyncio.to_thread(send_mail, port, raw, mail_from=sender)
+            answers.append((code, reply))
+            await settle(app)
+        first = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        assert [m["kind"] for m in first["messages"]].count("inbound") == 2
+        assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 2
+    for code, reply in answers:
+        assert code == 250 and QUEUED.fullmatch(reply), reply
