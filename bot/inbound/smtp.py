@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, syntax
 
 from bot.clock import Clock
 from bot.core.spool import Arrival
@@ -90,6 +90,12 @@ class DeskbellSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         try:
             super().connection_lost(error)
+            # After a failed STARTTLS handshake aiosmtpd passes its error on to the stream
+            # protocol, whose future then logs a traceback when collected: one per hostile
+            # client. It is the client's failure, already logged once: mark it seen.
+            closed = getattr(self, "_closed", None)
+            if closed is not None and closed.done() and not closed.cancelled():
+                closed.exception()
         finally:
             on_close, self.on_close = self.on_close, None  # once, even after STARTTLS
             if on_close is not None:
@@ -106,7 +112,8 @@ class DeskbellSMTP(SMTP):
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA (its checks and answers, in its order), but streaming the message to
-        a temporary file instead of a list of lines joined and copied at the end."""
+        a temporary file instead of a list of lines joined and copied at the end. Bytes only:
+        the handler gets ``envelope.original_content`` (``decode_data`` is never used here)."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None
@@ -255,6 +262,10 @@ class SmtpHandler:
                 self._idle.set()
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client's handshake, not our failure
+            # str(): a log record kept by a handler must not keep the handshake's frames alive
+            log.info("smtp STARTTLS handshake failed: %s", str(error.__cause__))
+            return ERR_451  # not sent: aiosmtpd hangs up
         log.error("smtp session error: %s: %s", type(error).__name__, error)
         return ERR_451
 
@@ -314,8 +325,8 @@ class _Refusals:
         if len(self._since) > 1000:  # forget clients that have gone quiet
             self._since = {k: v for k, v in self._since.items() if now - v[0] < REFUSAL_LOG_SECONDS}
         self._since[key] = (now, 0)
-        log.warning("smtp refusing connections: %s; %s refused since the last such line "
-                    "(latest from %s); at most one line a minute", why, count + 1, client)
+        log.warning("smtp refused a connection from %s: %s (%s refused since the previous "
+                    "such line; at most one a minute)", client, why, count + 1)
 
 
 class _Admission(asyncio.Protocol):
@@ -390,8 +401,8 @@ class SmtpServer:
         # asyncio's accept loop meets EMFILE only past the open-file limit, and then logs one
         # error and stops accepting for a second (selector_events._accept_connection): no storm,
         # but no mail either. The caps bound what the door holds: its sessions, a temporary file
-        # per message in transfer, and connections accepted only to be refused (one accept
-        # batch, closed in the same loop pass); with the limit raised at start-up
+        # per message in transfer, and connections accepted only to be refused (at most one
+        # accept batch, each closed on the next loop pass); with the limit raised at start-up
         # (bot.fdlimit) that is far below it. Say so when it is not (half the limit: the web
         # role and the database may share this process).
         needed = self.max_sessions + self.max_data_sessions + BACKLOG

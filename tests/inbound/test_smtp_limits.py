@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import re
+import shutil
 import smtplib
+import ssl
+import subprocess
 import struct
 import termios
 import threading
@@ -19,6 +23,8 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
+
+import pytest
 
 from bot.core import reports, spool
 from bot.inbound import smtp as door
@@ -334,3 +340,62 @@ async def test_queued_answer_is_the_same_whether_the_mail_opens_or_joins_a_ticke
         assert len(await reports.list_tickets(app.db, now=app.clock.now())) == 2
     for code, reply in answers:
         assert code == 250 and QUEUED.fullmatch(reply), reply
+
+
+async def test_a_starttls_session_counts_once_and_frees_its_place(app_settings, tmp_path, caplog):
+    """STARTTLS hands the connection to a TLS layer and aiosmtpd greets it again: the session
+    must still count once towards the caps, and leave them when it ends; a client whose
+    handshake fails costs no error and no traceback in the log."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    settings = app_settings(smtp_in={"tls_cert": str(cert), "tls_key": str(key),
+                                     "max_sessions_per_client": 2})
+    async with running(settings, roles=("smtp",)) as app, clients(app.listening.smtp[1]) as connect:
+        port = app.listening.smtp[1]
+
+        def over_tls() -> smtplib.SMTP:
+            client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+            client.ehlo("client.example.net")
+            client.starttls(context=ssl._create_unverified_context())
+            client.ehlo("client.example.net")
+            client.sendmail("alice@example.net", [f"help@{DOMAIN}"], mail())
+            return client
+
+        tls = await asyncio.to_thread(over_tls)
+        try:
+            plain = await connect()
+            assert (await plain.reply()).startswith(b"220 ")
+            assert await (await connect()).reply() == TOO_MANY  # two sessions: the TLS one and this
+        finally:
+            await asyncio.to_thread(tls.quit)
+        assert (await plain.cmd(b"QUIT")).startswith(b"221")
+        await wait_until(lambda: not app.smtp_server._sessions, timeout=5)
+        for _ in range(2):
+            assert (await (await connect()).reply()).startswith(b"220 ")
+        assert len(await spool.queued(app.db, limit=10)) == 1
+
+        caplog.set_level(logging.INFO)
+        for _ in range(3):
+            broken = await connect("127.0.0.2")
+            await broken.reply()
+            assert (await broken.cmd(b"EHLO client.example.net")).startswith(b"250")
+            assert (await broken.cmd(b"STARTTLS")).startswith(b"220")
+            await broken.send(b"\x16\x03\x01\x00\x05not a handshake\r\n" * 3)
+            assert await broken.closed_by_server()
+        await wait_until(lambda: len(app.smtp_server._sessions) == 2, timeout=5)
+        gc.collect()  # a future nobody looked at may log its traceback when collected
+        await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_clients_are_counted_by_ipv4_address_or_ipv6_64():
+    assert door.client_of(("192.0.2.7", 25)) == "192.0.2.7"
+    assert door.client_of(("::ffff:192.0.2.7", 25, 0, 0)) == "192.0.2.7"
+    one = door.client_of(("2001:db8:1:2::1", 25, 0, 0))
+    assert one == door.client_of(("2001:db8:1:2:ffff::9", 25, 0, 0)) == "2001:db8:1:2::/64"
+    assert door.client_of(("2001:db8:1:3::1", 25, 0, 0)) != one
+    assert door.client_of(None) == "None"
