@@ -4,6 +4,7 @@ Each SMTP session and HTTP connection is a file descriptor; distributions start 
 a soft limit of 1,024 while allowing far more. The session caps (``smtp_in.max_sessions``,
 ``web.max_connections``) are what bound the count; this only keeps the soft limit from being
 the thing that breaks first. Must not be called from library code: ``app.py`` calls it.
+``open_file_limit()`` only reads the limit (the SMTP door checks its caps against it).
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class DeskbellSMTP(SMTP):
                 on_close()
 
     def _timeout_cb(self) -> None:
-        # aiosmtpd only hangs up; say why first (RFC 5321 §3.8 lets a server close with 421).
+        # aiosmtpd only hangs up; say why first (RFC 5321 §3.8, §4.5.3.2: 421, then close).
         # The timer restarts at each command, not with each line of DATA: a whole message
         # must arrive within one timeout, so a client trickling bytes cannot keep a slot.
         if self.transport is not None and not self.transport.is_closing():

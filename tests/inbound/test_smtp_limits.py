@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager, suppress
 
 import pytest
 
+from bot.clock import Clock
 from bot.core import reports, spool
 from bot.inbound import smtp as door
 from tests.conftest import DOMAIN, running, send_mail, settle, wait_until
@@ -399,3 +400,20 @@ def test_clients_are_counted_by_ipv4_address_or_ipv6_64():
     assert one == door.client_of(("2001:db8:1:2:ffff::9", 25, 0, 0)) == "2001:db8:1:2::/64"
     assert door.client_of(("2001:db8:1:3::1", 25, 0, 0)) != one
     assert door.client_of(None) == "None"
+
+
+async def test_caps_the_open_file_limit_cannot_hold_are_reported_at_start(monkeypatch, caplog):
+    """Past the open-file limit asyncio's accept loop meets EMFILE (and stops accepting for a
+    second at a time): a configuration that allows it is named once, at start-up."""
+    async def nowhere(arrival) -> None:  # noqa: ANN001
+        raise AssertionError("no mail in this test")
+
+    for limit, warned in ((1024, False), (512, True)):
+        monkeypatch.setattr(door, "open_file_limit", lambda: limit)  # noqa: B023
+        caplog.clear()
+        handler = door.SmtpHandler(spool=nowhere, clock=Clock(), domains=[DOMAIN])
+        server = door.SmtpServer(handler, host="127.0.0.1", port=0, hostname=DOMAIN,
+                                 max_message_bytes=1 << 20, max_sessions=200, max_data_sessions=20)
+        await server.start()
+        await server.stop(timeout=1)
+        assert any("open-file limit" in r.getMessage() for r in caplog.records) is warned
