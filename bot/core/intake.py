@@ -10,15 +10,16 @@ intake pipeline parses and hands over ``Parsed`` items.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import groups, intents, lifecycle, spool
+from bot.core import groups, intents, lifecycle, sender_checks, spool
 from bot.core.customer_mail import Conversation, Draft, send_all
 from bot.core.desk import Desk
 from bot.core.errors import Failed, Rejected
@@ -26,7 +27,7 @@ from bot.core.spool import SpoolEntry
 from bot.core.threader import find_ticket, strip_subject_tag
 from bot.core.tickets import ticket_view
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
-from bot.messages import InboundMessage
+from bot.messages import Attachment, InboundMessage
 from bot.store import models as m
 from bot.store import upsert
 
@@ -70,12 +71,21 @@ async def ingest(desk: Desk, items: list[Parsed], *,
     deadline = None if hold_seconds is None else desk.clock.monotonic() + hold_seconds
     try:
         async with desk.db.transaction() as s:
-            return await _ingest_all(s, desk, items, deadline=deadline)
+            results = await _ingest_all(s, desk, items, deadline=deadline)
     except IntegrityError as exc:
         # Another writer stored the same key or row a moment before: next time it is a duplicate.
         raise Contended(f"another writer got there first: {exc.orig}") from exc
     except DataError as exc:
         raise NotStorable(f"the store refused the message: {exc.orig}") from exc
+    # Said only now that it is committed: a rolled-back batch created nothing.
+    for item, result in zip(items, results):
+        if result.outcome == "created":
+            log.info("ticket created ticket=%s channel=%s %s", result.ticket_number,
+                     item.entry.channel, result.detail)
+        elif result.outcome == "appended":
+            log.info("message joined ticket=%s channel=%s threaded_by=%s", result.ticket_number,
+                     item.entry.channel, result.detail)
+    return results
 
 
 async def hold(desk: Desk, item: Parsed, *, reason: str, detail: str) -> IngestResult:
@@ -97,16 +107,19 @@ async def _ingest_all(s: AsyncSession, desk: Desk, items: list[Parsed], *,
     openings = _Openings(s, desk)
     taken: list[tuple[Parsed, IngestResult | _Opening]] = []
     elsewhere: set[str] = set()  # senders with an entry another worker holds: theirs go first
-    for item in items:
-        entry = item.entry
+    for parsed in items:
+        item, entry = parsed, parsed.entry
         if entry.id not in queued or entry.sender_key in elsewhere:
             elsewhere.add(entry.sender_key)
             taken.append((item, IngestResult("duplicate", detail=TAKEN_ELSEWHERE)))
             continue
         key = _key(item)
-        if seen.get(key, entry.id) != entry.id:  # a copy of a message taken before
-            taken.append((item, IngestResult("duplicate", detail="already ingested")))
-            continue
+        if seen.get(key, entry.id) != entry.id:  # a copy of a message taken before, or its key reused
+            item = await _reusing(s, item, seen[key], seen, batch=items)
+            if item is None:
+                taken.append((parsed, IngestResult("duplicate", detail="already ingested")))
+                continue
+            key = _key(item)
         seen[key] = entry.id
         if item.message is None:
             q = await _hold(s, desk, item, reason="unparseable", detail=item.error)
@@ -140,6 +153,35 @@ def _key(item: Parsed) -> tuple[str, str]:
     return item.entry.channel, key[:spool.MAX_SOURCE_ID]
 
 
+REUSED_MESSAGE_ID = "Message-ID reused by a different message"
+
+
+async def _reusing(s: AsyncSession, item: Parsed, earlier: int, seen: dict[tuple[str, str], int], *,
+                   batch: list[Parsed]) -> Parsed | None:
+    """``item``'s key was taken by entry ``earlier``. None when it is a copy of that message (a
+    duplicate); else a different message reusing its Message-ID (a broken mailer, a forgery),
+    which must not be lost: it is ingested under a key of its own, ``<message-id>#<content
+    digest>``, so its own replay is still a duplicate, and flagged for staff. Collisions are
+    rare, so reading the earlier bytes back costs nothing on the usual path."""
+    msg, entry = item.message, item.entry
+    if msg is None or entry.channel != "email":  # keyed by their bytes or the provider's own id
+        return None
+    before = next((i.entry.data for i in batch if i.entry.id == earlier), None)
+    if before is None:
+        before = await spool.data_of(s, earlier)
+    identity = spool.content_identity(entry.data)
+    if before is None or spool.content_identity(before) == identity:
+        return None
+    suffix = f"#{identity[:16]}"
+    key = (entry.channel, msg.source_id[:spool.MAX_SOURCE_ID - len(suffix)] + suffix)
+    if key not in seen:
+        seen.update(await spool.keys_seen(s, {key}))
+    if seen.get(key, entry.id) != entry.id:
+        return None  # a copy of the different message, taken before
+    return Parsed(entry, replace(msg, source_id=key[1], defects=(*msg.defects, REUSED_MESSAGE_ID)),
+                  item.error)
+
+
 async def _resolve_hold(s: AsyncSession, desk: Desk, item: Parsed, result: IngestResult) -> None:
     """Held mail that went through after all (``deskbell reprocess``) leaves quarantine."""
     status = "duplicate" if result.outcome == "duplicate" else "reprocessed"
@@ -151,8 +193,10 @@ async def _resolve_hold(s: AsyncSession, desk: Desk, item: Parsed, result: Inges
 async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
                  openings: "_Openings") -> "IngestResult | _Opening":
     """Where a parsed message goes: a bounce, a report to hold, a new ticket or an old one."""
-    if msg.bounce is not None:
-        return await _bounce(s, desk, item, msg)
+    msg = _within_limits(msg, desk.settings)
+    returned = _returned_to(msg, desk.settings.email_out.reply_domain)
+    if msg.bounce is not None or returned is not None:
+        return await _bounce(s, desk, item, msg, returned)
     contact = await _contact(s, msg, now=desk.clock.now())
     match = await find_ticket(s, msg, contact_id=contact.id,
                               reply_domain=desk.settings.email_out.reply_domain)
@@ -207,10 +251,12 @@ class _Openings:
         tickets = await lifecycle.open_tickets(s, [lifecycle.NewTicket(
             subject=strip_subject_tag(o.msg.subject), group=group, requester_id=o.contact.id,
             channel=o.msg.channel, priority=settings.tickets.default_priority,
-            actor=_actor(o.msg), event_data={"door": o.msg.door})
+            actor=_actor(o.msg), reply_to=_asked_reply_to(o.msg), event_data={"door": o.msg.door})
             for o, group in zip(waiting, chosen)], now=now)
         messages = await _store_messages(s, [(t, o.msg, o.item.entry, o.contact)
                                              for t, o in zip(tickets, waiting)], now=now)
+        for o, message in zip(waiting, messages):
+            _note_sender_checks(message, o.msg, settings)
         acknowledge: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]] = []
         for o, group, ticket, message in zip(waiting, chosen, tickets, messages):
             view = await ticket_view(s, ticket, now=now, new=True)
@@ -220,9 +266,8 @@ class _Openings:
                               now=now)
             if o.msg.channel == "email":
                 acknowledge.append((o.msg, ticket, view, message))
-            o.result = IngestResult("created", ticket_number=ticket.id, message_id=message.id)
-            log.info("ticket created ticket=%s channel=%s group=%s door=%s", ticket.id,
-                     o.msg.channel, group.name, o.msg.door)
+            o.result = IngestResult("created", ticket_number=ticket.id, message_id=message.id,
+                                    detail=f"group={group.name} door={o.msg.door}")
         await _acknowledge(s, self.desk, acknowledge)
 
 
@@ -230,6 +275,8 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
                   contact: m.Contact, ticket: m.Ticket, *, how: str) -> IngestResult:
     now = desk.clock.now()
     [message] = await _store_messages(s, [(ticket, msg, entry, contact)], now=now)
+    _note_sender_checks(message, msg, desk.settings)
+    await _consider_reply_to(s, ticket, msg, contact, how=how, now=now)
     # An out-of-office answer (RFC 3834 §2), a report or our own mail coming back joins the
     # ticket but must not reopen it.
     lifecycle.customer_wrote(s, ticket, actor=_actor(msg), now=now, message_id=message.id,
@@ -242,8 +289,41 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now, card=card,
                               repost_to=groups.card_channel(group, desk.settings))
-    log.info("message joined ticket=%s channel=%s threaded_by=%s", ticket.id, msg.channel, how)
     return IngestResult("appended", ticket_number=ticket.id, message_id=message.id, detail=how)
+
+
+# Evidence that a message answers our own mail (only we and its recipients know these), as
+# opposed to a stored Message-ID or a subject tag, which anyone can copy.
+STRONG_THREADING = ("reply_token", "our_message_id")
+
+
+def _asked_reply_to(msg: InboundMessage) -> str | None:
+    return msg.reply_to if msg.reply_to and len(msg.reply_to) <= 320 else None
+
+
+async def _consider_reply_to(s: AsyncSession, ticket: m.Ticket, msg: InboundMessage, contact: m.Contact,
+                             *, how: str, now: datetime) -> None:
+    """Where replies go belongs to the ticket (DESIGN §3): a forged From with a ticket's tag
+    and its own Reply-To must not steal the conversation. Only the requester's human mail
+    threaded by strong evidence redirects replies; any other differing Reply-To is put on
+    the card for staff to accept."""
+    asked = _asked_reply_to(msg)
+    if asked is None or msg.auto_submitted or msg.loop:
+        return
+    requester = await s.get_one(m.Contact, ticket.requester_id)  # loaded already: no query
+    if asked.lower() == (ticket.reply_to or requester.email or "").lower():
+        return
+    if how in STRONG_THREADING and contact.id == ticket.requester_id:
+        lifecycle.redirect_replies(s, ticket, asked, actor=_actor(msg), now=now, threaded_by=how)
+    else:
+        lifecycle.propose_reply_to(s, ticket, asked, actor=_actor(msg), now=now, threaded_by=how)
+
+
+def _note_sender_checks(message: m.Message, msg: InboundMessage, settings: Settings) -> None:
+    """Keep what trusted MTAs said failed about the sender (shown with the message in Slack)."""
+    failed = sender_checks.failed_checks(msg.auth_results, trusted_ids=settings.smtp_in.authserv_ids)
+    if failed:
+        message.authentication = failed
 
 
 async def _store_messages(s: AsyncSession,
@@ -263,54 +343,103 @@ async def _store_messages(s: AsyncSession,
     await s.flush()
     files = [a for _, msg, _, _ in received for a in msg.attachments]
     if files:
-        await upsert.blobs(s, ((a.sha256, a.data) for a in files))
+        await upsert.blobs(s, ((a.sha256, a.data) for a in files if not _is_withheld(a)))
         s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
                                   content_type=a.content_type[:255], size=a.size, sha256=a.sha256,
-                                  inline=a.inline)
+                                  inline=a.inline, withheld=_is_withheld(a))
                   for message, (_, msg, _, _) in zip(messages, received) for a in msg.attachments)
     return messages
+
+
+@dataclass(frozen=True)
+class _Withheld(Attachment):
+    """A file past the attachment limits: its name, type and size are kept for staff, its
+    bytes are not (no blob, no sha256)."""
+
+    real_size: int = 0
+    withheld = True  # not a field: what the attachment row records
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self.real_size
+
+    @property
+    def sha256(self) -> None:  # type: ignore[override]
+        return None
+
+
+def _is_withheld(a: Attachment) -> bool:
+    return getattr(a, "withheld", False)
+
+
+def _within_limits(msg: InboundMessage, settings: Settings) -> InboundMessage:
+    """attachments.max_bytes_per_file and max_bytes_per_message, in the order the files came: a
+    file past either is withheld (kept as a row without bytes) and said so in the message's
+    defects — never dropped unseen."""
+    limits = settings.attachments
+    files, total, notes = [], 0, []
+    for a in msg.attachments:
+        past = ("max_bytes_per_file" if a.size > limits.max_bytes_per_file else
+                "max_bytes_per_message" if total + a.size > limits.max_bytes_per_message else None)
+        if past is None:
+            files.append(a)
+            total += a.size
+            continue
+        files.append(_Withheld(name=a.name, content_type=a.content_type, data=b"", inline=a.inline,
+                               real_size=a.size))
+        notes.append(f"attachment {a.name[:100]!r} ({a.size} bytes) withheld: over attachments.{past}")
+    if not notes:
+        return msg
+    return replace(msg, attachments=tuple(files), defects=(*msg.defects, *notes))
 
 
 async def _acknowledge(s: AsyncSession, desk: Desk,
                        opened: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]]) -> None:
     """Tell each customer we have their ticket — unless answering could start a mail loop."""
     settings, now = desk.settings, desk.clock.now()
-    reasons = []
-    for msg, *_ in opened:
-        reason = _no_ack_reason(msg)
-        if reason is None and _ack_address(msg).rpartition("@")[2] in _our_domains(settings):
-            reason = "reply address in our own domain"
-        reasons.append(reason)
+    addresses = [_ack_address(msg) for msg, *_ in opened]
+    reasons = [_no_ack_reason(msg, to, settings) for (msg, *_), to in zip(opened, addresses)]
     limited = [i for i, reason in enumerate(reasons) if reason is None]
-    for i, exceeded in zip(limited, await _ack_rate_exceeded(
-            s, [_ack_address(opened[i][0]) for i in limited], settings, now=now)):
-        if exceeded:
-            reasons[i] = "rate limit"
+    for i, reason in zip(limited, await _ack_rate_exceeded(
+            s, [addresses[i] for i in limited], settings, now=now)):
+        reasons[i] = reason
     for (msg, ticket, _, _), reason in zip(opened, reasons):
         if reason is not None:
             lifecycle.record_event(s, ticket.id, "ack_suppressed", actor="system", now=now, reason=reason)
-    sending = [o for o, reason in zip(opened, reasons) if reason is None]
-    # Each ticket's whole conversation is its one message: no need to read it back.
+    sending = [(o, to) for o, to, reason in zip(opened, addresses, reasons) if reason is None]
+    # Each ticket's whole conversation is its one message: no need to read it back. The
+    # address is the one chosen above, not the message's Reply-To as such (see _ack_address).
     drafts = [Draft(ticket=ticket, view=view, template="ticket_opened", kind="automatic",
                     auto_submitted="auto-replied", first_message=MessageView.of(first),
-                    known=Conversation(reply_to=first.reply_to, last_inbound=msg.message_id,
+                    known=Conversation(reply_to=to, last_inbound=msg.message_id,
                                        message_ids=(msg.message_id,) if msg.message_id else ()))
-              for msg, ticket, view, first in sending]
-    for (msg, ticket, _, _), out in zip(sending, await send_all(s, desk, drafts, now=now)):
+              for (msg, ticket, view, first), to in sending]
+    for ((_, ticket, _, _), to), out in zip(sending, await send_all(s, desk, drafts, now=now)):
         if out is not None:
             lifecycle.record_event(s, ticket.id, "acknowledged", actor="system", now=now,
-                                   message=out.id, to=_ack_address(msg))
+                                   message=out.id, to=to)
 
 
 def _ack_address(msg: InboundMessage) -> str:
-    return (msg.reply_to or msg.sender_address).lower()
+    """Where an acknowledgement goes (DESIGN §3): the Reply-To only when it is in the From
+    address's own domain, else the From address. Anyone can write any Reply-To: one in a third
+    party's domain must never receive automatic mail carrying this sender's subject and name."""
+    sender = msg.sender_address.lower()
+    reply_to = (msg.reply_to or "").lower()
+    if reply_to and "@" in sender and _domain(reply_to) == _domain(sender):
+        return reply_to
+    return sender
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
 
 
 def _is_report(msg: InboundMessage) -> bool:
     return (msg.auto_submitted or "").startswith(("dsn:", "mailer-daemon:", "report:"))
 
 
-def _no_ack_reason(msg: InboundMessage) -> str | None:
+def _no_ack_reason(msg: InboundMessage, to: str, settings: Settings) -> str | None:
     # RFC 3834 §2 and DESIGN §2.6: never answer automatic mail, lists, bounces or ourselves.
     if msg.loop:
         return "our own mail"
@@ -318,8 +447,10 @@ def _no_ack_reason(msg: InboundMessage) -> str | None:
         return msg.auto_submitted
     if msg.envelope_sender == "":
         return "null envelope sender"
-    if not msg.sender_address or "@" not in (msg.reply_to or msg.sender_address):
+    if not msg.sender_address or "@" not in to:
         return "no reply address"
+    if _domain(to) in _our_domains(settings):
+        return "reply address in our own domain"
     return None
 
 
@@ -328,33 +459,80 @@ def _our_domains(settings: Settings) -> set[str]:
 
 
 async def _ack_rate_exceeded(s: AsyncSession, addresses: list[str], settings: Settings, *,
-                             now: datetime) -> list[bool]:
-    """Per-destination cap on acknowledgements: mail forged with someone else's Reply-To must
-    not turn us into a cannon aimed at them (backscatter). Counted per clock hour in its own
-    small table, so the check costs one statement however long the history is."""
-    limit = settings.email_out.ack_rate_limit_per_hour
-    if limit <= 0:
-        return [False] * len(addresses)
+                             now: datetime) -> list[str | None]:
+    """Caps on acknowledgements per clock hour, for each address: why it may not have one, or
+    None. Mail forged with someone else's address must not turn us into a cannon aimed at them
+    (backscatter), and an auto-responder that answers each acknowledgement from a new address
+    (bot+1@, bot+2@, …) is still one domain; the total caps everything else. Every cap is
+    counted in the one statement, in a small table of its own, however long the history is."""
+    out = settings.email_out
+    caps = [(limit, reason, key) for limit, reason, key in (
+        (out.ack_rate_limit_per_hour, "rate limit", lambda a: f"ack:{a}"),
+        (out.ack_rate_limit_per_domain_per_hour, "domain rate limit", lambda a: f"ack-domain:{_domain(a)}"),
+        (out.ack_rate_limit_total_per_hour, "total rate limit", lambda a: "ack-total"),
+    ) if limit > 0]  # 0: no such cap
+    if not caps or not addresses:
+        return [None] * len(addresses)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    counts = await upsert.bump_counters(s, [f"ack:{a}" for a in addresses], window_start=hour)
-    return [count > limit for count in counts]
+    counts = await upsert.bump_counters(
+        s, [key(a) for a in addresses for _, _, key in caps], window_start=hour)
+    reasons: list[str | None] = []
+    for i in range(len(addresses)):  # one count per cap for each address, in the caps' order
+        mine = counts[i * len(caps):(i + 1) * len(caps)]
+        reasons.append(next((reason for (limit, reason, _), count in zip(caps, mine) if count > limit), None))
+    return reasons
 
 
-async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage) -> IngestResult:
-    """A DSN marks the mail it reports as failed; a DSN about nothing we sent is held."""
-    now = desk.clock.now()
+# Our envelope sender (MAIL FROM), which the email sender sets: "bounces+<local part of our
+# Message-ID>@reply_domain" (VERP). Bounces go to it, so one names the mail it is about even
+# when it quotes nothing of it, and being in reply_domain it comes back to us. Only machines
+# write to it (RFC 5321 §4.5.5, RFC 3834 §4): it never opens a ticket nor gets an answer.
+RETURN_PATH_LOCAL = "bounces"
+_NOT_IN_LOCAL_PART = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+def return_path(message_id: str) -> str:
+    """The envelope sender of our mail with this Message-ID (ours are always address-safe;
+    anything else is made so, and then names nothing)."""
+    local, _, domain = message_id.rpartition("@")
+    return f"{RETURN_PATH_LOCAL}+{_NOT_IN_LOCAL_PART.sub('-', local).strip('.')}@{domain}"
+
+
+def returned_message_id(address: str, *, domain: str) -> str | None:
+    """The Message-ID a return-path address of ``domain`` names ("" when it names none); None
+    for any other address."""
+    local, at, where = address.strip().strip("<>").rpartition("@")
+    tag, plus, token = local.partition("+")
+    if not at or not plus or tag.lower() != RETURN_PATH_LOCAL or where.lower() != domain.lower():
+        return None
+    return f"{token}@{domain}" if token else ""
+
+
+def _returned_to(msg: InboundMessage, reply_domain: str) -> str | None:
+    """The Message-ID named by the return-path address this mail was sent to, if it was."""
+    for rcpt in msg.recipients:
+        named = returned_message_id(rcpt, domain=reply_domain)
+        if named is not None:
+            return named
+    return None
+
+
+async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
+                  returned: str | None) -> IngestResult:
+    """A DSN marks the mail it reports as failed; a DSN about nothing we sent is held. Mail to
+    our return path is about the message its address names (``returned``), whatever it quotes."""
     bounce = msg.bounce
-    assert bounce is not None
-    original = None
-    if bounce.original_message_id:
-        original = await s.scalar(select(m.Message).where(
-            m.Message.message_id == bounce.original_message_id,
-            m.Message.kind.in_(("outbound", "automatic"))).limit(1))
+    about = returned if returned is not None else bounce.original_message_id if bounce else None
+    original = await _sent_message(s, about)
     if original is None:
+        where = f" to {', '.join(msg.recipients)}" if returned is not None else ""
+        status = f" {bounce.status} {bounce.diagnostic}" if bounce else ""
         q = await _hold(s, desk, item, reason="bounce",
-                        detail=f"delivery report about {bounce.original_message_id or 'unknown mail'}"
-                               f" {bounce.status} {bounce.diagnostic}".strip())
+                        detail=f"delivery report{where} about {about or 'unknown mail'}{status}".strip())
         return IngestResult("quarantined", detail=f"quarantine #{q}: bounce")
+    if bounce is None:
+        return await _returned_report(s, desk, item, msg, original)
+    now = desk.clock.now()
     original.delivery_status = "failed"
     lifecycle.record_event(s, original.ticket_id, "bounce", actor="system", now=now,
                            message=original.id, status=bounce.status,
@@ -364,6 +542,24 @@ async def _bounce(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage
     await intents.post_notice_in_thread(s, ticket_id=original.ticket_id, text=text, now=now)
     log.info("bounce recorded ticket=%s status=%s", original.ticket_id, bounce.status)
     return IngestResult("bounce", ticket_number=original.ticket_id, detail=bounce.status)
+
+
+async def _sent_message(s: AsyncSession, message_id: str | None) -> m.Message | None:
+    if not message_id:
+        return None
+    return await s.scalar(select(m.Message).where(
+        m.Message.message_id == message_id, m.Message.kind.in_(("outbound", "automatic"))).limit(1))
+
+
+async def _returned_report(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
+                           original: m.Message) -> IngestResult:
+    """Mail at our return path that reports no failure: an auto-reply (RFC 3834 §4 answers the
+    return path) or a delay notice. A line on the ticket of the mail it is about, marked
+    automatic so it neither reopens the ticket nor is ever answered."""
+    msg = replace(msg, auto_submitted=msg.auto_submitted or "return-path")
+    ticket = await s.get_one(m.Ticket, original.ticket_id)
+    contact = await _contact(s, msg, now=desk.clock.now())
+    return await _append(s, desk, msg, item.entry, contact, ticket, how="return_path")
 
 
 async def _hold(s: AsyncSession, desk: Desk, item: Parsed, *, reason: str, detail: str) -> int:
@@ -382,9 +578,41 @@ async def _hold(s: AsyncSession, desk: Desk, item: Parsed, *, reason: str, detai
     view = QuarantineView(id=q.id, reason=reason, detail=q.detail, status=q.status,
                           size=len(entry.data), envelope_from=entry.envelope_from,
                           envelope_to=entry.envelope_to, created_at=now)
-    intents.quarantine_notice(s, destination=desk.settings.slack.fallback_channel, item=view, now=now)
+    await _announce_hold(s, desk, view, now=now)
     log.warning("quarantined id=%s reason=%s size=%s", q.id, reason, len(entry.data))
     return q.id
+
+
+async def _announce_hold(s: AsyncSession, desk: Desk, view: QuarantineView, *, now: datetime) -> None:
+    """A notice per held mail, up to slack.quarantine_notices_per_hour in a clock hour: a flood
+    of junk must not bury the channel. Past it each one is only counted, and one notice, sent
+    when the hour is over, says how many more were held."""
+    limit, channel = desk.settings.slack.quarantine_notices_per_hour, desk.settings.slack.fallback_channel
+    if limit > 0:
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        [count] = await upsert.bump_counters(s, ["quarantine-notices"], window_start=hour)
+        if count > limit:
+            await _held_more(s, channel, more=count - limit, hour=hour, now=now)
+            return
+    intents.quarantine_notice(s, destination=channel, item=view, now=now)
+
+
+async def _held_more(s: AsyncSession, channel: str, *, more: int, hour: datetime, now: datetime) -> None:
+    """The hour's one "N more held" notice: made at the first mail past the limit, due when
+    the hour ends, its count brought up to date until then. Found by its ordering key (an
+    index), so a flood costs one statement per mail."""
+    key, end = f"quarantine-more:{hour:%Y-%m-%dT%H}", hour + timedelta(hours=1)
+    payload = {"destination": channel,
+               "text": f"Quarantine: {more} more held this hour ({hour:%H:%M}–{end:%H:%M} UTC) without"
+                       f" a notice each; see deskbell reprocess"}
+    updated = await s.execute(update(m.OutboxItem).where(
+        m.OutboxItem.ordering_key == key, m.OutboxItem.status == "pending").values(payload=payload)
+        .execution_options(synchronize_session=False))
+    if updated.rowcount or await s.scalar(select(m.OutboxItem.id).where(
+            m.OutboxItem.ordering_key == key).limit(1)) is not None:
+        return  # brought up to date, or already sent: once an hour
+    intents.enqueue(s, channel="slack", kind=intents.NOTICE, payload=payload, now=now,
+                    ordering_key=key).due_at = end
 
 
 async def _contact(s: AsyncSession, msg: InboundMessage, *, now: datetime) -> m.Contact:

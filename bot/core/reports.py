@@ -107,7 +107,8 @@ async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, 
             "auto_submitted": x.auto_submitted, "defects": list(x.defects or []),
             "created_at": _iso(x.created_at),
             "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
-                             "sha256": a.sha256} for a in attachments.get(x.id, [])],
+                             "sha256": a.sha256, "withheld": a.withheld}
+                            for a in attachments.get(x.id, [])],
         } for x in messages]
         events = (await s.scalars(select(m.Event).where(m.Event.ticket_id == t.id)
                                   .order_by(m.Event.id))).all()

@@ -3,13 +3,15 @@
 A door records an ``Arrival`` and answers its sender; nothing else happens before that
 (DESIGN §2.1). The intake worker reads ``queued`` entries in arrival order, and each one
 leaves the spool in the same transaction that ingests it (``done``) or holds it (``held``).
-Named reads and writes only: what a message means is decided in ``core.intake``. No I/O
-besides the database.
+Named reads and writes only, and the identity of an entry's content (is it a copy of an
+earlier one?): what a message means is decided in ``core.intake``. No I/O besides the
+database.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -127,6 +129,52 @@ async def keys_seen(s: AsyncSession, keys: set[tuple[str, str]]) -> dict[tuple[s
                            .where(m.RawMessage.channel.in_({channel for channel, _ in keys}),
                                   m.RawMessage.message_key.in_({key for _, key in keys})))
     return {(channel, key): entry for channel, key, entry in rows.all() if (channel, key) in keys}
+
+
+async def data_of(s: AsyncSession, entry_id: int) -> bytes | None:
+    """The bytes of one entry (by its primary key), e.g. an earlier message whose key a new
+    one reuses."""
+    return await s.scalar(select(m.RawMessage.data).where(m.RawMessage.id == entry_id))
+
+
+# The header fields that make a message what it is, as its author wrote them. A copy that
+# reaches us twice (an MTA's retry, a second door, a forward) differs only in the trace and
+# authentication fields each hop adds (Received, Return-Path, Delivered-To, X-Original-To,
+# Authentication-Results, ARC-*, DKIM-Signature of a forwarder), so those are left out.
+# Message-ID is left out too: it is the key this identity is compared under.
+_IDENTITY_FIELDS = (b"from", b"to", b"cc", b"subject", b"date")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+def content_identity(data: bytes) -> str:
+    """sha256 over From, To, Cc, Subject, Date and the body bytes after the header block.
+
+    Read from the bytes alone (no MIME parse), so the copy of a message kept in the spool can
+    be compared with a newcomer inside the ingest transaction. Folding and white space in the
+    fields, line ends (CRLF on the wire, LF in some mail stores) and trailing blank lines of the
+    body (smtplib adds a CRLF, some stores drop one) do not count; any other change does.
+    """
+    found = _HEADER_END.search(data)
+    head, body = (data[:found.start()], data[found.end():]) if found else (data, b"")
+    fields: dict[bytes, list[bytes]] = {name: [] for name in _IDENTITY_FIELDS}
+    name = None
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            fields[name][-1] += line  # a folded continuation of the field before
+            continue
+        label, colon, value = line.partition(b":")
+        name = label.strip().lower() if colon else None
+        if name not in fields:
+            name = None
+            continue
+        fields[name].append(value)
+    digest = hashlib.sha256()
+    for label in _IDENTITY_FIELDS:
+        for value in fields[label]:
+            digest.update(label + b":" + _WHITESPACE.sub(b" ", value).strip() + b"\n")
+    digest.update(b"\n" + body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    return digest.hexdigest()
 
 
 async def finish(s: AsyncSession, outcomes: list[tuple[int, str, str | None]], *, now: datetime) -> None:

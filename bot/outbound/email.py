@@ -1,5 +1,6 @@
 """Outbox sender for the ``email`` channel: composes the intent's mail (MIME, through
-``compose``) and hands it to the configured relay (aiosmtplib).
+``compose``) and hands it to the configured relay (aiosmtplib), with the mail's own return
+path as envelope sender (``envelope_sender``).
 
 Returns the relay's queue id when it names one. 4xx and network trouble → ``DeliveryFailed``
 (retry); 5xx → ``DeliveryRejected``. Must not choose recipients, decide what a mail says or
@@ -15,6 +16,7 @@ import ssl
 import aiosmtplib
 
 from bot.core import intents
+from bot.core.intake import return_path
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import OutboxView, OutgoingEmail, restore
 from bot.outbound.compose import EmailComposer
@@ -24,6 +26,14 @@ QUEUE_ID_RE = re.compile(r"(?:queued as|id=)\s*([A-Za-z0-9._-]+)", re.I)
 
 
 IDLE_SECONDS = 30.0  # relays drop idle sessions; ours are closed before that
+
+
+def envelope_sender(payload: dict) -> str:
+    """MAIL FROM for an intent's mail: the return path that names it (VERP, in reply_domain,
+    the domain of our Message-IDs), so its bounces come back to us and say which mail they are
+    about. The From header stays the intent's sender."""
+    message_id = (payload.get("mail") or {}).get("message_id")
+    return return_path(message_id) if message_id else payload["from"]
 
 
 class EmailSender:
@@ -50,16 +60,18 @@ class EmailSender:
         if len(message) > self.max_message_bytes:
             raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
         data = message.encode("utf-8")
+        sender = envelope_sender(payload)
         # RFC 6531: a non-ASCII address can only travel over SMTPUTF8 (and then the headers may
         # carry it as raw UTF-8, RFC 6532); a relay without it cannot deliver there at all.
-        utf8 = not (payload["from"].isascii() and all(to.isascii() for to in payload["to"]))
+        utf8 = not (sender.isascii() and all(to.isascii() for to in payload["to"]))
         options = ["SMTPUTF8"] if utf8 else []
         try:
             try:
-                errors, response = await self._transaction(payload, data, options, reuse=True)
+                errors, response = await self._transaction(sender, payload["to"], data, options, reuse=True)
             except aiosmtplib.SMTPServerDisconnected:
                 # A reused session the relay had closed: nothing was accepted, try a fresh one.
-                errors, response = await self._transaction(payload, data, options, reuse=False)
+                errors, response = await self._transaction(sender, payload["to"], data, options,
+                                                           reuse=False)
         except aiosmtplib.SMTPNotSupported as exc:
             raise DeliveryRejected("the relay cannot deliver to a non-ASCII address: it does not "
                                    "offer SMTPUTF8") from exc
@@ -80,8 +92,8 @@ class EmailSender:
         match = QUEUE_ID_RE.search(response or "")
         return match.group(1) if match else (response or "")[:200] or None
 
-    async def _transaction(self, payload: dict, data: bytes, options: list[str], *,
-                           reuse: bool) -> tuple[dict, str]:
+    async def _transaction(self, sender: str, recipients: list[str], data: bytes, options: list[str],
+                           *, reuse: bool) -> tuple[dict, str]:
         client = self._take() if reuse else None
         if client is None:
             client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
@@ -90,7 +102,7 @@ class EmailSender:
             if self.username:
                 await client.login(self.username, self.password or "")
         try:
-            result = await client.sendmail(payload["from"], payload["to"], data, mail_options=options)
+            result = await client.sendmail(sender, recipients, data, mail_options=options)
         except BaseException:
             client.close()  # its state is unknown after an error: never reuse it
             raise

@@ -1,10 +1,11 @@
 """Adapter helper for ``mailparse``: is this mail automatic, and is it a bounce?
 
 Reads the marks of machine mail (RFC 3834 Auto-Submitted, Precedence, X-Auto-Response-
-Suppress, list headers, a null envelope sender, mailer-daemon senders, multipart/report) and
-takes delivery status notifications apart (RFC 3464): failed recipients, status, diagnostic
-and the Message-ID of the mail that bounced, ours preferred. Must not decide what becomes of
-such mail (core does, DESIGN §2.6). No ticket logic here.
+Suppress, list headers, a null envelope sender, multipart/report; a mailer-daemon name only
+when there is no envelope to tell) and takes delivery status notifications apart (RFC 3464):
+failed recipients, status, diagnostic and the Message-ID of the mail that bounced, ours
+preferred (the one our return path names first). Must not decide what becomes of such mail
+(core does, DESIGN §2.6). No ticket logic here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import re
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
+from email.utils import getaddresses
 
+from bot.core.intake import returned_message_id
 from bot.inbound.mailparse.headers import _fix_8bit, _ids, _unfold, _values
 from bot.inbound.mailparse.parts import (
     _content_type,
@@ -83,8 +86,8 @@ def _auto_submitted(
         return "list-unsubscribe"
     if envelope_sender is not None and envelope_sender.strip().strip("<>").strip() == "":
         return "null-sender"  # RFC 5321 §4.5.5: notifications go out with MAIL FROM:<>
-    if _is_daemon(from_addr):
-        return "mailer-daemon"
+    if _is_daemon(from_addr) and _null_sender(msg, envelope_sender) is None:
+        return "mailer-daemon"  # no envelope to tell: the name is all there is
     report_type = _report_type(msg, walk)
     if report_type:
         return f"report:{report_type}"  # e.g. read receipts (RFC 8098 disposition-notification)
@@ -93,6 +96,18 @@ def _auto_submitted(
 
 def _is_daemon(address: str) -> bool:
     return address.split("@", 1)[0] in _DAEMON_LOCALPARTS
+
+
+def _null_sender(msg: Message, envelope_sender: str | None) -> bool | None:
+    """Did this come with the null reverse-path, as every bounce must (RFC 5321 §4.5.5)? The
+    envelope says; without one (not taken in by SMTP), the Return-Path the delivering MTA wrote
+    (RFC 5321 §4.4); None when neither is known."""
+    if envelope_sender is None:
+        values = _values(msg, "Return-Path")
+        if not values:
+            return None
+        envelope_sender = _unfold(values[0])
+    return envelope_sender.strip().strip("<>").strip() == ""
 
 
 def _report_type(part: Message, walk: _Walk) -> str | None:
@@ -109,9 +124,17 @@ def _find_bounce(
     references: tuple[str, ...],
     from_addr: str,
     our_domain: str | None,
+    *,
+    envelope_sender: str | None = None,
 ) -> tuple[Bounce | None, str | None]:
-    """(Bounce, "bounce") for a failure DSN (RFC 3464) or a prose bounce from a mailer daemon;
-    (None, "dsn:<action>") for a DSN that reports no failure; (None, None) otherwise."""
+    """(Bounce, "bounce") for a failure DSN (RFC 3464) or a prose bounce from a mailer daemon
+    sent with the null sender; (None, "dsn:<action>") for a DSN that reports no failure;
+    (None, None) otherwise.
+
+    A bounce is known by its structure (multipart/report, message/delivery-status) or by the
+    null envelope sender, not by its From: a person may write from postmaster@ (RFC 5321
+    §4.5.1 wants one to read it), and that is a person's mail. Only without an envelope or a
+    Return-Path to tell (``envelope_sender`` None) does a daemon's name alone count."""
     report = None
     status_part = None
     original_ids: list[str] = []
@@ -125,9 +148,12 @@ def _find_bounce(
             original_ids.extend(_original_ids(part, ctype, walk))
     report_type = (_param(report, "report-type", walk) or "").lower() if report is not None else ""
     is_dsn = status_part is not None or report_type == "delivery-status"
-    if not is_dsn and not _is_daemon(from_addr):
+    if not is_dsn and not (_is_daemon(from_addr) and _null_sender(msg, envelope_sender) is not False):
         return None, None
 
+    # Sent to the return path of one of our messages (VERP, core.intake.return_path): that
+    # names the mail, even when the report quotes nothing of it.
+    original_ids[:0] = _returned_ids(msg, our_domain)
     original_ids.extend(in_reply_to)
     original_ids.extend(reversed(references))  # the last reference is the message replied to
     original_ids.extend(_BODY_MESSAGE_ID.findall(text))
@@ -145,6 +171,24 @@ def _find_bounce(
     if actions and not (set(actions) - _DSN_NOT_FAILED):
         return None, f"dsn:{sorted(set(actions))[0]}"  # a delay warning is not a failure
     return Bounce(original, recipients=recipients, status=status, diagnostic=diagnostic), "bounce"
+
+
+# Where the delivering MTA records the envelope recipient (Delivered-To, X-Original-To) and the
+# address a bounce is written to (To).
+_RECIPIENT_FIELDS = ("Delivered-To", "X-Original-To", "To")
+
+
+def _returned_ids(msg: Message, our_domain: str | None) -> list[str]:
+    if not our_domain:
+        return []
+    found = []
+    for name in _RECIPIENT_FIELDS:
+        for value in _values(msg, name):
+            for _, address in getaddresses([_unfold(value)]):
+                named = returned_message_id(address, domain=our_domain)
+                if named:
+                    found.append(named)
+    return found
 
 
 def _original_ids(part: Message, ctype: str, walk: _Walk) -> list[str]:
