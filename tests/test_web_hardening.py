@@ -537,10 +537,23 @@ async def test_readyz_says_read_only_when_the_file_is_made_read_only(tmp_path):
     assert (status, body) == (503, {"status": "unavailable", "database": "read-only"})
 
 
-async def test_readyz_says_unreachable_when_the_database_file_is_gone(tmp_path):
-    path = tmp_path / "gone" / "x.db"
+async def test_a_new_install_without_a_database_file_yet_still_pings(tmp_path):
+    """``deskbell check`` before the first run: SQLite makes the file, as it always did."""
+    path = tmp_path / "new.db"
     async with database(f"sqlite+aiosqlite:///{path}") as db:
+        await db.ping()
+    assert path.exists()
+
+
+async def test_readyz_says_unreachable_when_the_database_file_is_gone(tmp_path):
+    path = tmp_path / "gone.db"
+    make_sqlite(path)
+    async with database(f"sqlite+aiosqlite:///{path}") as db:
+        assert (await readyz(db))[0] == 200
+        for leftover in tmp_path.glob("gone.db*"):
+            leftover.unlink()
         status, body, _ = await readyz(db)
+        assert not path.exists()  # and no empty database made in its place
     assert (status, body) == (503, {"status": "unavailable", "database": "unreachable"})
 
 

@@ -131,7 +131,9 @@ class Database:
             await asyncio.to_thread(_probe_sqlite_write, target, self.write_probe_timeout)
 
     def _sqlite_probe_target(self) -> str | None:
-        """The file as a URI that never creates it (``mode=rw``, unless configured ``ro``)."""
+        """The file as a URI that never creates it (``mode=rw``, unless configured ``ro``): a
+        file deleted under the running process is reported, not replaced by an empty one. (A
+        first ping on a new install still creates it, through the read engine, as before.)"""
         args, kwargs = self.write_engine.dialect.create_connect_args(self.write_engine.url)
         filename = str(args[0])
         if not kwargs.get("uri"):
