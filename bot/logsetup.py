@@ -47,5 +47,8 @@ def configure_logging(level: str = "INFO", *, extra_secrets: tuple[str, ...] = (
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiosqlite", "sqlalchemy.engine", "mail.log", "uvicorn.access", "slack_sdk"):
+    for noisy in ("aiosqlite", "sqlalchemy.engine", "uvicorn.access", "slack_sdk"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosmtpd warns of every unknown command a client sends: a stranger's to write into our
+    # log at will. The door logs what matters (refusals, failures) itself.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)

@@ -21,7 +21,9 @@ async def test_back_to_back_messages_of_one_sender_end_on_one_ticket_in_order(ap
     first), then replies to our acknowledgement: three messages, one ticket, in that order.
     The first two arrive while intake is behind (the door runs alone), so the worker meets
     them in big batches, pairs side by side; the third arrives live."""
-    settings = app_settings(email_out={"ack_rate_limit_per_hour": 0})
+    # 40 clients at once from one address: more than the default per-client cap.
+    settings = app_settings(email_out={"ack_rate_limit_per_hour": 0, "ack_rate_limit_per_domain_per_hour": 0},
+                            smtp_in={"max_sessions_per_client": 40})
 
     async def send(port: int, address: str, raw: bytes, to: str = f"help@{DOMAIN}") -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
