@@ -10,14 +10,16 @@ import hashlib
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.clock import FrozenClock
 from bot.core import reports, spool
 from bot.core.intake import REUSED_MESSAGE_ID, return_path, returned_message_id
 from bot.store import models as m
-from tests.conftest import DOMAIN, deliver, running, settle, wait_until
+from tests.conftest import DOMAIN, deliver, running, wait_until
+from tests.store.test_query_plans import plan_problems
 
 DATE = "Mon, 03 Mar 2025 10:15:00 +0000"
 
@@ -337,3 +339,36 @@ async def test_attachments_past_the_limits_are_kept_as_withheld_rows(app_setting
     assert [d for d in message["defects"] if "withheld" in d] == [
         "attachment 'disk.img' (2000 bytes) withheld: over attachments.max_bytes_per_file",
         "attachment 'scan.pdf' (1000 bytes) withheld: over attachments.max_bytes_per_message"]
+
+
+# ----- none of it scans a table that grows ----------------------------------------------------
+
+
+async def test_these_paths_use_indexes_only(app_settings, relay, fake_slack, tmp_path):
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            many = executemany and parameters and isinstance(parameters[0], (tuple, list, dict))
+            statements.append((statement, parameters[0] if many else parameters))
+
+    settings = app_settings(slack={"quarantine_notices_per_hour": 1},
+                            attachments={"max_bytes_per_file": 1000, "max_bytes_per_message": 1500})
+    async with running(settings) as app:
+        engines = {app.db.write_engine.sync_engine, app.db.read_engine.sync_engine}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", keep)
+        _, bounces = await _acknowledged(app, relay)
+        await deliver(app, letter(message_id="<plan.1@example.net>", files=(("big.bin", b"b" * 2000),)))
+        await deliver(app, letter(message_id="<plan.1@example.net>", subject="Other", body="Other.\n"))
+        await deliver(app, delivery_report(to=bounces), mail_from="", rcpt=(bounces,))
+        await deliver(app, letter(from_addr="desk@partner.example", to=bounces, subject="Thanks"),
+                      mail_from="desk@partner.example", rcpt=(bounces,))
+        for n in range(3):
+            await deliver(app, not_mail(n))
+        await asyncio.sleep(0.3)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", keep)
+    problems = await asyncio.to_thread(plan_problems, tmp_path / "deskbell.db", statements)
+    assert len(statements) > 20
+    assert problems == {}
