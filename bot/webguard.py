@@ -112,31 +112,33 @@ class BodyLimit:
         if declared is not None and declared > self.max_bytes:
             await self._too_large(send)
             return
-        state = {"seen": 0, "started": False, "refused": False}
+        seen, started, refused = 0, False, False
 
         async def counted_receive() -> Message:
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
-                state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.max_bytes:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
                     # Refuse before the app gets this chunk: it never holds more than the cap.
-                    if not state["started"]:
-                        state["refused"] = True
+                    if not started:
+                        refused = True
                         await self._too_large(send)
                     raise BodyTooLarge
             return message
 
         async def watched_send(message: Message) -> None:
-            if state["refused"]:
+            nonlocal started
+            if refused:
                 return  # the 413 is out; whatever the app's error handling says is moot
             if message["type"] == "http.response.start":
-                state["started"] = True
+                started = True
             await send(message)
 
         try:
             await self.app(scope, counted_receive, watched_send)
         except BodyTooLarge:
-            if not state["refused"]:  # the app had already started answering: cut it short
+            if not refused:  # the app had already started answering: cut it short
                 raise
 
     async def _too_large(self, send: Send) -> None:
