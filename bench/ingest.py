@@ -15,7 +15,8 @@ It starts, as separate processes on loopback port 0, each in a fresh temporary d
     tickets mostly closed, their messages and raw mail, events, delivered outbox rows), written
     with SQLAlchemy Core on a synchronous engine after ``deskbell db upgrade``.
 Every SMTP client reuses one connection (as an MTA does) and every message has its own
-Message-ID and sender (From and MAIL FROM), so no acknowledgement is rate-limited.
+Message-ID and sender (From and MAIL FROM), and the per-domain and total acknowledgement caps
+are off (all senders share one domain), so every new ticket is acknowledged.
 
 It measures, with 8 concurrent clients:
   1. door acceptance: messages/s until the last 250 from ``deskbell smtp``, against the null sink
@@ -258,7 +259,8 @@ def write_config(directory: Path, slack: FakeSlack, relay: RelaySink) -> Path:
         "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN]},
         "web": {"listen": "127.0.0.1:0"},
         "email_out": {"host": "127.0.0.1", "port": relay.port, "from_address": f"support@{DOMAIN}",
-                      "reply_domain": DOMAIN},
+                      "reply_domain": DOMAIN, "ack_rate_limit_per_domain_per_hour": 0,
+                      "ack_rate_limit_total_per_hour": 0},
         "slack": {"bot_token": slack.token, "api_url": slack.url},
         "log": {"level": "WARNING"},
     }

@@ -21,14 +21,19 @@ class Attachment:
     content_type: str
     data: bytes
     inline: bool = False
+    withheld_size: int | None = None  # set when the bytes were not kept (over a limit): their size
+
+    @property
+    def withheld(self) -> bool:
+        return self.withheld_size is not None
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return self.withheld_size if self.withheld_size is not None else len(self.data)
 
     @cached_property
-    def sha256(self) -> str:  # computed once: attachments can be tens of megabytes
-        return hashlib.sha256(self.data).hexdigest()
+    def sha256(self) -> str | None:  # computed once: attachments can be tens of megabytes
+        return None if self.withheld else hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)

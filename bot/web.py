@@ -69,9 +69,9 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                                           "(slack.bot_token and slack.signing_secret)"}, status_code=503)
         body = await request.body()  # at most max_body_bytes: BodyLimit sees to it
         if not slack_verifier.valid(body, request.headers):
-            # The same answer bolt gives, but before bolt parses a byte or anything is written.
+            # Before bolt parses a byte or anything is written (DESIGN §2.9: 403).
             log.info("slack: refused a request without a valid, fresh signature")
-            return JSONResponse({"error": "invalid request"}, status_code=401)
+            return JSONResponse({"error": "invalid request"}, status_code=403)
         # Starlette keeps the body on the request: bolt's adapter reads these same bytes.
         return await slack_handler(request)
 

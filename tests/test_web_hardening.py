@@ -239,14 +239,14 @@ UNSIGNED: dict[str, Callable[[], dict[str, str]]] = {
 
 
 @pytest.mark.parametrize("how", list(UNSIGNED))
-async def test_unsigned_small_request_gets_401_and_nothing_reaches_bolt(how, caplog):
+async def test_unsigned_small_request_gets_403_and_nothing_reaches_bolt(how, caplog):
     bolt, headers = Bolt(), UNSIGNED[how]()
     with caplog.at_level(logging.INFO):
         async with serving(web_app(slack_handler=bolt)) as port:
             answer = await exchange(port, http_request(
                 "POST", "/slack/events", body=BODY,
                 headers={"Content-Type": "application/x-www-form-urlencoded", **headers}))
-    assert status_of(answer) == 401
+    assert status_of(answer) == 403
     assert json.loads(body_of(answer)) == {"error": "invalid request"}
     assert bolt.bodies == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -257,7 +257,7 @@ async def test_a_body_that_is_not_utf8_is_refused_even_with_the_right_signature(
     body = b"payload=\xff\xfe\x00"
     async with serving(web_app(slack_handler=bolt)) as port:
         answer = await exchange(port, http_request("POST", "/slack/events", body=body, headers=sign(body)))
-    assert status_of(answer) == 401 and bolt.bodies == []
+    assert status_of(answer) == 403 and bolt.bodies == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -270,7 +270,7 @@ async def test_the_signature_window_is_measured_by_the_given_clock():
     bolt = Bolt()
     async with serving(web_app(slack_handler=bolt, clock=Late())) as port:
         answer = await exchange(port, http_request("POST", "/slack/events", body=BODY, headers=sign(BODY)))
-    assert status_of(answer) == 401 and bolt.bodies == []
+    assert status_of(answer) == 403 and bolt.bodies == []
 
 
 async def test_bolt_gets_the_very_bytes_that_were_verified():
@@ -620,7 +620,7 @@ async def test_the_running_app_applies_the_web_limits(app_settings):
             await asyncio.sleep(0.1)
             crowded = await exchange(port, http_request("GET", "/healthz"))
     assert status_of(big) == 413
-    assert status_of(unsigned) == 401
+    assert status_of(unsigned) == 403
     assert status_of(metrics) == 401
     assert got == b"" and took <= 2.0
     assert status_of(crowded) == 503

@@ -10,7 +10,6 @@ intake pipeline parses and hands over ``Parsed`` items.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -19,15 +18,14 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import groups, intents, lifecycle, sender_checks, spool
-from bot.core.customer_mail import Conversation, Draft, send_all
+from bot.core import acknowledgements, groups, intents, lifecycle, sender_checks, spool
 from bot.core.desk import Desk
 from bot.core.errors import Failed, Rejected
 from bot.core.spool import SpoolEntry
-from bot.core.threader import find_ticket, strip_subject_tag
+from bot.core.threader import find_ticket, returned_message_id, strip_subject_tag
 from bot.core.tickets import ticket_view
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
-from bot.messages import Attachment, InboundMessage
+from bot.messages import InboundMessage
 from bot.store import models as m
 from bot.store import upsert
 
@@ -268,7 +266,7 @@ class _Openings:
                 acknowledge.append((o.msg, ticket, view, message))
             o.result = IngestResult("created", ticket_number=ticket.id, message_id=message.id,
                                     detail=f"group={group.name} door={o.msg.door}")
-        await _acknowledge(s, self.desk, acknowledge)
+        await acknowledgements.acknowledge(s, self.desk, acknowledge)
 
 
 async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: SpoolEntry,
@@ -343,33 +341,12 @@ async def _store_messages(s: AsyncSession,
     await s.flush()
     files = [a for _, msg, _, _ in received for a in msg.attachments]
     if files:
-        await upsert.blobs(s, ((a.sha256, a.data) for a in files if not _is_withheld(a)))
+        await upsert.blobs(s, ((a.sha256, a.data) for a in files if not a.withheld))
         s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
                                   content_type=a.content_type[:255], size=a.size, sha256=a.sha256,
-                                  inline=a.inline, withheld=_is_withheld(a))
+                                  inline=a.inline, withheld=a.withheld)
                   for message, (_, msg, _, _) in zip(messages, received) for a in msg.attachments)
     return messages
-
-
-@dataclass(frozen=True)
-class _Withheld(Attachment):
-    """A file past the attachment limits: its name, type and size are kept for staff, its
-    bytes are not (no blob, no sha256)."""
-
-    real_size: int = 0
-    withheld = True  # not a field: what the attachment row records
-
-    @property
-    def size(self) -> int:  # type: ignore[override]
-        return self.real_size
-
-    @property
-    def sha256(self) -> None:  # type: ignore[override]
-        return None
-
-
-def _is_withheld(a: Attachment) -> bool:
-    return getattr(a, "withheld", False)
 
 
 def _within_limits(msg: InboundMessage, settings: Settings) -> InboundMessage:
@@ -385,127 +362,15 @@ def _within_limits(msg: InboundMessage, settings: Settings) -> InboundMessage:
             files.append(a)
             total += a.size
             continue
-        files.append(_Withheld(name=a.name, content_type=a.content_type, data=b"", inline=a.inline,
-                               real_size=a.size))
+        files.append(replace(a, data=b"", withheld_size=a.size))
         notes.append(f"attachment {a.name[:100]!r} ({a.size} bytes) withheld: over attachments.{past}")
     if not notes:
         return msg
     return replace(msg, attachments=tuple(files), defects=(*msg.defects, *notes))
 
 
-async def _acknowledge(s: AsyncSession, desk: Desk,
-                       opened: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]]) -> None:
-    """Tell each customer we have their ticket — unless answering could start a mail loop."""
-    settings, now = desk.settings, desk.clock.now()
-    addresses = [_ack_address(msg) for msg, *_ in opened]
-    reasons = [_no_ack_reason(msg, to, settings) for (msg, *_), to in zip(opened, addresses)]
-    limited = [i for i, reason in enumerate(reasons) if reason is None]
-    for i, reason in zip(limited, await _ack_rate_exceeded(
-            s, [addresses[i] for i in limited], settings, now=now)):
-        reasons[i] = reason
-    for (msg, ticket, _, _), reason in zip(opened, reasons):
-        if reason is not None:
-            lifecycle.record_event(s, ticket.id, "ack_suppressed", actor="system", now=now, reason=reason)
-    sending = [(o, to) for o, to, reason in zip(opened, addresses, reasons) if reason is None]
-    # Each ticket's whole conversation is its one message: no need to read it back. The
-    # address is the one chosen above, not the message's Reply-To as such (see _ack_address).
-    drafts = [Draft(ticket=ticket, view=view, template="ticket_opened", kind="automatic",
-                    auto_submitted="auto-replied", first_message=MessageView.of(first),
-                    known=Conversation(reply_to=to, last_inbound=msg.message_id,
-                                       message_ids=(msg.message_id,) if msg.message_id else ()))
-              for (msg, ticket, view, first), to in sending]
-    for ((_, ticket, _, _), to), out in zip(sending, await send_all(s, desk, drafts, now=now)):
-        if out is not None:
-            lifecycle.record_event(s, ticket.id, "acknowledged", actor="system", now=now,
-                                   message=out.id, to=to)
-
-
-def _ack_address(msg: InboundMessage) -> str:
-    """Where an acknowledgement goes (DESIGN §3): the Reply-To only when it is in the From
-    address's own domain, else the From address. Anyone can write any Reply-To: one in a third
-    party's domain must never receive automatic mail carrying this sender's subject and name."""
-    sender = msg.sender_address.lower()
-    reply_to = (msg.reply_to or "").lower()
-    if reply_to and "@" in sender and _domain(reply_to) == _domain(sender):
-        return reply_to
-    return sender
-
-
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].lower()
-
-
 def _is_report(msg: InboundMessage) -> bool:
     return (msg.auto_submitted or "").startswith(("dsn:", "mailer-daemon:", "report:"))
-
-
-def _no_ack_reason(msg: InboundMessage, to: str, settings: Settings) -> str | None:
-    # RFC 3834 §2 and DESIGN §2.6: never answer automatic mail, lists, bounces or ourselves.
-    if msg.loop:
-        return "our own mail"
-    if msg.auto_submitted:
-        return msg.auto_submitted
-    if msg.envelope_sender == "":
-        return "null envelope sender"
-    if not msg.sender_address or "@" not in to:
-        return "no reply address"
-    if _domain(to) in _our_domains(settings):
-        return "reply address in our own domain"
-    return None
-
-
-def _our_domains(settings: Settings) -> set[str]:
-    return {d.lower() for d in settings.smtp_in.domains} | {settings.email_out.reply_domain.lower()}
-
-
-async def _ack_rate_exceeded(s: AsyncSession, addresses: list[str], settings: Settings, *,
-                             now: datetime) -> list[str | None]:
-    """Caps on acknowledgements per clock hour, for each address: why it may not have one, or
-    None. Mail forged with someone else's address must not turn us into a cannon aimed at them
-    (backscatter), and an auto-responder that answers each acknowledgement from a new address
-    (bot+1@, bot+2@, …) is still one domain; the total caps everything else. Every cap is
-    counted in the one statement, in a small table of its own, however long the history is."""
-    out = settings.email_out
-    caps = [(limit, reason, key) for limit, reason, key in (
-        (out.ack_rate_limit_per_hour, "rate limit", lambda a: f"ack:{a}"),
-        (out.ack_rate_limit_per_domain_per_hour, "domain rate limit", lambda a: f"ack-domain:{_domain(a)}"),
-        (out.ack_rate_limit_total_per_hour, "total rate limit", lambda a: "ack-total"),
-    ) if limit > 0]  # 0: no such cap
-    if not caps or not addresses:
-        return [None] * len(addresses)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    counts = await upsert.bump_counters(
-        s, [key(a) for a in addresses for _, _, key in caps], window_start=hour)
-    reasons: list[str | None] = []
-    for i in range(len(addresses)):  # one count per cap for each address, in the caps' order
-        mine = counts[i * len(caps):(i + 1) * len(caps)]
-        reasons.append(next((reason for (limit, reason, _), count in zip(caps, mine) if count > limit), None))
-    return reasons
-
-
-# Our envelope sender (MAIL FROM), which the email sender sets: "bounces+<local part of our
-# Message-ID>@reply_domain" (VERP). Bounces go to it, so one names the mail it is about even
-# when it quotes nothing of it, and being in reply_domain it comes back to us. Only machines
-# write to it (RFC 5321 §4.5.5, RFC 3834 §4): it never opens a ticket nor gets an answer.
-RETURN_PATH_LOCAL = "bounces"
-_NOT_IN_LOCAL_PART = re.compile(r"[^A-Za-z0-9._=-]")
-
-
-def return_path(message_id: str) -> str:
-    """The envelope sender of our mail with this Message-ID (ours are always address-safe;
-    anything else is made so, and then names nothing)."""
-    local, _, domain = message_id.rpartition("@")
-    return f"{RETURN_PATH_LOCAL}+{_NOT_IN_LOCAL_PART.sub('-', local).strip('.')}@{domain}"
-
-
-def returned_message_id(address: str, *, domain: str) -> str | None:
-    """The Message-ID a return-path address of ``domain`` names ("" when it names none); None
-    for any other address."""
-    local, at, where = address.strip().strip("<>").rpartition("@")
-    tag, plus, token = local.partition("+")
-    if not at or not plus or tag.lower() != RETURN_PATH_LOCAL or where.lower() != domain.lower():
-        return None
-    return f"{token}@{domain}" if token else ""
 
 
 def _returned_to(msg: InboundMessage, reply_domain: str) -> str | None:

@@ -61,8 +61,8 @@ def staff_ordering_key(ticket_id: int) -> str:
 
 
 def attachment_views(msg: InboundMessage) -> tuple[AttachmentView, ...]:
-    return tuple(AttachmentView(name=a.name, type=a.content_type, size=a.size, sha256=a.sha256)
-                 for a in msg.attachments)
+    return tuple(AttachmentView(name=a.name, type=a.content_type, size=a.size, sha256=a.sha256 or "",
+                                withheld=a.withheld) for a in msg.attachments)
 
 
 # ----- the ticket's card and its thread -------------------------------------------------------

@@ -54,6 +54,31 @@ def reply_token_of(address: str, *, reply_domain: str) -> str | None:
     return None
 
 
+# Our envelope sender (MAIL FROM), which the email sender sets: "bounces+<local part of our
+# Message-ID>@reply_domain" (VERP). Bounces go to it, so one names the mail it is about even
+# when it quotes nothing of it, and being in reply_domain it comes back to us. Only machines
+# write to it (RFC 5321 §4.5.5, RFC 3834 §4): it never opens a ticket nor gets an answer.
+RETURN_PATH_LOCAL = "bounces"
+_NOT_IN_LOCAL_PART = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+def return_path(message_id: str) -> str:
+    """The envelope sender of our mail with this Message-ID (ours are always address-safe;
+    anything else is made so, and then names nothing)."""
+    local, _, domain = message_id.rpartition("@")
+    return f"{RETURN_PATH_LOCAL}+{_NOT_IN_LOCAL_PART.sub('-', local).strip('.')}@{domain}"
+
+
+def returned_message_id(address: str, *, domain: str) -> str | None:
+    """The Message-ID a return-path address of ``domain`` names ("" when it names none); None
+    for any other address."""
+    local, at, where = address.strip().strip("<>").rpartition("@")
+    tag, plus, token = local.partition("+")
+    if not at or not plus or tag.lower() != RETURN_PATH_LOCAL or where.lower() != domain.lower():
+        return None
+    return f"{token}@{domain}" if token else ""
+
+
 def strip_subject_tag(subject: str) -> str:
     """Drop only our own ``[#N]`` tag; other systems' prefixes stay as they were."""
     return re.sub(r"\s{2,}", " ", SUBJECT_TAG_RE.sub("", subject)).strip()

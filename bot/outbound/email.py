@@ -16,7 +16,7 @@ import ssl
 import aiosmtplib
 
 from bot.core import intents
-from bot.core.intake import return_path
+from bot.core.threader import return_path
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import OutboxView, OutgoingEmail, restore
 from bot.outbound.compose import EmailComposer

@@ -208,7 +208,8 @@ def quarantine_notice(item: QuarantineView) -> dict[str, Any]:
 
 
 def _attachments_line(message: MessageView) -> str:
-    names = ", ".join(f"{a.name} ({_size(a.size)})" for a in message.attachments[:20])
+    names = ", ".join(f"{a.name} ({_size(a.size)}{', withheld: over the size limit' if a.withheld else ''})"
+                      for a in message.attachments[:20])
     more = len(message.attachments) - 20
     return f"📎 {names}" + (f" and {more} more" if more > 0 else "")
 

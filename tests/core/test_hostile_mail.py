@@ -16,7 +16,8 @@ from sqlalchemy import event, func, select
 
 from bot.clock import FrozenClock
 from bot.core import reports, spool
-from bot.core.intake import REUSED_MESSAGE_ID, return_path, returned_message_id
+from bot.core.intake import REUSED_MESSAGE_ID
+from bot.core.threader import return_path, returned_message_id
 from bot.store import models as m
 from tests.conftest import DOMAIN, deliver, running, wait_until
 from tests.store.test_query_plans import plan_problems
@@ -101,6 +102,21 @@ async def test_all_acknowledgements_together_are_capped(app_settings, relay):
         last = await reports.show_ticket(app.db, 4, now=app.clock.now())
     assert len(relay.messages) == 2
     assert _suppressed(last) == ["total rate limit"]
+
+
+async def test_a_flood_from_one_domain_does_not_use_up_everyone_elses_acknowledgements(app_settings, relay):
+    settings = app_settings(email_out={"ack_rate_limit_total_per_hour": 3,
+                                       "ack_rate_limit_per_domain_per_hour": 2})
+    async with running(settings) as app:
+        for n in range(5):
+            address = f"bot+{n}@flood.example"
+            await deliver(app, letter(from_addr=address, subject=f"Auto {n}"), mail_from=address)
+        await deliver(app, letter(from_addr="carol@shop.example", subject="Order"),
+                      mail_from="carol@shop.example")
+        await relay.wait_for(3)
+        await asyncio.sleep(0.3)
+    assert sorted(str(msg["To"]) for msg in relay.messages) == [
+        "bot+0@flood.example", "bot+1@flood.example", "carol@shop.example"]
 
 
 async def test_reply_to_in_another_domain_never_gets_the_acknowledgement(app_settings, relay):

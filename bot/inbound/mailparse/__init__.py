@@ -132,7 +132,8 @@ def _parse(
     body, quoted = replies._split_reply(full_text)
 
     bounce, dsn_reason = automatic._find_bounce(
-        msg, walk, full_text, in_reply_to, references, from_addr, our_domain
+        msg, walk, full_text, in_reply_to, references, from_addr, our_domain,
+        envelope_sender=envelope_sender,
     )
     auto = dsn_reason or automatic._auto_submitted(msg, walk, envelope_sender, from_addr)
 

@@ -16,7 +16,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from bot.core.intake import returned_message_id
+from bot.core.threader import returned_message_id
 from bot.inbound.mailparse.headers import _fix_8bit, _ids, _unfold, _values
 from bot.inbound.mailparse.parts import (
     _content_type,
@@ -151,7 +151,7 @@ def _find_bounce(
     if not is_dsn and not (_is_daemon(from_addr) and _null_sender(msg, envelope_sender) is not False):
         return None, None
 
-    # Sent to the return path of one of our messages (VERP, core.intake.return_path): that
+    # Sent to the return path of one of our messages (VERP, core.threader.return_path): that
     # names the mail, even when the report quotes nothing of it.
     original_ids[:0] = _returned_ids(msg, our_domain)
     original_ids.extend(in_reply_to)
