@@ -139,6 +139,39 @@ async def test_draining_server_answers_421_not_5xx(app_settings, tmp_path):
     db.close()
 
 
+async def test_drain_lets_a_message_mid_transfer_finish(app_settings, tmp_path):
+    """SIGTERM while a client is still sending DATA: the drain waits for the end of the
+    message and answers it 250, rather than cutting it off."""
+    async with running(app_settings(), roles=("smtp",)) as app:
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.listening.smtp[1])
+
+        async def say(line: bytes) -> bytes:
+            writer.write(line)
+            await writer.drain()
+            return await reader.readline()
+
+        await reader.readline()
+        writer.write(b"EHLO client.example\r\n")
+        while not (await reader.readline()).startswith(b"250 "):
+            pass
+        assert (await say(b"MAIL FROM:<alice@example.net>\r\n")).startswith(b"250")
+        assert (await say(f"RCPT TO:<help@{DOMAIN}>\r\n".encode())).startswith(b"250")
+        assert (await say(b"DATA\r\n")).startswith(b"354")
+        raw = mail().replace(b"\n", b"\r\n") if b"\r\n" not in mail() else mail()
+        writer.write(raw[:200])
+        await writer.drain()
+        await wait_until(lambda: app_handler(app).inflight == 1)
+        app.stop()
+        await wait_until(lambda: app_handler(app).draining)
+        await asyncio.sleep(0.2)
+        answer = await say(raw[200:] + b".\r\n")
+        writer.close()
+    assert answer.startswith(b"250 2.0.0"), answer
+    db = sqlite3.connect(tmp_path / "deskbell.db")
+    assert db.execute("SELECT count(*) FROM raw_messages").fetchone() == (1,)
+    db.close()
+
+
 def app_handler(app):  # noqa: ANN001, ANN201
     return app.smtp_server.handler
 

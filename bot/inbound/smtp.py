@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ipaddress
 import logging
 import secrets
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import IO, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, syntax
@@ -132,7 +133,8 @@ class DeskbellSMTP(SMTP):
             await self.push(ERR_451_BUSY)
             return
         try:
-            await self._data()
+            with self.event_handler.in_flight():  # a drain waits for a message mid-transfer too
+                await self._data()
         finally:
             self._data_slots.release()
 
@@ -252,10 +254,15 @@ class SmtpHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return await self._accept(envelope)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """A message between DATA and its answer: ``stop()`` lets it finish."""
         self.inflight += 1
         self._idle.clear()
         try:
-            return await self._accept(envelope)
+            yield
         finally:
             self.inflight -= 1
             if not self.inflight:
