@@ -129,11 +129,16 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
         # Only a customer message's delivery is the message's; a thread post that follows
         # one carries its id too.
         message_of = case((m.OutboxItem.kind == intents.CUSTOMER_MESSAGE, m.OutboxItem.message_id))
-        query = select(m.OutboxItem.id, m.OutboxItem.attempts, message_of).where(
+        post = aliased(m.OutboxItem)  # a thread post showing that message's delivery (staff replies)
+        followed = exists().where(post.message_id == m.OutboxItem.message_id,
+                                  post.kind == intents.THREAD_MESSAGE)
+        query = select(m.OutboxItem.id, m.OutboxItem.attempts, message_of, followed).where(
             m.OutboxItem.id.in_([d.item_id for d in results]), m.OutboxItem.status == "sending")
         if not db.is_sqlite:  # SQLite's writer holds the whole database; elsewhere lock the rows
-            query = query.with_for_update()
-        ours = {(r[0], r[1]): r[2] for r in (await s.execute(query)).all()}
+            query = query.with_for_update(of=m.OutboxItem)
+        rows = (await s.execute(query)).all()
+        ours = {(r[0], r[1]): r[2] for r in rows}
+        shown = {r[2] for r in rows if r[2] is not None and r[3]}
         mine = [d for d in results if (d.item_id, d.attempts) in ours]
         if not mine:
             return
@@ -149,8 +154,8 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
             await s.execute(update(table).where(table.c.id == bindparam("message"))
                             .values(delivery_status="sent", remote_id=bindparam("remote")),
                             [{"message": message, "remote": remote} for message, remote in messages])
-            await intents.show_delivery(s, {message: ("sent", remote) for message, remote in messages},
-                                        now=now)
+            await intents.show_delivery(s, {message: ("sent", remote) for message, remote in messages
+                                            if message in shown}, now=now)
 
 
 async def mark_failed(db: Database, item_id: int, *, now: datetime, error: str, attempts: int,

@@ -127,11 +127,14 @@ class DeskbellSMTP(SMTP):
         if self.event_handler.draining:
             await self.push(ERR_421)
             return
-        try:  # the envelope stays as it was: the sender may ask again in this session
-            await asyncio.wait_for(self._data_slots.acquire(), DATA_SLOT_WAIT_SECONDS)
-        except asyncio.TimeoutError:
-            await self.push(ERR_451_BUSY)
-            return
+        if self._data_slots.locked():  # every slot taken: wait a little (wait_for costs a task)
+            try:  # the envelope stays as it was: the sender may ask again in this session
+                await asyncio.wait_for(self._data_slots.acquire(), DATA_SLOT_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                await self.push(ERR_451_BUSY)
+                return
+        else:
+            await self._data_slots.acquire()  # free: returns at once
         try:
             with self.event_handler.in_flight():  # a drain waits for a message mid-transfer too
                 await self._data()
