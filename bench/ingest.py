@@ -153,6 +153,7 @@ class Server:
     been quiet for a second. Standard output keeps being read so the process never blocks."""
 
     QUIET_SECONDS = 1.0
+    LISTENS = True  # False: a process with no port (a worker) has started at "Stop with"
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.cwd = cwd
@@ -180,7 +181,7 @@ class Server:
                 self.port = int(match.group(2))
             elif match:
                 self.web_port = int(match.group(2))
-            if "Stop with" in line and (self.port or self.web_port):
+            if "Stop with" in line and (self.port or self.web_port or not self.LISTENS):
                 return
         self.proc.kill()
         raise SystemExit(f"server did not start within 60 s: {self.stderr_text()[-2000:]}")
