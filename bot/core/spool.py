@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.store import models as m
 from bot.store import upsert
 from bot.store.db import Database
+from bot.store.notify import SPOOL, notify
 
 MAX_SOURCE_ID = 998
 
@@ -78,6 +79,7 @@ async def record(db: Database, arrivals: list[Arrival]) -> None:
     async with db.transaction() as s:
         await s.execute(upsert.insert_for(s, m.RawMessage).on_conflict_do_nothing(),
                         [_row(a) for a in arrivals])
+        await notify(s, SPOOL)  # intake workers of other processes (PostgreSQL)
 
 
 async def queued(db: Database, *, limit: int) -> list[SpoolEntry]:
