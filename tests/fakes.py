@@ -54,6 +54,7 @@ class FakeSlack:
     # Failure script: each entry answers one call (status, headers, body); empty = healthy.
     failures: list[tuple[int, dict[str, str], dict[str, Any] | str]] = field(default_factory=list)
     fail_methods: set[str] = field(default_factory=lambda: {"chat.postMessage", "chat.update"})
+    post_delay: float = 0.0  # seconds chat.postMessage takes before it answers (a slow Slack)
     token: str = "xoxb-test-token"
     url: str = ""
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -135,6 +136,8 @@ class FakeSlack:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        if self.post_delay and method == "chat.postMessage":
+            await asyncio.sleep(self.post_delay)  # the post lands even if the caller died meanwhile
         result = handler(args)
         # A copy: a later chat.update edits the stored message, not what this call was answered.
         self.calls.append(SlackCall(method, args, ok=bool(result.get("ok")), result=json.loads(json.dumps(result))))

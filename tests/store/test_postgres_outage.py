@@ -15,7 +15,7 @@ from bot.core import reports
 from bot.store import migrate
 from bot.store.db import Database
 from tests.conftest import running, send_mail, wait_until
-from tests.pg import _as_user, _binary, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
+from tests.pg import _as_user, _binary, pg_databases, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
 from tests.test_foundation import mail
 
 OUTAGE_SECONDS = 5

@@ -6,7 +6,7 @@ from bot.core import reports
 from bot.store import migrate
 from bot.store.db import Database
 from tests.conftest import deliver, running
-from tests.pg import pg_url, postgres_server  # noqa: F401  (fixtures)
+from tests.pg import pg_databases, pg_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_foundation import mail
 
 
