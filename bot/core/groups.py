@@ -7,7 +7,6 @@ SMTP door has already refused recipients outside ``smtp_in.domains``.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -17,15 +16,11 @@ from bot.store.db import Database
 
 
 async def sync_groups(db: Database, settings: Settings) -> None:
-    """Create or update one row per configured group (rows of removed groups stay for history)."""
+    """Create or update one row per configured group (rows of removed groups stay for history).
+    Several processes starting at once all run this: one upsert, so none trips on a row
+    another has just made."""
     async with db.transaction() as s:
-        rows = {g.name: g for g in (await s.scalars(select(m.HandlerGroup))).all()}
-        for group in settings.handler_groups:
-            row = rows.get(group.name)
-            if row is None:
-                s.add(m.HandlerGroup(name=group.name, slack_channel=group.slack_channel))
-            elif row.slack_channel != group.slack_channel:
-                row.slack_channel = group.slack_channel
+        await upsert.groups(s, {g.name: g.slack_channel for g in settings.handler_groups})
 
 
 def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:

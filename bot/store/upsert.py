@@ -1,4 +1,5 @@
-"""Get-or-create, each as one insert-or-select that several writers may run at once.
+"""Get-or-create, each as one insert-or-select that several writers may run at once, and
+what a failed write collided with.
 
 An ``INSERT … ON CONFLICT DO NOTHING`` either makes the row or leaves the one another writer
 made a moment before; a select then reads whichever exists. No commits here (the caller's
@@ -11,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Constraint, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
@@ -52,6 +54,19 @@ async def group(s: AsyncSession, *, name: str, slack_channel: str) -> m.HandlerG
                                    values={"slack_channel": slack_channel})
 
 
+async def groups(s: AsyncSession, channels: dict[str, str]) -> None:
+    """One row per group name with its Slack channel, made or brought up to date in one
+    statement: processes starting at once each leave the same rows, none fails. Rows go in
+    name order, so two writers never wait for each other's rows crosswise (a deadlock)."""
+    if not channels:
+        return
+    insert = insert_for(s, m.HandlerGroup).values([{"name": name, "slack_channel": channel}
+                                                   for name, channel in sorted(channels.items())])
+    await s.execute(insert.on_conflict_do_update(
+        index_elements=["name"], set_={"slack_channel": insert.excluded.slack_channel},
+        where=m.HandlerGroup.slack_channel != insert.excluded.slack_channel))
+
+
 async def staff(s: AsyncSession, *, slack_user_id: str, name: str, email: str | None,
                 now: datetime) -> m.Staff:
     return await _insert_or_select(s, m.Staff, match={"slack_user_id": slack_user_id},
@@ -75,8 +90,10 @@ async def bump_counters(s: AsyncSession, keys: list[str], *, window_start: datet
         adds[key[:400]] = adds.get(key[:400], 0) + 1
     if not adds:
         return []
+    # Key order, so that two transactions counting the same keys lock their rows in the same
+    # order and wait for each other instead of deadlocking.
     insert = insert_for(s, m.RateCounter).values([{"key": k, "window_start": window_start, "count": n}
-                                               for k, n in adds.items()])
+                                               for k, n in sorted(adds.items())])
     totals = dict((await s.execute(insert.on_conflict_do_update(
         index_elements=["key", "window_start"],
         set_={"count": m.RateCounter.count + insert.excluded.count})
@@ -88,3 +105,44 @@ async def bump_counters(s: AsyncSession, keys: list[str], *, window_start: datet
         seen[k] = seen.get(k, 0) + 1
         counts.append(totals[k] - adds[k] + seen[k])
     return counts
+
+
+# ----- what a failed write collided with ----------------------------------------------------
+
+# PostgreSQL's serialization failure, deadlock and lock-not-available: another writer was at the
+# same rows; the same work run again goes through.
+CONTENTION_STATES = {"40001", "40P01", "55P03"}
+
+
+def _driver_error(exc: DBAPIError) -> BaseException:
+    """The driver's own exception: asyncpg's sits one level under SQLAlchemy's adapter."""
+    error = exc.orig
+    return getattr(error, "orig", None) or error
+
+
+def violates(exc: IntegrityError, constraint: Constraint) -> bool:
+    """Did the write fail on this unique key (or primary key)? PostgreSQL names the
+    constraint; SQLite names its columns ("UNIQUE constraint failed: t.a, t.b")."""
+    driver = _driver_error(exc)
+    name = getattr(driver, "constraint_name", None)
+    if name is not None:
+        return name == constraint.name
+    columns = ", ".join(f"{constraint.table.name}.{column.name}" for column in constraint.columns)
+    return str(driver) == f"UNIQUE constraint failed: {columns}"
+
+
+def sqlstate(exc: DBAPIError) -> str:
+    """PostgreSQL's SQLSTATE of the failure ("" on SQLite)."""
+    return getattr(exc.orig, "sqlstate", None) or getattr(_driver_error(exc), "sqlstate", None) or ""
+
+
+def contended(exc: DBAPIError) -> bool:
+    """Another writer got in the way: a unique key it took a moment before, or a deadlock or
+    serialization failure. Running the same transaction again settles it."""
+    return isinstance(exc, IntegrityError) or sqlstate(exc) in CONTENTION_STATES
+
+
+def refused_value(exc: DBAPIError) -> bool:
+    """The database refused a value itself (too long, a NUL in text, out of range): SQLSTATE
+    class 22 on PostgreSQL (asyncpg's errors do not arrive as ``DataError``)."""
+    return isinstance(exc, DataError) or sqlstate(exc).startswith("22")
