@@ -26,7 +26,7 @@ class Probe:
 
 
 async def probe_database(settings: Settings) -> Probe:
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, **settings.database.engine_options)
     try:
         await asyncio.wait_for(db.ping(), 10)
         current, head = await migrate.current_revision(db), migrate.head_revision()

@@ -139,7 +139,7 @@ def db_upgrade(config_path: str | None, revision: str) -> None:
     settings = _settings(config_path)
 
     async def go() -> tuple[str | None, str | None]:
-        database = Database(settings.database.url)
+        database = Database(settings.database.url, **settings.database.engine_options)
         try:
             return await migrate.upgrade(database, revision)
         finally:
@@ -182,7 +182,7 @@ def _with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T
     from bot.store.db import Database
 
     async def go() -> T:
-        database = Database(settings.database.url)
+        database = Database(settings.database.url, **settings.database.engine_options)
         try:
             return await work(database)
         finally:

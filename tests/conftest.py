@@ -1,9 +1,16 @@
-"""Shared fixtures: a fake Slack, a relay sink, and a whole Deskbell running on loopback port 0."""
+"""Shared fixtures: a fake Slack, a relay sink, and a whole Deskbell running on loopback port 0.
+
+``DESKBELL_TEST_DATABASE`` picks the database every test's settings get: ``sqlite`` (default, a
+file in the test's tmp_path) or ``postgresql`` (a fresh database per test, already migrated to
+head, as ``deskbell db upgrade`` leaves it: the app does not migrate PostgreSQL by itself).
+Tests about SQLite itself are marked ``only_on_sqlite``; they are skipped on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import smtplib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -18,14 +25,62 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.core import spool
 from tests.fakes import FakeSlack, RelaySink
+from tests.pg import Databases, pg_databases, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
 
 DOMAIN = "support.example.com"
+
+TEST_DATABASE = os.environ.get("DESKBELL_TEST_DATABASE", "sqlite")
+if TEST_DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"DESKBELL_TEST_DATABASE must be sqlite or postgresql, not {TEST_DATABASE!r}")
+ON_POSTGRESQL = TEST_DATABASE == "postgresql"
+
+
+def only_on_sqlite(reason: str) -> pytest.MarkDecorator:
+    """For a test about SQLite itself (its file, its locks, its query planner)."""
+    return pytest.mark.skipif(ON_POSTGRESQL, reason=f"about SQLite itself: {reason}")
+
+
+class _TestDatabases:
+    """The PostgreSQL databases the running test was given, by the tmp_path they stand for."""
+
+    maker: Databases | None = None
+    made: dict[Path, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_for_each_test(request: pytest.FixtureRequest) -> Any:
+    if not ON_POSTGRESQL:
+        yield
+        return
+    _TestDatabases.maker = request.getfixturevalue("pg_databases")
+    try:
+        yield
+    finally:
+        for url in _TestDatabases.made.values():
+            _TestDatabases.maker.drop(url)
+        _TestDatabases.made.clear()
+        _TestDatabases.maker = None
+
+
+def database_url(tmp_path: Path) -> str:
+    """The database a test's settings point at: SQLite's ``deskbell.db`` in ``tmp_path``, or on
+    PostgreSQL a fresh database at head (the same one for the same ``tmp_path`` in one test,
+    as the file would be)."""
+    if not ON_POSTGRESQL:
+        return f"sqlite+aiosqlite:///{tmp_path / 'deskbell.db'}"
+    if _TestDatabases.maker is None:
+        raise RuntimeError("a PostgreSQL test database is only made while a test runs")
+    if tmp_path not in _TestDatabases.made:
+        _TestDatabases.made[tmp_path] = _TestDatabases.maker.create()
+    return _TestDatabases.made[tmp_path]
 
 
 def settings_dict(tmp_path: Path, *, slack_url: str | None = None, relay_port: int = 9,
                   slack_token: str | None = "xoxb-test-token", **overrides: Any) -> dict[str, Any]:
+    given = overrides.get("database")
     data: dict[str, Any] = {
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'deskbell.db'}"},
+        # Not made when the test names its own database (a PostgreSQL one would be wasted).
+        "database": {} if isinstance(given, dict) and "url" in given else {"url": database_url(tmp_path)},
         "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN]},
         "web": {"listen": "127.0.0.1:0"},
         "email_out": {"host": "127.0.0.1", "port": relay_port, "from_address": f"support@{DOMAIN}",
@@ -141,9 +196,15 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interv
 async def rename_table(database: Path, old: str, new: str) -> None:
     """Break (or mend) the running app's database from outside, as an operator's mistake would.
 
-    Runs in a thread: a blocking SQLite call on the event loop would wait for a lock that the
-    app, stalled on that same loop, could never release.
+    ``database`` is the test's SQLite file (``tmp_path / "deskbell.db"``); on PostgreSQL, the
+    database made for that ``tmp_path``. Runs in a thread: a blocking call on the event loop
+    would wait for a lock that the app, stalled on that same loop, could never release.
     """
+    if ON_POSTGRESQL:
+        url = database_url(database.parent)
+        await asyncio.to_thread(psql, url, f"ALTER TABLE {old} RENAME TO {new}")
+        return
+
     def rename() -> None:
         with closing(sqlite3.connect(database, timeout=30, isolation_level=None)) as con:
             con.execute(f"ALTER TABLE {old} RENAME TO {new}")

@@ -1,4 +1,4 @@
-"""A real PostgreSQL for tests that are about PostgreSQL: a throw-away cluster on loopback.
+"""A real PostgreSQL for tests: a throw-away cluster on loopback, and a database per test.
 
 ``DESKBELL_TEST_POSTGRES`` (``postgresql://user@host:port/db``) names a server to use instead.
 Otherwise the first test that asks starts a cluster of its own with the PostgreSQL binaries of
@@ -6,19 +6,27 @@ this machine (``initdb``/``pg_ctl`` on PATH or under /usr/lib/postgresql/*/bin),
 directory, on a free loopback port, and stops it when the session ends. Without either, tests
 that need it are skipped — except under ``CI=true``, where that is a failure: ./scripts/test
 installs PostgreSQL when it is missing.
+
+A test's database is a copy of a template migrated once per session (``CREATE DATABASE …
+TEMPLATE``: a file copy, far quicker than running the migrations again), made and dropped over
+one connection kept on a thread of its own, so synchronous code (fixtures, ``settings_dict``
+inside a running test) can ask for one. Must not touch databases it did not create.
 """
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -88,13 +96,17 @@ def postgres_server() -> Iterator[str]:
         url = cluster.start()
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:
         shutil.rmtree(cluster.dir, ignore_errors=True)
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is needed in CI and could not be started: {exc}")
-        pytest.skip(f"no PostgreSQL on this machine ({exc}); ./scripts/test installs it")
+        _unavailable(f"no PostgreSQL on this machine ({exc}); ./scripts/test installs it")
     try:
         yield url
     finally:
         cluster.stop()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL is needed in CI and could not be used: {reason}")
+    pytest.skip(reason)
 
 
 def with_database(url: str, name: str, *, driver: str = "") -> str:
@@ -108,17 +120,124 @@ def psql(url: str, sql: str) -> str:
     client = _binary("psql")
     if client is None:
         raise FileNotFoundError("psql not found")
+    url = url.replace("+asyncpg", "", 1)
     done = subprocess.run([client, url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True,
                           capture_output=True, text=True)
     return done.stdout
 
 
-@pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty database for one test, as a ``postgresql+asyncpg://`` URL; dropped after."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    psql(postgres_server, f"CREATE DATABASE {name}")
+T = TypeVar("T")
+
+
+class Databases:
+    """Makes and drops databases on one server, from synchronous code."""
+
+    def __init__(self, server: str) -> None:
+        import asyncpg  # the "postgres" extra; imported here so SQLite-only runs need not have it
+
+        self.server = server
+        self.template: str | None = None
+        self._asyncpg = asyncpg
+        self._dsn = server.replace("+asyncpg", "", 1)
+        self._conn: Any = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-admin", daemon=True)
+        self._thread.start()
+        self._lock = asyncio.Lock()
+        self._pending: list[Any] = []
+        self._strategy = ""
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=120)
+
+    async def _execute(self, sql: str) -> None:
+        lost = (self._asyncpg.InterfaceError, self._asyncpg.PostgresConnectionError,
+                self._asyncpg.exceptions.OperatorInterventionError, OSError)
+        async with self._lock:  # one connection: one statement at a time
+            for attempt in range(20):
+                try:
+                    if self._conn is None or self._conn.is_closed():
+                        self._conn = await self._asyncpg.connect(self._dsn)
+                    await self._conn.execute(sql)
+                    return
+                except lost:
+                    # A test may restart the server (an outage drill): connect again.
+                    self._conn = None
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.25)
+
+    def create(self, *, template: bool = True) -> str:
+        """A new database (a copy of the migrated template, or empty): its asyncpg URL."""
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        copy = f" TEMPLATE {self.template}{self._strategy}" if template and self.template else ""
+        self._call(self._execute(f"CREATE DATABASE {name}{copy}"))
+        return with_database(self.server, name, driver="asyncpg")
+
+    def drop(self, url: str) -> None:
+        """Drop it in the background (nothing waits for that); connections left are cut."""
+        name = urlsplit(url).path.lstrip("/")
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(asyncio.run_coroutine_threadsafe(
+            self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"), self._loop))
+
+    def make_template(self) -> None:
+        """Migrate a database to head once; every ``create()`` after this copies it."""
+        from bot.store import migrate
+        from bot.store.db import Database
+
+        url = self.create(template=False)
+
+        async def upgrade() -> None:
+            db = Database(url)
+            try:
+                await migrate.upgrade(db)
+            finally:
+                await db.dispose()  # no session may stay on a template that is copied
+
+        self._call(upgrade())
+        self.template = urlsplit(url).path.lstrip("/")
+        # PostgreSQL 15 copies through the WAL by default; copying the files of a database this
+        # small is about twice as fast.
+        if self._conn.get_server_version().major >= 15:
+            self._strategy = " STRATEGY FILE_COPY"
+
+    def close(self) -> None:
+        for pending in self._pending:
+            try:
+                pending.result(timeout=120)
+            except Exception:  # noqa: BLE001 — a leftover in a throw-away cluster is harmless
+                pass
+        try:
+            if self.template:
+                self._call(self._execute(f"DROP DATABASE IF EXISTS {self.template} WITH (FORCE)"))
+        finally:
+            if self._conn is not None:
+                self._call(self._conn.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def pg_databases(postgres_server: str) -> Iterator[Databases]:
+    """The session's database maker, with its template migrated to head."""
     try:
-        yield with_database(postgres_server, name, driver="asyncpg")
+        databases = Databases(postgres_server)
+    except ImportError as exc:
+        _unavailable(f"asyncpg is not installed ({exc}); ./scripts/test installs it")
+    try:
+        databases.make_template()
+        yield databases
     finally:
-        psql(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        databases.close()
+
+
+@pytest.fixture
+def pg_url(pg_databases: Databases) -> Iterator[str]:
+    """A fresh, empty database for one test, as a ``postgresql+asyncpg://`` URL; dropped after."""
+    url = pg_databases.create(template=False)
+    try:
+        yield url
+    finally:
+        pg_databases.drop(url)

@@ -176,6 +176,10 @@ class DatabaseConfig(_Model):
     """``database``: where tickets live."""
 
     url: str = "sqlite+aiosqlite:///deskbell.db"
+    # PostgreSQL only: connections each process keeps open (a burst may open as many again).
+    pool_size: int = Field(10, ge=1)
+    # PostgreSQL only: a statement running longer is cancelled (0 = no limit).
+    statement_timeout_seconds: float = Field(30.0, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -191,9 +195,16 @@ class DatabaseConfig(_Model):
         """The URL with any password replaced by ``***`` (for logs and repr)."""
         return _redact_url(self.url)
 
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``bot.store.db.Database`` besides the URL."""
+        return {"pool_size": self.pool_size, "statement_timeout": self.statement_timeout_seconds}
+
     def __repr_args__(self) -> Iterator[tuple[str, Any]]:
         # The URL may carry a password (postgresql+asyncpg://user:pw@host/db).
         yield "url", self.redacted_url
+        yield "pool_size", self.pool_size
+        yield "statement_timeout_seconds", self.statement_timeout_seconds
 
 
 def _redact_url(url: str) -> str:

@@ -24,11 +24,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.store.notify import OUTBOX, notify
 from bot.store.sqlite_driver import one_hop_url
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FLAG = "outbox_enqueued"
+# PostgreSQL defaults (config: database.pool_size, database.statement_timeout_seconds).
+POOL_SIZE = 10
+STATEMENT_TIMEOUT = 30.0
 # Readiness waits this long for SQLite's write lock, not the writers' 10 s busy_timeout.
 WRITE_PROBE_TIMEOUT = 2.0
 
@@ -64,11 +68,29 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _server_pool(*, pool_size: int, statement_timeout: float) -> dict[str, Any]:
+    """Engine options for a database server (PostgreSQL through asyncpg)."""
+    return {
+        # A connection that died with a server restart is found and replaced before use.
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        # A burst may open as many again (a unit of work can read on a second connection while
+        # its transaction is open); they are closed when returned.
+        "max_overflow": pool_size,
+        # Sent at connection start, so every statement of every session has the limit: a
+        # statement stuck behind a lock fails instead of holding its connection for ever.
+        "connect_args": {"server_settings": {
+            "statement_timeout": str(int(statement_timeout * 1000))}},
+    }
+
+
 class Database:
     """One database: a write path and a read path (the same pool on PostgreSQL)."""
 
     def __init__(self, url: str, *, echo: bool = False,
-                 write_probe_timeout: float = WRITE_PROBE_TIMEOUT) -> None:
+                 write_probe_timeout: float = WRITE_PROBE_TIMEOUT,
+                 pool_size: int = POOL_SIZE, statement_timeout: float = STATEMENT_TIMEOUT) -> None:
+        """``pool_size`` and ``statement_timeout`` (seconds, 0 = none) apply to PostgreSQL."""
         self.url = url
         self.write_probe_timeout = write_probe_timeout
         self.is_sqlite = url.startswith("sqlite")
@@ -83,7 +105,8 @@ class Database:
             _sqlite_pragmas(self.write_engine, immediate=True)
             _sqlite_pragmas(self.read_engine, immediate=False)
         else:
-            self.write_engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+            self.write_engine = create_async_engine(url, echo=echo, **_server_pool(
+                pool_size=pool_size, statement_timeout=statement_timeout))
             self.read_engine = self.write_engine
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -98,6 +121,8 @@ class Database:
         async with self._writer() as session:
             async with session.begin():
                 yield session
+                if session.info.get(OUTBOX_FLAG) and not self.is_sqlite:
+                    await notify(session, OUTBOX)  # workers of other processes: at commit
             enqueued = session.info.pop(OUTBOX_FLAG, False)
         if enqueued:
             for callback in self._on_outbox:

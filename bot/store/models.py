@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names so Alembic migrations behave the same on SQLite and PostgreSQL.
@@ -36,25 +37,43 @@ NAMING = {
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no offset)."""
+    """Aware UTC datetimes in, aware UTC datetimes out.
+
+    PostgreSQL stores ``timestamp with time zone`` (an instant, whatever the session's
+    TimeZone); SQLite keeps no offset, so there the value is stored as naive UTC.
+    """
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(DateTime(timezone=True))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use the injected clock")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# ``jsonb`` on PostgreSQL (indexable, compared by value); SQLite's JSON elsewhere.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONDocument, list[Any]: JSONDocument}
 
 
 class Contact(Base):
@@ -193,10 +212,10 @@ class Message(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))  # queued | sent | failed
     auto_submitted: Mapped[str | None] = mapped_column(String(100))
     # What the parser had to repair or could not read (bad charset, broken header), for staff.
-    defects: Mapped[list[Any] | None] = mapped_column(JSON)
+    defects: Mapped[list[Any] | None] = mapped_column(JSONDocument)
     # Failing sender checks our upstream MTA recorded (Authentication-Results), e.g.
     # {"dmarc": "fail", "spf": "softfail"}; None when nothing failed or nothing was checked.
-    authentication: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    authentication: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime]
 
 
