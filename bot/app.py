@@ -59,7 +59,7 @@ class Listening:
 class Deskbell:
     def __init__(self, settings: Settings, *, clock: Clock, environ: Mapping[str, str] | None = None) -> None:
         self.settings, self.clock = settings, clock
-        self.db = Database(settings.database.url)
+        self.db = Database(settings.database.url, **settings.database.engine_options)
         self.desk = Desk(db=self.db, settings=settings, clock=clock)
         self.listening = Listening()
         self.ack_first = AckFirst()
