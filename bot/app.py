@@ -38,8 +38,9 @@ from bot.outbound.email import EmailSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack.listeners import AckFirst, build_bolt_app
 from bot.slack.sender import SlackSender, make_client
-from bot.store import migrate
+from bot.store import migrate, notify
 from bot.store.db import Database
+from bot.store.notify import Listener
 from bot.web import build_web_app
 from bot.webguard import header_deadline_protocol
 
@@ -145,6 +146,7 @@ class Deskbell:
         tasks: list[asyncio.Task[Any]] = []
         web_server: uvicorn.Server | None = None
         socket_mode = None
+        listener: Listener | None = None
         try:
             if "worker" in roles:
                 self.intake = self.make_intake()
@@ -152,6 +154,10 @@ class Deskbell:
                 self.dispatcher = self.make_dispatcher(slack)
                 self.dispatcher.give_way = self.intake.busy
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+                if not self.db.is_sqlite:  # other processes' doors and actions wake us at once
+                    listener = Listener(self.settings.database.url, {
+                        notify.SPOOL: self.intake.wake, notify.OUTBOX: self.dispatcher.wake})
+                    tasks.append(asyncio.create_task(listener.run(), name="listen"))
             bolt = self._bolt_app(slack) if "web" in roles else None
             if bolt is not None and self.settings.slack.app_token.get_secret_value():
                 from slack_bolt.adapter.socket_mode.async_handler import (
@@ -191,6 +197,8 @@ class Deskbell:
                 self.intake.stop()
             if self.dispatcher is not None:
                 self.dispatcher.stop()
+            if listener is not None:
+                listener.stop()
             if tasks:
                 _, pending = await asyncio.wait(tasks, timeout=3)
                 for task in pending:
