@@ -193,6 +193,16 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interv
         await asyncio.sleep(interval)
 
 
+def database_value(tmp_path: Path, sql: str) -> Any:
+    """The first column of the first row ``sql`` gives, read from outside the app (sqlite3 on
+    the test's file, or psql on its PostgreSQL database); whole numbers come back as ``int``."""
+    if ON_POSTGRESQL:
+        out = psql(database_url(tmp_path), sql).strip()
+        return int(out) if out.lstrip("-").isdigit() else out
+    with closing(sqlite3.connect(tmp_path / "deskbell.db")) as con:
+        return con.execute(sql).fetchone()[0]
+
+
 async def rename_table(database: Path, old: str, new: str) -> None:
     """Break (or mend) the running app's database from outside, as an operator's mistake would.
 

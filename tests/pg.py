@@ -24,7 +24,8 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -124,6 +125,32 @@ def psql(url: str, sql: str) -> str:
     done = subprocess.run([client, url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True,
                           capture_output=True, text=True)
     return done.stdout
+
+
+@contextmanager
+def holding(url: str, statements: str) -> Iterator[Callable[[], None]]:
+    """Another session that runs ``statements`` in a transaction (taking a lock, say) and keeps
+    it open until ``release()`` or the end of the block, when it rolls back."""
+    client = _binary("psql")
+    if client is None:
+        raise FileNotFoundError("psql not found")
+    proc = subprocess.Popen([client, url.replace("+asyncpg", "", 1), "-qAt", "-v", "ON_ERROR_STOP=1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(f"BEGIN;\n{statements};\nSELECT 'held';\n")
+    proc.stdin.flush()
+    if proc.stdout.readline().strip() != "held":
+        proc.kill()
+        raise RuntimeError(f"psql could not run {statements!r}")
+
+    def release() -> None:
+        if proc.poll() is None:
+            proc.communicate("ROLLBACK;\n", timeout=30)
+
+    try:
+        yield release
+    finally:
+        release()
 
 
 T = TypeVar("T")

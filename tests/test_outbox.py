@@ -17,10 +17,11 @@ from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate
 from bot.store import models as m
 from bot.store.db import Database
+from tests.conftest import database_url
 
 
 async def _db(tmp_path) -> Database:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    db = Database(database_url(tmp_path))
     await migrate.upgrade(db)
     return db
 

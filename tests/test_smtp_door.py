@@ -15,7 +15,19 @@ from sqlalchemy import select
 from bot.core import reports
 from bot.store import models as m
 from tests import mailfixtures as fx
-from tests.conftest import DOMAIN, deliver, rename_table, running, send_mail, settle, wait_until
+from tests.conftest import (
+    DOMAIN,
+    ON_POSTGRESQL,
+    database_url,
+    database_value,
+    deliver,
+    rename_table,
+    running,
+    send_mail,
+    settle,
+    wait_until,
+)
+from tests.pg import holding
 from tests.test_foundation import mail
 
 
@@ -134,9 +146,7 @@ async def test_draining_server_answers_421_not_5xx(app_settings, tmp_path):
             assert (code, reply[:5]) == (421, b"4.3.2"), reply
             release()
             assert (await in_flight)[0] == 250
-    db = sqlite3.connect(tmp_path / "deskbell.db")
-    assert db.execute("SELECT count(*) FROM raw_messages WHERE state = 'queued'").fetchone() == (1,)
-    db.close()
+    assert database_value(tmp_path, "SELECT count(*) FROM raw_messages WHERE state = 'queued'") == 1
 
 
 async def test_drain_lets_a_message_mid_transfer_finish(app_settings, tmp_path):
@@ -167,9 +177,7 @@ async def test_drain_lets_a_message_mid_transfer_finish(app_settings, tmp_path):
         answer = await say(raw[200:] + b".\r\n")
         writer.close()
     assert answer.startswith(b"250 2.0.0"), answer
-    db = sqlite3.connect(tmp_path / "deskbell.db")
-    assert db.execute("SELECT count(*) FROM raw_messages").fetchone() == (1,)
-    db.close()
+    assert database_value(tmp_path, "SELECT count(*) FROM raw_messages") == 1
 
 
 def app_handler(app):  # noqa: ANN001, ANN201
@@ -178,7 +186,12 @@ def app_handler(app):  # noqa: ANN001, ANN201
 
 @contextmanager
 def hold_write_lock(database: Path) -> Iterator[Callable[[], None]]:
-    """Another process holding SQLite's write lock: our commits wait until ``release()``."""
+    """Another process holding SQLite's write lock: our commits wait until ``release()``. On
+    PostgreSQL, another session holding a lock on the spool that keeps its writers waiting."""
+    if ON_POSTGRESQL:
+        with holding(database_url(database.parent), "LOCK TABLE raw_messages IN EXCLUSIVE MODE") as release:
+            yield release
+        return
     locked, released = threading.Event(), threading.Event()
 
     def hold() -> None:

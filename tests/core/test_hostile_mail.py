@@ -20,7 +20,7 @@ from bot.core.intake import REUSED_MESSAGE_ID
 from bot.core.threader import return_path, returned_message_id
 from bot.store import models as m
 from tests.conftest import DOMAIN, deliver, running, wait_until
-from tests.store.test_query_plans import plan_problems
+from tests.store.test_query_plans import plan_problems, sqlite_plans
 
 DATE = "Mon, 03 Mar 2025 10:15:00 +0000"
 
@@ -360,6 +360,7 @@ async def test_attachments_past_the_limits_are_kept_as_withheld_rows(app_setting
 # ----- none of it scans a table that grows ----------------------------------------------------
 
 
+@sqlite_plans
 async def test_these_paths_use_indexes_only(app_settings, relay, fake_slack, tmp_path):
     statements: list[tuple[str, Any]] = []
 

@@ -76,6 +76,11 @@ async def test_reply_modal_sends_one_threaded_email_and_updates_the_card(app_set
         [ack, answer] = await relay.wait_for(2)
         await wait_until(lambda: any("replied to the customer" in c.args.get("text", "")
                                      for c in fake_slack.thread_replies()))
+        # The card update follows the thread post in the outbox (same ticket, later id): the
+        # post being there does not mean the update has been sent yet.
+        card_ts = fake_slack.cards()[0].ts
+        await wait_until(lambda: "Waiting on customer" in str(
+            [u for u in fake_slack.updates() if u.args["ts"] == card_ts][-1].args["blocks"]))
         t = await reports.show_ticket(app.db, 1, now=app.clock.now())
     assert answer["Subject"] == "Re: Router down [#1]"
     assert answer["In-Reply-To"] == original_id
@@ -87,7 +92,6 @@ async def test_reply_modal_sends_one_threaded_email_and_updates_the_card(app_set
     assert t["status"] == "waiting"
     reply_events = [e for e in t["events"] if e["kind"] == "reply"]
     assert [e["actor"] for e in reply_events] == ["staff:UALICE"]
-    card_ts = fake_slack.cards()[0].ts
     card_update = [u for u in fake_slack.updates() if u.args["ts"] == card_ts][-1].args
     assert "Waiting on customer" in str(card_update["blocks"]) and "is replying" not in str(card_update)
 
