@@ -36,6 +36,10 @@ class StoreUnavailable(Failed):
     """The database refused or timed out; the caller should retry later."""
 
 
+class Contended(Failed):
+    """Another writer changed the same rows at the same moment; trying again will settle it."""
+
+
 class DeliveryFailed(Failed):
     """A send did not go through but may later (timeouts, 5xx, 429 with ``retry_after`` seconds)."""
 

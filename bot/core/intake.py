@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core import acknowledgements, groups, intents, lifecycle, sender_checks, spool
 from bot.core.desk import Desk
-from bot.core.errors import Failed, Rejected
+from bot.core.errors import Contended, Rejected
 from bot.core.spool import SpoolEntry
 from bot.core.threader import find_ticket, returned_message_id, strip_subject_tag
 from bot.core.tickets import ticket_view
@@ -50,10 +50,8 @@ class Parsed:
 
 
 TAKEN_ELSEWHERE = "taken by another worker"
-
-
-class Contended(Failed):
-    """Another writer changed the same rows at the same moment; trying again will settle it."""
+# The idempotency key of ingest (DESIGN §2.2): a conflict on it is another worker's copy.
+SPOOL_KEY = next(c for c in m.RawMessage.__table__.constraints if c.name == "uq_raw_messages_message_key")
 
 
 class NotStorable(Rejected):
@@ -70,11 +68,11 @@ async def ingest(desk: Desk, items: list[Parsed], *,
     try:
         async with desk.db.transaction() as s:
             results = await _ingest_all(s, desk, items, deadline=deadline)
-    except IntegrityError as exc:
-        # Another writer stored the same key or row a moment before: next time it is a duplicate.
-        raise Contended(f"another writer got there first: {exc.orig}") from exc
-    except DataError as exc:
-        raise NotStorable(f"the store refused the message: {exc.orig}") from exc
+    except DBAPIError as exc:
+        meaning = _classified(exc)
+        if meaning is None:
+            raise
+        raise meaning from exc
     # Said only now that it is committed: a rolled-back batch created nothing.
     for item, result in zip(items, results):
         if result.outcome == "created":
@@ -84,6 +82,20 @@ async def ingest(desk: Desk, items: list[Parsed], *,
             log.info("message joined ticket=%s channel=%s threaded_by=%s", result.ticket_number,
                      item.entry.channel, result.detail)
     return results
+
+
+def _classified(exc: DBAPIError) -> Contended | NotStorable | None:
+    """What a failed ingest transaction means for its entries. Either way nothing of it was
+    stored: a ``Contended`` batch is ingested again (a copy of a message another worker took
+    a moment before is then found a duplicate); a refused value would be refused again, so
+    the mail is held; anything else (the database went away) is the caller's to retry."""
+    if isinstance(exc, IntegrityError) and upsert.violates(exc, SPOOL_KEY):
+        return Contended(f"another worker ingested a copy of this message a moment before: {exc.orig}")
+    if upsert.contended(exc):
+        return Contended(f"another writer changed the same rows at the same moment: {exc.orig}")
+    if upsert.refused_value(exc):
+        return NotStorable(f"the store refused the message: {exc.orig}")
+    return None
 
 
 async def hold(desk: Desk, item: Parsed, *, reason: str, detail: str) -> IngestResult:

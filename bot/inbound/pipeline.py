@@ -18,7 +18,7 @@ from collections.abc import Callable
 from bot.batching import GroupCommit
 from bot.core import intake, spool
 from bot.core.desk import Desk
-from bot.core.errors import Rejected
+from bot.core.errors import Contended, Rejected
 from bot.core.intake import IngestResult, Parsed
 from bot.core.spool import Arrival, SpoolEntry
 from bot.inbound.mailparse import parse_email
@@ -161,7 +161,10 @@ class IntakeWorker:
             # Retrying cannot fix it: keep the bytes for a person instead of trying forever.
             return await intake.hold(self.desk, item, reason="error", detail=str(exc))
         except Exception as exc:  # ours: leave it queued and try again, a few times
-            log.exception("ingest failed spool=%s door=%s", item.entry.id, item.entry.door)
+            if isinstance(exc, Contended):  # another writer, not a fault: no traceback
+                log.info("ingest collided spool=%s: %s", item.entry.id, exc)
+            else:
+                log.exception("ingest failed spool=%s door=%s", item.entry.id, item.entry.door)
             attempts = await spool.note_failure(self.db, item.entry.id, f"{type(exc).__name__}: {exc}")
             if attempts >= MAX_ATTEMPTS:
                 return await intake.hold(self.desk, item, reason="error",
