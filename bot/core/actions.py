@@ -15,14 +15,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import recipient, send_to_customer
 from bot.core.desk import Desk
-from bot.core.errors import Rejected
+from bot.core.errors import Contended, Rejected
 from bot.core.lifecycle import STATUSES
 from bot.core.staff import Actor, check_allowed, is_admin, staff_row
 from bot.core.tickets import load_ticket, ticket_view
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 EMAIL_RE = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]{1,255}\.[^@\s<>,;.]{2,63}$")
 # Headers, the HTML frame and the signature around a reply's text, generously counted.
 REPLY_OVERHEAD_BYTES = 8 * 1024
+# Runs of an action that keeps colliding with other writers before the actor is told to retry.
+ATTEMPTS = 3
+# A conflict on this key, and only this one, means the interaction was handled before.
+PROCESSED_KEY = m.ProcessedKey.__table__.primary_key
 
 
 class Conflict(Rejected):
@@ -79,14 +83,24 @@ async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
 
 async def _once(key: IdempotencyKey | None, number: int | None,
                 run: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
-    """Run a keyed action; a twin delivered at the same moment loses the race to record the
-    key (IntegrityError, its transaction rolled back) and is reported as a duplicate."""
-    try:
-        return await run()
-    except IntegrityError:
-        if key is None:
-            raise
-        return ActionResult(number, "Already done.", duplicate=True)
+    """Run an action once. A twin of a keyed action delivered at the same moment (a double
+    click, Slack's retry) loses the race to record the key — a conflict on the processed-keys
+    primary key, its transaction rolled back — and is reported as a duplicate. Any other
+    collision (a row another writer made a moment before, a deadlock) is no replay: the whole
+    transaction runs again on the rows as they are now."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await run()
+        except DBAPIError as exc:
+            if key is not None and isinstance(exc, IntegrityError) and upsert.violates(exc, PROCESSED_KEY):
+                return ActionResult(number, "Already done.", duplicate=True)
+            if not upsert.contended(exc):
+                raise
+            if attempt == ATTEMPTS:
+                raise Contended("someone else changed the same thing at the same moment; "
+                                "please try again") from exc
+            log.info("staff action collided with another writer, running it again: %s", exc.orig)
+    raise AssertionError("unreachable")
 
 
 async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
@@ -95,7 +109,9 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
     async with desk.db.transaction() as s:
         if key is not None and await _seen(s, key, now=now):
             return ActionResult(number, "Already done.", duplicate=True)
-        ticket = await load_ticket(s, number)
+        # The row lock: a concurrent action on this ticket waits for this one to commit, so
+        # each reads what the one before wrote and records what it really changed.
+        ticket = await load_ticket(s, number, for_update=True)
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
         check_allowed(desk.settings, actor, group=group.name, action=action)
         staff = await staff_row(s, actor, now=now)
@@ -467,8 +483,12 @@ async def link(desk: Desk, *, actor: Actor, number: int, other: int,
         check_allowed(desk.settings, actor, group=other_group.name, action="link")
         if await s.get(m.TicketLink, (ticket.id, other)) is not None:
             return f"#{ticket.id} and #{other} are already linked.", ""
-        s.add_all([m.TicketLink(ticket_id=ticket.id, other_id=other, created_at=now),
-                   m.TicketLink(ticket_id=other, other_id=ticket.id, created_at=now)])
+        # The pair in one order from either end: two people linking it from both tickets at
+        # once collide on the first row (the one run again finds it linked) rather than each
+        # waiting for the other's second row (a deadlock).
+        low, high = sorted((ticket.id, other))
+        s.add_all([m.TicketLink(ticket_id=low, other_id=high, created_at=now),
+                   m.TicketLink(ticket_id=high, other_id=low, created_at=now)])
         _event(s, ticket, staff, "link", now, other=other)
         s.add(m.Event(ticket_id=other, kind="link", actor=f"staff:{staff.slack_user_id}",
                       staff_id=staff.id, data={"other": ticket.id}, created_at=now))
@@ -531,12 +551,23 @@ async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = Fals
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
         check_allowed(desk.settings, actor, group=group.name, action="reply")
         staff = await staff_row(s, actor, now=now)
-        live = ticket.lock_expires_at is not None and ticket.lock_expires_at > now
-        if live and ticket.lock_staff_id not in (None, staff.id) and not force:
-            holder = await s.get_one(m.Staff, ticket.lock_staff_id)
-            return LockState(held_by_other=_staff_label(holder), expires_at=ticket.lock_expires_at)
-        renewing = live and ticket.lock_staff_id == staff.id
-        ticket.lock_staff_id, ticket.lock_expires_at = staff.id, now + timedelta(minutes=minutes)
+        renewing = ticket.lock_staff_id == staff.id and ticket.lock_expires_at is not None \
+            and ticket.lock_expires_at > now
+        # Compare-and-set in the database: of two people opening Reply at once, both may have
+        # read the lock free; only the first UPDATE still finds it so, the other's waits for
+        # that one to commit and then matches nothing.
+        take = update(m.Ticket).where(m.Ticket.id == ticket.id)
+        if not force:
+            take = take.where(or_(m.Ticket.lock_staff_id.is_(None), m.Ticket.lock_staff_id == staff.id,
+                                  m.Ticket.lock_expires_at.is_(None), m.Ticket.lock_expires_at <= now))
+        taken = await s.scalar(take.values(lock_staff_id=staff.id,
+                                           lock_expires_at=now + timedelta(minutes=minutes))
+                               .returning(m.Ticket.id).execution_options(synchronize_session=False))
+        await s.refresh(ticket)
+        if taken is None:
+            holder = await s.get(m.Staff, ticket.lock_staff_id) if ticket.lock_staff_id else None
+            return LockState(held_by_other=_staff_label(holder) if holder else "someone else",
+                             expires_at=ticket.lock_expires_at)
         if not renewing:
             _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
             await intents.update_card(s, ticket_id=ticket.id,
@@ -549,7 +580,7 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
     """Stop writing (modal closed) or, for admins, lift someone else's lock."""
     now = desk.clock.now()
     async with desk.db.transaction() as s:
-        ticket = await load_ticket(s, number)
+        ticket = await load_ticket(s, number, for_update=True)  # not someone's lock taken meanwhile
         staff = await staff_row(s, actor, now=now)
         if ticket.lock_staff_id is None:
             return ActionResult(ticket.id, f"#{ticket.id} is not locked.")

@@ -19,8 +19,15 @@ from bot.store import models as m
 MAX_NUMBER = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
 
 
-async def load_ticket(s: AsyncSession, number: int) -> m.Ticket:
-    ticket = await s.get(m.Ticket, number) if 1 <= number <= MAX_NUMBER else None
+async def load_ticket(s: AsyncSession, number: int, *, for_update: bool = False) -> m.Ticket:
+    """The ticket; ``for_update`` also takes its row lock until the transaction ends, so two
+    writers of one ticket go one after the other and the second reads what the first wrote
+    (PostgreSQL; on SQLite the writer already holds the whole database, FOR UPDATE is left out).
+    FOR NO KEY UPDATE, the lock an UPDATE of the row takes anyway: rows that only refer to the
+    ticket (its messages, events, links from another ticket) can still be written meanwhile."""
+    lock = {"key_share": True} if for_update else None
+    ticket = await s.get(m.Ticket, number, with_for_update=lock,
+                         populate_existing=for_update) if 1 <= number <= MAX_NUMBER else None
     if ticket is None:
         raise TicketNotFound(f"there is no ticket #{number}")
     return ticket
