@@ -2,9 +2,10 @@
 # Shared by scripts/run and scripts/test (sourced, never run on its own): make sure the project's
 # virtualenv ./.venv exists and has Deskbell installed in it, the same way for both scripts.
 #
-#   venv_ready [EXTRA]   create ./.venv if needed, then `pip install -e .[EXTRA]` into it, but only
-#                        when pyproject.toml changed since the last install or the `deskbell`
-#                        entry point is missing, so a second start is fast.
+#   venv_ready [EXTRAS]  create ./.venv if needed, then `pip install -e .[EXTRAS]` into it (EXTRAS
+#                        comma-separated: test,postgres), but only when pyproject.toml changed
+#                        since the last install or the `deskbell` entry point is missing, so a
+#                        second start is fast.
 #
 # Always a virtualenv, never the system Python: Debian and Ubuntu refuse `pip install` outside one
 # (PEP 668) and may not ship pip at all. $PYTHON (default python3) is only used to create ./.venv.

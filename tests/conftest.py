@@ -3,7 +3,9 @@
 ``DESKBELL_TEST_DATABASE`` picks the database every test's settings get: ``sqlite`` (default, a
 file in the test's tmp_path) or ``postgresql`` (a fresh database per test, already migrated to
 head, as ``deskbell db upgrade`` leaves it: the app does not migrate PostgreSQL by itself).
-Tests about SQLite itself are marked ``only_on_sqlite``; they are skipped on PostgreSQL.
+Tests about SQLite itself are marked ``only_on_sqlite``; they are skipped on PostgreSQL. Tests
+about PostgreSQL itself (``pg_url``, ``postgres_server``) run in either pass, except where
+``DESKBELL_TEST_SKIP_POSTGRES`` is set: ./scripts/test sets it for its SQLite pass.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.core import spool
 from tests.fakes import FakeSlack, RelaySink
+from tests import pg
 from tests.pg import Databases, pg_databases, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
 
 DOMAIN = "support.example.com"
@@ -38,6 +41,10 @@ ON_POSTGRESQL = TEST_DATABASE == "postgresql"
 def only_on_sqlite(reason: str) -> pytest.MarkDecorator:
     """For a test about SQLite itself (its file, its locks, its query planner)."""
     return pytest.mark.skipif(ON_POSTGRESQL, reason=f"about SQLite itself: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    pg.shutdown()
 
 
 class _TestDatabases:

@@ -85,23 +85,53 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """``postgresql://…/postgres`` of a server the tests may create databases on."""
+class _Shared:
+    """The session's server and database maker, one per test process whichever module asks:
+    test modules import these fixtures, and pytest would otherwise give each importing module
+    a session fixture (and a cluster) of its own."""
+
+    server: str | None = None
+    cluster: Cluster | None = None
+    failure: str | None = None
+    databases: Databases | None = None
+
+
+def shutdown() -> None:
+    """End of the test session: drop the template, stop the cluster (idempotent)."""
+    databases, cluster = _Shared.databases, _Shared.cluster
+    _Shared.databases = _Shared.cluster = _Shared.server = None
+    try:
+        if databases is not None:
+            databases.close()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _server() -> str:
+    if os.environ.get("DESKBELL_TEST_SKIP_POSTGRES"):
+        # ./scripts/test runs these tests in its PostgreSQL pass, not twice.
+        pytest.skip("PostgreSQL tests run in the PostgreSQL pass (DESKBELL_TEST_SKIP_POSTGRES)")
     given = os.environ.get("DESKBELL_TEST_POSTGRES")
     if given:
-        yield given
-        return
-    cluster = Cluster()
-    try:
-        url = cluster.start()
-    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(cluster.dir, ignore_errors=True)
-        _unavailable(f"no PostgreSQL on this machine ({exc}); ./scripts/test installs it")
-    try:
-        yield url
-    finally:
-        cluster.stop()
+        return given
+    if _Shared.server is None and _Shared.failure is None:
+        cluster = Cluster()
+        try:
+            _Shared.server = cluster.start()
+            _Shared.cluster = cluster
+        except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(cluster.dir, ignore_errors=True)
+            _Shared.failure = f"no PostgreSQL on this machine ({exc}); ./scripts/test installs it"
+    if _Shared.server is None:
+        _unavailable(_Shared.failure or "PostgreSQL could not be started")
+    return _Shared.server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """``postgresql://…/postgres`` of a server the tests may create databases on."""
+    return _server()
 
 
 def _unavailable(reason: str) -> None:
@@ -247,17 +277,20 @@ class Databases:
 
 
 @pytest.fixture(scope="session")
-def pg_databases(postgres_server: str) -> Iterator[Databases]:
+def pg_databases(postgres_server: str) -> Databases:
     """The session's database maker, with its template migrated to head."""
-    try:
-        databases = Databases(postgres_server)
-    except ImportError as exc:
-        _unavailable(f"asyncpg is not installed ({exc}); ./scripts/test installs it")
-    try:
-        databases.make_template()
-        yield databases
-    finally:
-        databases.close()
+    if _Shared.databases is None:
+        try:
+            databases = Databases(postgres_server)
+        except ImportError as exc:
+            _unavailable(f"asyncpg is not installed ({exc}); ./scripts/test installs it")
+        try:
+            databases.make_template()
+        except BaseException:
+            databases.close()
+            raise
+        _Shared.databases = databases
+    return _Shared.databases
 
 
 @pytest.fixture
