@@ -11,12 +11,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
 
-import pytest
 from sqlalchemy import select
 
 from bot.core import reports, sender_checks
 from bot.store import models as m
-from tests.conftest import DOMAIN, ON_POSTGRESQL, deliver, rename_table, settle, wait_until
+from tests.conftest import DOMAIN, deliver, rename_table, settle, wait_until
 from tests.slack.test_interactions import customer_ticket, desk, events
 
 FORGER = "thief@attacker.example"
@@ -36,13 +35,6 @@ def forged(*, subject: str = "Re: Router down [#1]", reply_to: str | None = FORG
     return msg.as_bytes(policy=SMTP)
 
 
-# jsonb keeps no key order (shorter keys first): the card lists failed checks in the order of
-# the stored dict (bot/slack/blocks.py), so "DMARC fail, SPF fail" reads "SPF fail, DMARC fail".
-verdict_order_on_postgresql = pytest.mark.xfail(
-    ON_POSTGRESQL, strict=False,
-    reason="sender checks are shown in the stored dict's key order, which jsonb does not keep")
-
-
 async def ticket_row(app, number: int = 1) -> m.Ticket:
     async with app.db.reading() as s:
         return await s.get_one(m.Ticket, number)
@@ -52,7 +44,6 @@ def recipients(relay) -> list[str]:
     return [to for _, tos, _ in relay.sink.received for to in tos]
 
 
-@verdict_order_on_postgresql
 async def test_forged_sender_with_subject_tag_cannot_redirect_replies(app_settings, fake_slack, relay):
     """A forged From of the customer, the ticket's tag and its own Reply-To joins the ticket
     (the tag is weak evidence) but replies keep going to the customer; the card offers staff
@@ -112,7 +103,6 @@ async def test_reply_token_from_the_customer_moves_replies_a_tag_does_not(app_se
     assert (await ticket_row(app)).proposed_reply_to is None
 
 
-@verdict_order_on_postgresql
 async def test_only_a_trusted_mta_verdict_counts(app_settings, fake_slack, relay):
     """Anyone can write Authentication-Results into their mail: a sender's own 'fail' below our
     MTA's 'pass' is not shown, nor is a forged 'pass' able to hide our MTA's 'fail'."""

@@ -168,8 +168,14 @@ def _proposed_reply_to(t: TicketView) -> list[dict[str, Any]]:
                 button(trim(f"Keep {current}", 75), "ticket.keep_reply_to", str(t.number))]}]
 
 
+CHECK_ORDER = ("dmarc", "dkim", "spf")  # the verdict that matters most first
+
+
 def _checks_line(message: MessageView) -> str:
-    failed = ", ".join(f"{k.upper()} {v}" for k, v in (message.authentication or {}).items())
+    # Sorted here: a stored dict comes back in the database's key order (jsonb has none).
+    checks = sorted((message.authentication or {}).items(),
+                    key=lambda kv: CHECK_ORDER.index(kv[0]) if kv[0] in CHECK_ORDER else len(CHECK_ORDER))
+    failed = ", ".join(f"{k.upper()} {v}" for k, v in checks)
     return f"⚠️ Sender checks failed ({failed}): this mail may not come from the address it shows."
 
 
