@@ -160,7 +160,8 @@ def psql(url: str, sql: str) -> str:
 @contextmanager
 def holding(url: str, statements: str) -> Iterator[Callable[[], None]]:
     """Another session that runs ``statements`` in a transaction (taking a lock, say) and keeps
-    it open until ``release()`` or the end of the block, when it rolls back."""
+    it open until ``release()`` or the end of the block, when it rolls back and ends (so
+    session-level advisory locks go too)."""
     client = _binary("psql")
     if client is None:
         raise FileNotFoundError("psql not found")
@@ -169,7 +170,10 @@ def holding(url: str, statements: str) -> Iterator[Callable[[], None]]:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(f"BEGIN;\n{statements};\nSELECT 'held';\n")
     proc.stdin.flush()
-    if proc.stdout.readline().strip() != "held":
+    for line in proc.stdout:  # what the statements print comes first
+        if line.strip() == "held":
+            break
+    else:
         proc.kill()
         raise RuntimeError(f"psql could not run {statements!r}")
 
