@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.errors import Rejected
 from bot.core.threader import new_reply_token
 from bot.store import models as m
+from bot.store import upsert
 
 STATUSES = ("new", "open", "waiting", "on_hold", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "waiting", "on_hold")
@@ -62,6 +63,10 @@ async def open_tickets(s: AsyncSession, new: list[NewTicket], *, now: datetime) 
                         assignee_id=t.assignee_id, created_at=now, updated_at=now,
                         last_action_at=now, last_customer_message_at=None if t.by_staff else now,
                         last_staff_reply_at=now if t.by_staff else None) for t in new]
+    numbers = await upsert.take_numbers(s, "ticket", len(tickets))
+    if numbers is not None:  # #N without gaps, even when a transaction rolls back
+        for ticket, number in zip(tickets, numbers):
+            ticket.id = number
     s.add_all(tickets)
     await s.flush()
     for ticket, t in zip(tickets, new):

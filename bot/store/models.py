@@ -311,6 +311,16 @@ class RateCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Counter(Base):
+    """A named number handed out in commit order: ticket numbers on PostgreSQL, whose sequences
+    never give back a number a rolled-back transaction took (operators expect #N without gaps).
+    The row stays locked until its transaction ends, which is what makes it gap-free."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ProcessedKey(Base):
     """Idempotency keys of interactions already handled (Slack event_id, action_ts, …)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Constraint, select
+from sqlalchemy import Constraint, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -146,3 +146,17 @@ def refused_value(exc: DBAPIError) -> bool:
     """The database refused a value itself (too long, a NUL in text, out of range): SQLSTATE
     class 22 on PostgreSQL (asyncpg's errors do not arrive as ``DataError``)."""
     return isinstance(exc, DataError) or sqlstate(exc).startswith("22")
+
+
+async def take_numbers(s: AsyncSession, counter: str, count: int) -> list[int] | None:
+    """``count`` consecutive numbers from ``counter``, in commit order, gap-free: the counter's
+    row stays locked until the caller's transaction ends, and a rollback gives the numbers
+    back. None on SQLite, where the single writer and rowid reuse give the same for free (so
+    the hot path there costs no extra statement)."""
+    if s.bind.dialect.name == "sqlite" or count <= 0:
+        return None
+    last = await s.scalar(update(m.Counter).where(m.Counter.name == counter)
+                          .values(value=m.Counter.value + count).returning(m.Counter.value))
+    if last is None:
+        raise LookupError(f"no counter {counter!r}: run `deskbell db upgrade`")
+    return list(range(last - count + 1, last + 1))
