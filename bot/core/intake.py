@@ -23,7 +23,7 @@ from bot.core.desk import Desk
 from bot.core.errors import Contended, Rejected
 from bot.core.spool import SpoolEntry
 from bot.core.threader import find_ticket, returned_message_id, strip_subject_tag
-from bot.core.tickets import ticket_view
+from bot.core.tickets import load_ticket, ticket_view
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 from bot.messages import InboundMessage
 from bot.store import models as m
@@ -284,6 +284,10 @@ class _Openings:
 async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: SpoolEntry,
                   contact: m.Contact, ticket: m.Ticket, *, how: str) -> IngestResult:
     now = desk.clock.now()
+    if s.bind.dialect.name != "sqlite":
+        # Serialise with staff actions on this ticket, so a status change and this reopening
+        # each record what they really changed (SQLite's one writer does this already).
+        ticket = await load_ticket(s, ticket.id, for_update=True)
     [message] = await _store_messages(s, [(ticket, msg, entry, contact)], now=now)
     _note_sender_checks(message, msg, desk.settings)
     await _consider_reply_to(s, ticket, msg, contact, how=how, now=now)

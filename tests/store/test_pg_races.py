@@ -347,3 +347,30 @@ async def test_only_a_conflict_on_the_key_itself_is_read_as_that_key(dialect, re
     finally:
         await db.dispose()
 
+
+
+async def test_a_customer_reply_and_a_status_change_at_once_each_record_the_truth(desks, monkeypatch):
+    """The customer answers a ticket waiting on them just as staff put it on hold: whichever
+    goes first, the other sees it, and the history's statuses chain (each "from" is the "to"
+    before it)."""
+    a, b, _ = desks
+    number = await a_ticket(a)
+    await actions.set_status(a, actor=ALICE, number=number, status="waiting")
+    [reply] = await spooled(a, [letter(subject=f"Re: Help [#{number}]")])
+    meeting = Meeting(2)
+    # Both have read the ticket; then staff write first while the customer's message is still
+    # being stored: without the row lock, intake goes on from the status it read before.
+    for owner, name, lag in ((actions, "load_ticket", 0.0), (intake, "_store_messages", 0.5)):
+        original = getattr(owner, name)
+
+        def waiting(original: Any = original, lag: float = lag) -> Any:
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                await meeting.wait()
+                await asyncio.sleep(lag)
+                return await original(*args, **kwargs)
+            return wrapper
+        monkeypatch.setattr(owner, name, waiting())
+    await asyncio.gather(ingest_as_the_pipeline_does(a, reply),
+                         actions.set_status(b, actor=BOB, number=number, status="on_hold"))
+    chain = [(e.data["from"], e.data["to"]) for e in await events_of(a.db, "status")]
+    assert all(earlier[1] == later[0] for earlier, later in zip(chain, chain[1:])), chain
