@@ -18,7 +18,7 @@ from tests.conftest import running, send_mail, wait_until
 from tests.pg import _as_user, _binary, pg_databases, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
 from tests.test_foundation import mail
 
-OUTAGE_SECONDS = 5
+OUTAGE_SECONDS = 20  # as long as the issue asks: connections and pools must outlive it
 
 
 def stop_server(url: str) -> tuple[str, list[str]]:
