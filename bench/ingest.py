@@ -253,11 +253,14 @@ class Fleet:
             server.stop()
 
 
-def write_config(directory: Path, slack: FakeSlack, relay: RelaySink) -> Path:
-    """A deskbell config for one server: its own SQLite file, everything else on loopback."""
+def write_config(directory: Path, slack: FakeSlack, relay: RelaySink, *,
+                 database_url: str | None = None, max_sessions_per_client: int = 20) -> Path:
+    """A deskbell config for one server: its own SQLite file (or ``database_url``), everything
+    else on loopback."""
     config = {
-        "database": {"url": f"sqlite+aiosqlite:///{directory / 'deskbell.db'}"},
-        "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN]},
+        "database": {"url": database_url or f"sqlite+aiosqlite:///{directory / 'deskbell.db'}"},
+        "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN],
+                    "max_sessions_per_client": max_sessions_per_client},
         "web": {"listen": "127.0.0.1:0"},
         "email_out": {"host": "127.0.0.1", "port": relay.port, "from_address": f"support@{DOMAIN}",
                       "reply_domain": DOMAIN, "ack_rate_limit_per_domain_per_hour": 0,

@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 
 import psutil
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +43,7 @@ from bench.ingest import (  # noqa: E402  (the ingest bench's processes and mail
     Server,
     message,
     send_all,
+    write_config,
 )
 from tests.fakes import FakeSlack, RelaySink  # noqa: E402
 from tests.pg import Cluster, psql, with_database  # noqa: E402
@@ -57,23 +57,6 @@ class Worker(Server):
 
 def command_line() -> str:
     return "python bench/scale.py " + " ".join(sys.argv[1:])
-
-
-def write_config(directory: Path, url: str, slack: FakeSlack, relay: RelaySink) -> Path:
-    config = {
-        "database": {"url": url},
-        "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN],
-                    "max_sessions_per_client": 4 * CLIENTS},
-        "web": {"listen": "127.0.0.1:0"},
-        "email_out": {"host": "127.0.0.1", "port": relay.port, "from_address": f"support@{DOMAIN}",
-                      "reply_domain": DOMAIN, "ack_rate_limit_per_domain_per_hour": 0,
-                      "ack_rate_limit_total_per_hour": 0},
-        "slack": {"bot_token": slack.token, "api_url": slack.url},
-        "log": {"level": "WARNING"},
-    }
-    path = directory / "deskbell.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 async def spread(ports: list[int], mails: list[tuple[str, bytes]]) -> float:
@@ -122,7 +105,8 @@ async def run_one(fleet: Fleet, server_url: str, slack: FakeSlack, relay: RelayS
     url = with_database(server_url, name, driver="asyncpg")
     admin = with_database(server_url, name)
     where = fleet.directory(name)
-    config = write_config(where, url, slack, relay)
+    # Several doors on one host: every client comes from 127.0.0.1.
+    config = write_config(where, slack, relay, database_url=url, max_sessions_per_client=4 * CLIENTS)
     upgrade = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "db", "upgrade",
                                                    "--config", str(config), cwd=where,
                                                    stdout=asyncio.subprocess.DEVNULL)
