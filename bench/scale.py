@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import (  # noqa: E402  (the ingest bench's processes and mail)
     CLIENTS,
-    DOMAIN,
     REFERENCE_SINK,
     Fleet,
     Server,
