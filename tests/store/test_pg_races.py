@@ -374,3 +374,38 @@ async def test_a_customer_reply_and_a_status_change_at_once_each_record_the_trut
                          actions.set_status(b, actor=BOB, number=number, status="on_hold"))
     chain = [(e.data["from"], e.data["to"]) for e in await events_of(a.db, "status")]
     assert all(earlier[1] == later[0] for earlier, later in zip(chain, chain[1:])), chain
+
+
+async def test_two_intake_workers_keep_each_senders_messages_in_order(desks):
+    """DESIGN §2.1 with two workers draining one spool: each sender's three messages (each
+    answering the one before by its Message-ID) end on one ticket, in the order they came."""
+    a, b, _ = desks
+    senders, now = 40, datetime.now(timezone.utc)
+    arrivals = []
+    # Each sender's messages side by side, and small batches: batch boundaries split senders,
+    # so the two workers meet inside one sender's messages again and again.
+    for n in range(senders):
+        for step in range(3):
+            msg = EmailMessage()
+            msg["From"], msg["To"] = f"c{n}@example.net", f"help@{DOMAIN}"
+            msg["Subject"] = f"Case {n}" if step == 0 else f"Re: Case {n}"
+            msg["Message-ID"] = f"<c{n}.s{step}@example.net>"
+            if step:
+                msg["In-Reply-To"] = f"<c{n}.s{step - 1}@example.net>"
+            msg.set_content(f"step {step}")
+            arrivals.append(spool.Arrival(
+                channel="email", door="smtp", source_id=make_msgid(), data=msg.as_bytes(policy=SMTP),
+                received_at=now, envelope_from=f"c{n}@example.net", envelope_to=(f"help@{DOMAIN}",),
+                sender_key=f"c{n}@example.net"))
+    await spool.record(a.db, arrivals)
+    await asyncio.gather(IntakeWorker(desk=a, batch=4).drain(timeout=60),
+                         IntakeWorker(desk=b, batch=4).drain(timeout=60))
+    async with a.db.reading() as s:
+        rows = (await s.execute(select(m.Message.ticket_id, m.Message.body, m.Message.id)
+                                .where(m.Message.kind == "inbound").order_by(m.Message.id))).all()
+        tickets = await s.scalar(select(func.count(m.Ticket.id)))
+    assert tickets == senders
+    by_ticket: dict[int, list[str]] = {}
+    for ticket_id, body, _ in rows:
+        by_ticket.setdefault(ticket_id, []).append(body.strip())
+    assert all(steps == ["step 0", "step 1", "step 2"] for steps in by_ticket.values()), by_ticket
