@@ -10,8 +10,8 @@ nothing. Must not talk to Slack or SMTP: adapters resolve who the actor is and r
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
