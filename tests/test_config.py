@@ -189,8 +189,7 @@ def test_unknown_keys_are_rejected_with_a_suggestion(tmp_path: Path) -> None:
 
 def test_relations_between_sections(tmp_path: Path) -> None:
     path = write(tmp_path, """
-        smtp_in: {domains: [mail.example.com], fallback_group: ghosts, max_sessions: 10,
-                  max_sessions_per_client: 20, max_data_sessions: 11}
+        smtp_in: {domains: [mail.example.com], fallback_group: ghosts}
         email_out: {reply_domain: support.example.com}
         handler_groups:
           - {name: support, slack_channel: "#support", email_addresses: [a@mail.example.com]}
@@ -203,8 +202,6 @@ def test_relations_between_sections(tmp_path: Path) -> None:
     """)
     assert paths_of(problems_of(path)) == {
         "smtp_in.fallback_group",
-        "smtp_in.max_sessions_per_client",
-        "smtp_in.max_data_sessions",
         "email_out.reply_domain",
         "handler_groups[1].name",
         "handler_groups[1].email_addresses[0]",

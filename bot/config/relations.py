@@ -104,12 +104,6 @@ def relation_problems(s: Mapping[str, Any]) -> list[str]:
                 f" {smtp_in.domains}: replies to support+token@{email_out.reply_domain} would be refused"
             )
 
-    if smtp_in is not None:
-        for key in ("max_sessions_per_client", "max_data_sessions"):
-            if getattr(smtp_in, key) > smtp_in.max_sessions:
-                problems.append(f"smtp_in.{key}: must not exceed smtp_in.max_sessions "
-                                f"({getattr(smtp_in, key)} > {smtp_in.max_sessions})")
-
     if (tickets := s.get("tickets")) is not None and tickets.default_priority > tickets.priorities:
         problems.append(
             f"tickets.default_priority: must be within 1..{tickets.priorities} (tickets.priorities),"
