@@ -97,11 +97,13 @@ class SlackVerifier:
         timestamp = headers.get("x-slack-request-timestamp", "")
         sig = headers.get("x-slack-signature", "")
         # Plain digits only: int() would also take " 1_7e9" forms, or choke on 5,000 digits.
-        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not sig:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return False
+        if not (sig and sig.isascii()):  # compare_digest raises on non-ASCII text
             return False
         try:
             return self._verifier.is_valid(body=body, timestamp=timestamp, signature=sig)
-        except (ValueError, UnicodeDecodeError):  # not UTF-8: Slack never sends that
+        except (ValueError, TypeError, UnicodeDecodeError):  # not UTF-8: Slack never sends that
             return False
 
 

@@ -119,6 +119,9 @@ async def test_only_a_trusted_mta_verdict_counts(app_settings, fake_slack, relay
     assert results(theirs, ours_pass) is None  # the forged one on top is not ours
     assert results("forged.example; dkim=pass", ours_fail) == {"dkim": "fail", "spf": "softfail"}
     assert results(f"mx.{DOMAIN}; dkim=fail; dkim=pass") is None  # one good signature is enough
+    # A header with our id below ours is the sender's: its "pass" cannot hide our "fail".
+    assert results(f"mx.{DOMAIN}; dmarc=fail; spf=fail", f"mx.{DOMAIN}; dmarc=pass; spf=pass") == \
+        {"dmarc": "fail", "spf": "fail"}
 
     async with desk(app_settings, fake_slack, smtp_in={"authserv_ids": [f"MX.{DOMAIN}"]}) as (app, _):
         await deliver(app, forged(subject="Invoice", reply_to=None, auth=[theirs, ours_pass]))

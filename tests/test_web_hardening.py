@@ -235,6 +235,7 @@ UNSIGNED: dict[str, Callable[[], dict[str, str]]] = {
     "timestamp with an exponent": lambda: _signed(BODY, **{"X-Slack-Request-Timestamp": "1e9"}),
     "timestamp of 5000 digits": lambda: _signed(BODY, **{"X-Slack-Request-Timestamp": "9" * 5000}),
     "signature of another body": lambda: sign(BODY + b"&more=1"),
+    "signature not ASCII": lambda: _signed(BODY, **{"X-Slack-Signature": "v0=\xe9t\xe9"}),
 }
 
 

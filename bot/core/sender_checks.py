@@ -23,14 +23,19 @@ def failed_checks(auth_results: AuthResults, *, trusted_ids: Iterable[str] = ())
     fails only when no signature passed (a mail may carry several)."""
     trusted = {t.lower() for t in trusted_ids}
     headers = list(auth_results)
-    chosen = [h for h in headers if h[0] in trusted] if trusted else headers[:1]
+    # Only the topmost header of a trusted MTA: one lower down, even with a trusted id, may be
+    # the sender's own (RFC 8601 §5 asks MTAs to remove those; not all do), and its "pass"
+    # must not cancel the real verdict.
+    chosen = next((h for h in headers if h[0] in trusted), None) if trusted else \
+        (headers[0] if headers else None)
     outcomes: dict[str, set[str]] = {}
-    for _, results in chosen:
-        for method, result in results:
-            if method in CHECKED:
-                outcomes.setdefault(method, set()).add(result)
+    for method, result in chosen[1] if chosen else ():
+        if method in CHECKED:
+            outcomes.setdefault(method, set()).add(result)
+    # A mail may carry several DKIM signatures: one that passes is enough. DMARC and SPF have
+    # one verdict each.
     failed = {method: sorted(results & FAILING)[0] for method, results in outcomes.items()
-              if results & FAILING and "pass" not in results}
+              if results & FAILING and not (method == "dkim" and "pass" in results)}
     return dict(sorted(failed.items(), key=lambda kv: CHECKED.index(kv[0]))) or None
 
 

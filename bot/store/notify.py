@@ -71,12 +71,15 @@ class Listener:
                 for callback in self.callbacks.values():
                     callback()
                 await _first(lost.wait(), self._stopping.wait())
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                failures += 1
                 log.warning("listen: connection lost (%s)", type(exc).__name__)
             finally:
                 self.connected.clear()
                 if not conn.is_closed():
                     await conn.close(timeout=2)
+            if failures and not self._stopping.is_set():  # never a tight reconnect loop
+                await self._pause(min(30.0, 0.5 * 2 ** failures) * random.uniform(0.5, 1.0))
 
     async def _pause(self, seconds: float) -> None:
         try:

@@ -138,8 +138,10 @@ def sqlstate(exc: DBAPIError) -> str:
 
 def contended(exc: DBAPIError) -> bool:
     """Another writer got in the way: a unique key it took a moment before, or a deadlock or
-    serialization failure. Running the same transaction again settles it."""
-    return isinstance(exc, IntegrityError) or sqlstate(exc) in CONTENTION_STATES
+    serialization failure. Running the same transaction again settles it. Other integrity
+    errors (NOT NULL, foreign key, CHECK) are our bugs: they fail the same way every time."""
+    unique = sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+    return (isinstance(exc, IntegrityError) and unique) or sqlstate(exc) in CONTENTION_STATES
 
 
 def refused_value(exc: DBAPIError) -> bool:

@@ -341,6 +341,11 @@ async def test_only_a_conflict_on_the_key_itself_is_read_as_that_key(dialect, re
         other = await failure(m.HandlerGroup(name="support", slack_channel="#help"))
         assert upsert.violates(replay, actions.PROCESSED_KEY) and not upsert.violates(replay, intake.SPOOL_KEY)
         assert not upsert.violates(other, actions.PROCESSED_KEY) and upsert.contended(other)
+        # A broken row is our bug, not another writer: it fails the same way every time.
+        orphan = await failure(m.Ticket(subject="x", status="new", priority=3, group_id=999_999,
+                                        requester_id=999_999, channel="email", reply_token="t" * 12,
+                                        created_at=now, updated_at=now))
+        assert not upsert.contended(orphan)
         if dialect == "postgresql":  # SQLite keeps strings of any length
             too_long = await failure(m.HandlerGroup(name="x" * 500, slack_channel=""))
             assert upsert.refused_value(too_long) and not upsert.contended(too_long)
