@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import make_url
 
+from bot.store.notify import until_first
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ class Leadership:
     async def run(self, work: Callable[[], Awaitable[None]]) -> None:
         if self.sqlite:
             self.holding.set()
-            await _until_first(work(), self._stopping.wait())
+            await until_first(work(), self._stopping.wait())
             return
         import asyncpg  # the postgres extra
 
@@ -79,24 +81,10 @@ class Leadership:
                 except Exception:  # noqa: BLE001 — any failure means we may not hold it any more
                     lost.set()
 
-        await _until_first(work(), lost.wait(), watch(), self._stopping.wait())
+        await until_first(work(), lost.wait(), watch(), self._stopping.wait())
 
     async def _pause(self) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), self.retry_seconds)
         except asyncio.TimeoutError:
             pass
-
-
-async def _until_first(*awaitables: Awaitable[object]) -> None:
-    """Run them together until the first ends; cancel the rest (and re-raise its error)."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -70,7 +70,7 @@ class Listener:
                 # Everything that happened while we were away: look now rather than at the next poll.
                 for callback in self.callbacks.values():
                     callback()
-                await _first(lost.wait(), self._stopping.wait())
+                await until_first(lost.wait(), self._stopping.wait())
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 failures += 1
                 log.warning("listen: connection lost (%s)", type(exc).__name__)
@@ -94,10 +94,15 @@ def _caller(callback: Callable[[], None]) -> Callable[..., None]:
     return on_notification
 
 
-async def _first(*waits: object) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[arg-type]
+async def until_first(*awaitables: Awaitable[object]) -> None:
+    """Run them together until the first ends; cancel the rest (and re-raise its error)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
