@@ -31,6 +31,7 @@ from bot.config import Settings, parse_listen
 from bot.core import deliveries, groups, reports, spool
 from bot.core.desk import Desk
 from bot.fdlimit import raise_open_file_limit
+from bot.inbound.imap import AccountPoller
 from bot.inbound.pipeline import IntakeWorker, SpoolWriter
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
@@ -40,13 +41,14 @@ from bot.slack.listeners import AckFirst, build_bolt_app
 from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate, notify
 from bot.store.db import Database
+from bot.store.leader import Leadership
 from bot.store.notify import Listener
 from bot.web import build_web_app
 from bot.webguard import header_deadline_protocol
 
 log = logging.getLogger(__name__)
 
-ROLES = ("smtp", "web", "worker")
+ROLES = ("smtp", "imap", "web", "worker")
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Deskbell:
         self.dispatcher: Dispatcher | None = None
         self.intake: IntakeWorker | None = None
         self.smtp_server: SmtpServer | None = None
+        self.imap_pollers: list[tuple[AccountPoller, Leadership]] = []
+        self.imap_ssl_context: ssl.SSLContext | None = None  # None: the system's trusted CAs
 
     # ----- set-up -------------------------------------------------------------------------
 
@@ -174,6 +178,8 @@ class Deskbell:
             if "smtp" in roles:
                 self.smtp_server = self._smtp_server()
                 self.listening.smtp = await self.smtp_server.start()
+            if "imap" in roles:
+                tasks += self._imap_pollers()
             # Everything built at start-up lives for the whole run: keep it out of the cyclic
             # GC's full passes, which otherwise stall the loop (and Slack acks) for tens of ms.
             gc.collect()
@@ -188,6 +194,9 @@ class Deskbell:
             # Slack actions, 3 for the rest.
             if self.smtp_server is not None:
                 await self.smtp_server.stop(timeout=4)
+            for poller, lock in self.imap_pollers:
+                lock.stop()
+                poller.stop()
             if socket_mode is not None:
                 await socket_mode.close_async()
             if web_server is not None:
@@ -211,12 +220,29 @@ class Deskbell:
     def stop(self) -> None:
         self._stop.set()
 
-    def _smtp_server(self) -> SmtpServer:
-        s = self.settings.smtp_in
-        host, port = parse_listen(s.listen)
+    def _spool_writer(self) -> SpoolWriter:
         writer = SpoolWriter(self.db)
         if self.intake is not None:  # the same process: no need to wait for its next poll
             writer.on_commit(self.intake.wake)
+        return writer
+
+    def _imap_pollers(self) -> list[asyncio.Task[Any]]:
+        """One poller per account, each run only while this process holds the account's lock
+        (PostgreSQL: one process of many reads an account; SQLite: always this one)."""
+        writer = self._spool_writer()
+        tasks = []
+        for account in self.settings.imap_accounts:
+            poller = AccountPoller(account, db=self.db, clock=self.clock, spool=writer.write,
+                                   ssl_context=self.imap_ssl_context)
+            lock = Leadership(self.settings.database.url, f"imap:{account.name}")
+            self.imap_pollers.append((poller, lock))
+            tasks.append(asyncio.create_task(lock.run(poller.run), name=f"imap:{account.name}"))
+        return tasks
+
+    def _smtp_server(self) -> SmtpServer:
+        s = self.settings.smtp_in
+        host, port = parse_listen(s.listen)
+        writer = self._spool_writer()
         handler = SmtpHandler(spool=writer.write, clock=self.clock, domains=s.domains,
                               max_recipients=s.max_recipients)
         tls = None

@@ -7,12 +7,15 @@ Must not change anything it probes (no mail sent, no message posted, no migratio
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 import aiohttp
 import aiosmtplib
 
-from bot.config import Settings
+from bot.config import ImapAccount, Settings
+from bot.core import mailbox_ledger
+from bot.inbound import imap
 from bot.slack.sender import make_client
 from bot.store import migrate
 from bot.store.db import Database
@@ -69,6 +72,42 @@ async def probe_slack(settings: Settings) -> Probe:
             return Probe("slack", False, f"auth.test failed: {type(exc).__name__}: {exc}")
 
 
-async def run_probes(settings: Settings) -> list[Probe]:
-    return list(await asyncio.gather(probe_database(settings), probe_smtp_relay(settings),
-                                     probe_slack(settings)))
+async def probe_imap(account: ImapAccount, progress: mailbox_ledger.MailboxState | None,
+                     *, ssl_context: ssl.SSLContext | None = None) -> Probe:
+    """Log in and look at the mailbox read-only, and say how far the door has read it."""
+    name = f"imap {account.name}"
+    try:
+        detail = await imap.probe(account, ssl_context=ssl_context)
+        ok = True
+    except Exception as exc:
+        detail, ok = f"{account.username}@{account.host}:{account.port}: {exc}", False
+    if progress is not None and progress.uidvalidity:
+        detail += f"; read up to UID {progress.last_uid}"
+        if progress.waiting:
+            detail += f", {progress.waiting} message(s) still to take"
+        if progress.left_behind:
+            ok = False
+            first = progress.left_behind[0]
+            detail += (f"; {len(progress.left_behind)} message(s) left in the mailbox, "
+                       f"e.g. UID {first.uid}: {first.reason}")
+    return Probe(name, ok, detail)
+
+
+async def _mailbox_progress(settings: Settings) -> dict[tuple[str, str], mailbox_ledger.MailboxState]:
+    if not settings.imap_accounts:
+        return {}
+    db = Database(settings.database.url, **settings.database.engine_options)
+    try:
+        return {(x.account, x.mailbox): x for x in await mailbox_ledger.states(db)}
+    except Exception:  # no schema yet, or no database: the database probe says so
+        return {}
+    finally:
+        await db.dispose()
+
+
+async def run_probes(settings: Settings, *, imap_ssl_context: ssl.SSLContext | None = None) -> list[Probe]:
+    progress = await _mailbox_progress(settings)
+    return list(await asyncio.gather(
+        probe_database(settings), probe_smtp_relay(settings), probe_slack(settings),
+        *(probe_imap(a, progress.get((a.name, a.mailbox)), ssl_context=imap_ssl_context)
+          for a in settings.imap_accounts)))

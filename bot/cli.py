@@ -44,7 +44,8 @@ def _settings(config_path: str | None) -> Settings:
         raise SystemExit(2) from None
     secrets = tuple(x.get_secret_value() for x in (
         settings.slack.bot_token, settings.slack.app_token, settings.slack.signing_secret,
-        settings.email_out.password, settings.twilio.auth_token))
+        settings.email_out.password, settings.twilio.auth_token,
+        *(a.password for a in settings.imap_accounts), *(a.oauth2_token for a in settings.imap_accounts)))
     configure_logging(settings.log.level, extra_secrets=secrets)
     return settings
 
@@ -94,12 +95,12 @@ def _serve(config_path: str | None, roles: tuple[str, ...]) -> None:
 @main.command()
 @CONFIG_OPTION
 def run(config_path: str | None) -> None:
-    """Run everything in one process: SMTP door, web app and outbox worker.
+    """Run everything in one process: SMTP door, IMAP accounts, web app and worker.
 
     With no config file it uses the embedded defaults: SQLite file deskbell.db here,
     SMTP on 127.0.0.1:2525 for any domain, web on 127.0.0.1:8080, one group "support".
     """
-    _serve(config_path, ("smtp", "web", "worker"))
+    _serve(config_path, ("smtp", "imap", "web", "worker"))
 
 
 @main.command()
@@ -107,6 +108,14 @@ def run(config_path: str | None) -> None:
 def smtp(config_path: str | None) -> None:
     """Run only the SMTP door (Procfile role)."""
     _serve(config_path, ("smtp",))
+
+
+@main.command()
+@CONFIG_OPTION
+def imap(config_path: str | None) -> None:
+    """Run only the IMAP door: read every imap_accounts mailbox into the spool (Procfile
+    role). With several processes on PostgreSQL, each account is read by one of them."""
+    _serve(config_path, ("imap",))
 
 
 @main.command()
@@ -119,7 +128,8 @@ def web(config_path: str | None) -> None:
 @main.command()
 @CONFIG_OPTION
 def worker(config_path: str | None) -> None:
-    """Run only the outbox worker that delivers Slack cards and email (Procfile role)."""
+    """Run only the worker: intake of the spool and the outbox that delivers Slack cards
+    and email (Procfile role)."""
     _serve(config_path, ("worker",))
 
 
@@ -160,7 +170,8 @@ def db_upgrade(config_path: str | None, revision: str) -> None:
 @main.command()
 @CONFIG_OPTION
 def check(config_path: str | None) -> None:
-    """Validate the config (every problem at once), then probe database, SMTP relay and Slack."""
+    """Validate the config (every problem at once), then probe the database, the SMTP relay,
+    Slack and each IMAP account (login, mailbox, how far it has been read)."""
     from bot.checks import run_probes
 
     settings = _settings(config_path)

@@ -47,7 +47,9 @@ def configure_logging(level: str = "INFO", *, extra_secrets: tuple[str, ...] = (
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiosqlite", "sqlalchemy.engine", "uvicorn.access", "slack_sdk"):
+    # aioimaplib logs every byte it receives at DEBUG (customers' mail), and every untagged
+    # answer it does not use (new-mail notices during a fetch) at INFO.
+    for noisy in ("aiosqlite", "sqlalchemy.engine", "uvicorn.access", "slack_sdk", "aioimaplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # aiosmtpd warns of every unknown command a client sends: a stranger's to write into our
     # log at will. The door logs what matters (refusals, failures) itself.

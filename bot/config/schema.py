@@ -260,15 +260,35 @@ class ImapAccount(_Model):
     name: Name
     host: str = Field(min_length=1)
     port: int = Field(993, ge=1, le=65535)
-    tls: bool = True
+    tls: bool = True  # TLS from the first byte (port 993)
+    starttls: bool = False  # plain connection upgraded with STARTTLS (port 143); refused without it
     username: str
-    password: SecretStr
+    password: SecretStr = SecretStr("")
+    # How to log in: auto = AUTHENTICATE PLAIN when offered, else LOGIN; xoauth2 = Gmail and
+    # Microsoft 365 with ``oauth2_token`` (an access token kept fresh in the environment).
+    auth: Literal["auto", "login", "plain", "xoauth2"] = "auto"
+    oauth2_token: SecretStr = SecretStr("")
     mailbox: str = Field("INBOX", min_length=1)
-    processed_mailbox: str = "Deskbell/Processed"  # "" = leave the message, only mark it \Seen
-    handler_group: str | None = None  # None = the fallback group
+    processed_mailbox: str = "Deskbell/Processed"  # "" = leave the message where it is
+    quarantine_mailbox: str = "Deskbell/Quarantine"  # where mail we could not take is moved
+    handler_group: str | None = None  # None = by address, else the fallback group
+    from_address: Email | None = None  # replies to its tickets leave from this address
     poll_seconds: float = Field(60.0, gt=0)
     # RFC 2177: a client should re-issue IDLE at least every 29 minutes.
     idle_refresh_seconds: float = Field(300.0, gt=0, le=1740)
+    response_timeout_seconds: float = Field(30.0, gt=0)  # an unanswered command = a dead link
+    max_message_bytes: int = Field(26214400, ge=1024)  # larger mail stays in the mailbox
+
+    @model_validator(mode="after")
+    def _login_and_tls(self) -> "ImapAccount":
+        problems = []
+        if self.tls and self.starttls:
+            problems.append("tls and starttls: choose one (tls for port 993, starttls for 143)")
+        if self.processed_mailbox and self.processed_mailbox == self.mailbox:
+            problems.append("processed_mailbox: must differ from mailbox")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class SlackConfig(_Model):

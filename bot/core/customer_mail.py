@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import intents
+from bot.core import groups, intents
 from bot.core.desk import Desk
 from bot.core.threader import new_message_id, reply_address
 from bot.core.views import MessageView, OutgoingEmail, TicketView
@@ -111,12 +111,21 @@ async def send_all(s: AsyncSession, desk: Desk, drafts: list[Draft], *,
         out.message_id = new_message_id(ticket=d.ticket.id, message=out.id,
                                         domain=settings.email_out.reply_domain)
         ids = talk.message_ids
+        account = groups.imap_account(settings, d.ticket.door)
+        if account is not None and account.from_address:
+            # The account's own mailbox takes the answers: the customer wrote to it, and a
+            # reply-token address on reply_domain might not reach it. Our Message-IDs in
+            # In-Reply-To/References thread the answer.
+            from_address, reply_to = account.from_address, None
+        else:
+            from_address = None
+            reply_to = reply_address(from_address=settings.email_out.from_address,
+                                     token=d.ticket.reply_token,
+                                     reply_domain=settings.email_out.reply_domain)
         mail = OutgoingEmail(
             template=d.template, ticket=d.view, to_address=to_address, to_name=contact.name,
-            subject=out.subject, message_id=out.message_id,
-            reply_to=reply_address(from_address=settings.email_out.from_address,
-                                   token=d.ticket.reply_token,
-                                   reply_domain=settings.email_out.reply_domain),
+            subject=out.subject, message_id=out.message_id, reply_to=reply_to,
+            from_address=from_address,
             in_reply_to=talk.last_inbound or (ids[-1] if ids else None),
             references=ids[-MAX_REFERENCES:], auto_submitted=d.auto_submitted, date=now,
             from_name=d.from_name, text=d.body, staff_name=d.staff_name, group=d.group,

@@ -1,7 +1,8 @@
 """Handler groups: kept in step with the config, and chosen for a new ticket.
 
-Routing: a recipient listed in a group's ``email_addresses`` (or ``phone_numbers``) picks that
-group; anything else on our domains goes to the fallback group. Must not reject mail: the
+Routing: a message read from an IMAP account with a ``handler_group`` goes to that group (the
+account is its channel of entry); else a recipient listed in a group's ``email_addresses`` (or
+``phone_numbers``) picks that group; anything else goes to the fallback group. Must not reject mail: the
 SMTP door has already refused recipients outside ``smtp_in.domains``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot.config import ImapAccount, Settings
 from bot.store import models as m
 from bot.store import upsert
 from bot.store.db import Database
@@ -23,7 +24,10 @@ async def sync_groups(db: Database, settings: Settings) -> None:
         await upsert.groups(s, {g.name: g.slack_channel for g in settings.handler_groups})
 
 
-def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:
+def group_name_for(settings: Settings, recipients: tuple[str, ...], door: str = "") -> str:
+    account = imap_account(settings, door)
+    if account is not None and account.handler_group:
+        return account.handler_group
     wanted = [r.strip().lower() for r in recipients]
     for address in wanted:
         for group in settings.handler_groups:
@@ -32,13 +36,22 @@ def group_name_for(settings: Settings, recipients: tuple[str, ...]) -> str:
     return settings.fallback_group_name
 
 
+def imap_account(settings: Settings, door: str) -> ImapAccount | None:
+    """The IMAP account behind a door name ``imap:<account>``, if it is still configured."""
+    if not door.startswith("imap:"):
+        return None
+    name = door.removeprefix("imap:")
+    return next((a for a in settings.imap_accounts if a.name == name), None)
+
+
 def card_channel(group: m.HandlerGroup, settings: Settings) -> str:
     """Where the group's ticket cards go: its Slack channel, else the fallback channel."""
     return group.slack_channel or settings.slack.fallback_channel
 
 
-async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, ...]) -> m.HandlerGroup:
-    return await row(s, settings, group_name_for(settings, recipients))
+async def route(s: AsyncSession, settings: Settings, *, recipients: tuple[str, ...],
+                door: str = "") -> m.HandlerGroup:
+    return await row(s, settings, group_name_for(settings, recipients, door))
 
 
 async def row(s: AsyncSession, settings: Settings, name: str) -> m.HandlerGroup:

@@ -257,11 +257,13 @@ class _Openings:
         waiting, self.waiting = self.waiting, []
         self._message_ids = set()
         s, settings, now = self.s, self.desk.settings, self.desk.clock.now()
-        chosen = [await groups.route(s, settings, recipients=o.msg.recipients) for o in waiting]
+        chosen = [await groups.route(s, settings, recipients=o.msg.recipients, door=o.msg.door)
+                  for o in waiting]
         tickets = await lifecycle.open_tickets(s, [lifecycle.NewTicket(
             subject=strip_subject_tag(o.msg.subject), group=group, requester_id=o.contact.id,
             channel=o.msg.channel, priority=settings.tickets.default_priority,
-            actor=_actor(o.msg), reply_to=_asked_reply_to(o.msg), event_data={"door": o.msg.door})
+            actor=_actor(o.msg), reply_to=_asked_reply_to(o.msg), door=o.msg.door,
+            event_data={"door": o.msg.door})
             for o, group in zip(waiting, chosen)], now=now)
         messages = await _store_messages(s, [(t, o.msg, o.item.entry, o.contact)
                                              for t, o in zip(tickets, waiting)], now=now)

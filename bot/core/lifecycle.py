@@ -51,6 +51,7 @@ class NewTicket:
     assignee_id: int | None = None
     by_staff: bool = False
     reply_to: str | None = None  # where replies go when not to the requester's own address
+    door: str = ""  # the door its first message came through (smtp, imap:<account>, …)
     event_data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,7 +59,7 @@ async def open_tickets(s: AsyncSession, new: list[NewTicket], *, now: datetime) 
     """New tickets, each with its ``created`` event; several are written in one statement."""
     tickets = [m.Ticket(subject=t.subject[:998] or "(no subject)", status=t.status,
                         priority=t.priority, group_id=t.group.id, requester_id=t.requester_id,
-                        channel=t.channel, reply_token=new_reply_token(), reply_to=t.reply_to,
+                        channel=t.channel, door=t.door, reply_token=new_reply_token(), reply_to=t.reply_to,
                         via_email=t.channel == "email", unread=not t.by_staff, weight=0,
                         assignee_id=t.assignee_id, created_at=now, updated_at=now,
                         last_action_at=now, last_customer_message_at=None if t.by_staff else now,

@@ -16,7 +16,7 @@ from bot.core import intents, spool
 from bot.core.errors import TicketNotFound
 from bot.core.lifecycle import OPEN_STATUSES
 from bot.core.tickets import load_ticket, ticket_view
-from bot.core.views import MessageView, TicketView
+from bot.core.views import MessageView, TicketView, account_of
 from bot.store import models as m
 from bot.store.db import Database
 
@@ -96,12 +96,15 @@ async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, 
         result = _ticket_dict(t, group, contact, assignee, now=now)
         messages = (await s.scalars(select(m.Message).where(m.Message.ticket_id == t.id)
                                     .order_by(m.Message.id))).all()
+        doors = dict((await s.execute(select(m.RawMessage.id, m.RawMessage.door).where(
+            m.RawMessage.id.in_({x.raw_message_id for x in messages if x.raw_message_id})))).all())
         attachments: dict[int, list[m.AttachmentRow]] = {}
         for a in (await s.scalars(select(m.AttachmentRow).where(
                 m.AttachmentRow.message_id.in_([x.id for x in messages])))).all():
             attachments.setdefault(a.message_id, []).append(a)
         result["messages"] = [{
-            "kind": x.kind, "channel": x.channel, "sender": x.sender, "subject": x.subject,
+            "kind": x.kind, "channel": x.channel, "account": account_of(doors.get(x.raw_message_id, "")),
+            "sender": x.sender, "subject": x.subject,
             "body": x.body, "quoted": x.quoted, "message_id": x.message_id,
             "remote_id": x.remote_id, "delivery_status": x.delivery_status,
             "auto_submitted": x.auto_submitted, "defects": list(x.defects or []),
@@ -123,7 +126,7 @@ def _ticket_dict(t: m.Ticket, group: str, contact: m.Contact, assignee: str | No
         "number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
         "category": t.category, "type": t.type, "group": group, "assignee": assignee,
         "requester": {"name": contact.name, "email": contact.email, "phone": contact.phone},
-        "channel": t.channel, "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
+        "channel": t.channel, "account": account_of(t.door), "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
         "resolved_at": _iso(t.resolved_at), "closed_at": _iso(t.closed_at), "weight": t.weight,
         "idle_minutes": _idle_minutes(t, now), "unread": t.unread,
         "sla": {"first_response_due": None, "resolution_due": None, "breached": None},

@@ -141,6 +141,7 @@ class TicketView:
     links: tuple[int, ...] = ()
     reply_to: str | None = None  # where replies go, when not the requester's own address
     proposed_reply_to: str | None = None  # asked for by a message staff have not accepted
+    account: str | None = None  # the IMAP account its first message was read from
 
     @classmethod
     def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,
@@ -152,7 +153,13 @@ class TicketView:
                    last_customer_message_at=t.last_customer_message_at,
                    resolved_at=t.resolved_at, closed_at=t.closed_at, locked_by=locked_by,
                    lock_expires_at=t.lock_expires_at if locked_by else None, links=links,
-                   reply_to=t.reply_to, proposed_reply_to=t.proposed_reply_to)
+                   reply_to=t.reply_to, proposed_reply_to=t.proposed_reply_to,
+                   account=account_of(t.door))
+
+
+def account_of(door: str) -> str | None:
+    """The IMAP account a door name ``imap:<account>`` stands for; None for other doors."""
+    return door.removeprefix("imap:") if door.startswith("imap:") else None
 
 
 @dataclass(frozen=True)
@@ -177,12 +184,13 @@ class OutgoingEmail:
     to_name: str
     subject: str
     message_id: str
-    reply_to: str
+    reply_to: str | None  # None: answers go to From (an IMAP account's own address)
     in_reply_to: str | None
     references: tuple[str, ...]
     auto_submitted: str | None  # RFC 3834: "auto-replied", "auto-generated", or None (a person wrote it)
     date: datetime
     from_name: str | None = None  # None: email_out.from_name
+    from_address: str | None = None  # None: email_out.from_address
     text: str = ""  # what staff wrote (replies)
     staff_name: str = ""
     group: str = ""

@@ -187,5 +187,7 @@ class IntakeWorker:
 
     def _parse_email(self, entry: SpoolEntry) -> InboundMessage:
         return parse_email(entry.data, received_at=entry.received_at,
-                           envelope_sender=entry.envelope_from, recipients=entry.envelope_to,
+                           envelope_sender=entry.envelope_from,
+                           # No envelope (a mailbox's message): the parser reads the headers.
+                           recipients=entry.envelope_to or None,
                            door=entry.door, our_message_id_domain=self.our_domain)

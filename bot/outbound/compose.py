@@ -96,9 +96,11 @@ class EmailComposer:
         # The legacy (compat32) API builds the same message several times faster than the
         # header-registry policy; every customer mail passes through here.
         msg = MIMEMultipart("alternative")
-        msg["From"] = formataddr((one_line(mail.from_name or self.from_name), self.from_address), charset="utf-8")
+        msg["From"] = formataddr((one_line(mail.from_name or self.from_name),
+                                  mail.from_address or self.from_address), charset="utf-8")
         msg["To"] = _address(one_line(mail.to_name), one_line(mail.to_address))
-        msg["Reply-To"] = mail.reply_to
+        if mail.reply_to:
+            msg["Reply-To"] = mail.reply_to
         # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8).
         international = not mail.to_address.isascii()
         subject = one_line(mail.subject)

@@ -94,7 +94,8 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
             mrkdwn(f"*Group*\n{escape_mrkdwn(t.group)}"),
             mrkdwn(f"*Assignee*\n{f'<@{t.assignee}>' if t.assignee else 'Unassigned'}"),
             mrkdwn(f"*Category / type*\n{escape_mrkdwn(category)}"),
-            mrkdwn(f"*Received*\n{_when(t.created_at)} via {t.channel}"),
+            mrkdwn(f"*Received*\n{_when(t.created_at)} via {t.channel}"
+                   + (f" ({escape_mrkdwn(t.account)} mailbox)" if t.account else "")),
         ]},
         {"type": "section", "text": plain(f"From: {t.requester.label}", MAX_FIELD)},
     ]

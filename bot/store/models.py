@@ -143,6 +143,9 @@ class Ticket(Base):
     # Soft reply lock (BILLmanager: "blocked while an administrator writes the answer").
     lock_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     lock_expires_at: Mapped[datetime | None]
+    # The door its first message came through (smtp, imap:<account>, twilio): an IMAP
+    # account's tickets are answered from that account's address.
+    door: Mapped[str] = mapped_column(String(100), default="")
 
 
 class TicketLink(Base):
@@ -319,6 +322,40 @@ class Counter(Base):
     __tablename__ = "counters"
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ImapMailbox(Base):
+    """The IMAP door's ledger for one watched mailbox: every message with a UID up to
+    ``last_uid`` under ``uidvalidity`` is in the spool. Correctness rests on it, never on the
+    server's \\Seen flag; a new UIDVALIDITY starts the mailbox over."""
+
+    __tablename__ = "imap_mailboxes"
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    waiting: Mapped[int] = mapped_column(Integer, default=0)  # above last_uid at the last look
+    # Messages left in the mailbox, never to be fetched again: {uid, reason} (too large, or
+    # refused by the server every time it was asked for).
+    left_behind: Mapped[list[Any]] = mapped_column(default=list)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]  # the last time the mailbox was drained to the end
+    updated_at: Mapped[datetime]
+
+
+class ImapPlacement(Base):
+    """Where the IMAP door moved a spooled message (the processed folder, from the server's
+    COPYUID answer), so one that intake later quarantines can follow to the quarantine folder."""
+
+    __tablename__ = "imap_placements"
+    source_id: Mapped[str] = mapped_column(String(998), primary_key=True)  # the spool's
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    mailbox: Mapped[str] = mapped_column(String(400))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    filed_at: Mapped[datetime | None]  # moved on to the quarantine folder
+    created_at: Mapped[datetime]
 
 
 class ProcessedKey(Base):

@@ -67,6 +67,13 @@ async def groups(s: AsyncSession, channels: dict[str, str]) -> None:
         where=m.HandlerGroup.slack_channel != insert.excluded.slack_channel))
 
 
+async def replace(s: AsyncSession, model: Any, *, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """The row with these key columns holds ``values`` afterwards, whether it existed or not."""
+    insert = insert_for(s, model).values(**keys, **values)
+    await s.execute(insert.on_conflict_do_update(index_elements=list(keys),
+                                                 set_={k: getattr(insert.excluded, k) for k in values}))
+
+
 async def staff(s: AsyncSession, *, slack_user_id: str, name: str, email: str | None,
                 now: datetime) -> m.Staff:
     return await _insert_or_select(s, m.Staff, match={"slack_user_id": slack_user_id},

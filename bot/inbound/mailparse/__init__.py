@@ -69,11 +69,14 @@ def parse_email(
     *,
     received_at: datetime,
     envelope_sender: str | None = None,
-    recipients: tuple[str, ...] = (),
+    recipients: tuple[str, ...] | None = (),
     door: str = "smtp",
     our_message_id_domain: str | None = None,
 ) -> InboundMessage:
     """Turn the bytes of one received mail into an ``InboundMessage`` (channel ``email``).
+
+    ``recipients`` are the envelope's; None when the door had no envelope (a message read from
+    a mailbox): then Delivered-To, X-Original-To, To and Cc say where it went.
 
     ``our_message_id_domain`` (the right-hand side of the Message-IDs we generate) lets a bounce
     that quotes several ids name ours. Raises ``MailParseError`` only, and only when ``raw`` is
@@ -84,7 +87,7 @@ def parse_email(
             raw,
             received_at=received_at,
             envelope_sender=envelope_sender,
-            recipients=tuple(recipients),
+            recipients=None if recipients is None else tuple(recipients),
             door=door,
             our_domain=(our_message_id_domain or "").strip().lower() or None,
         )
@@ -100,7 +103,7 @@ def _parse(
     *,
     received_at: datetime,
     envelope_sender: str | None,
-    recipients: tuple[str, ...],
+    recipients: tuple[str, ...] | None,
     door: str,
     our_domain: str | None,
 ) -> InboundMessage:
@@ -115,6 +118,10 @@ def _parse(
     # The parts' declared charsets first: undeclared 8-bit header bytes are tried in them.
     parts._note_charsets(msg, walk)
 
+    if recipients is None:  # no envelope: the delivering MTA's headers stand in for it
+        recipients = headers._header_recipients(msg)
+        if envelope_sender is None:
+            envelope_sender = headers._return_path(msg)
     reply_name_addr = headers._first_address(msg, "Reply-To", walk)
     from_name, from_addr = headers._requester(
         msg, walk, reply_to=reply_name_addr, envelope_sender=envelope_sender

@@ -234,6 +234,33 @@ def _display(display: str, walk: _Walk) -> str:
     return _collapse(_clean(_decode_words(display, walk)))
 
 
+# Where a mail store says the message was delivered (Postfix, Exim, Dovecot LDA), then who the
+# author wrote to: the recipients of a message read from a mailbox, which has no envelope.
+_DELIVERY_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To", "Cc")
+MAX_HEADER_RECIPIENTS = 50
+
+
+def _header_recipients(msg: Message) -> tuple[str, ...]:
+    """Addresses the message was delivered or written to, in that order, each once."""
+    found: dict[str, None] = {}
+    for name in _DELIVERY_HEADERS:
+        values = [_unfold(v[:MAX_ADDRESS_HEADER]) for v in _values(msg, name)]
+        for _, addr in email.utils.getaddresses(values):
+            addr = addr.strip().strip("<>").strip()
+            if _ADDR_SPEC.match(addr):
+                found.setdefault(_normal_addr(addr), None)
+    return tuple(found)[:MAX_HEADER_RECIPIENTS]
+
+
+def _return_path(msg: Message) -> str | None:
+    """The envelope sender the delivering MTA recorded ("" for the null sender ``<>``), or
+    None without a Return-Path."""
+    values = _values(msg, "Return-Path")
+    if not values:
+        return None
+    return _unfold(values[0][:MAX_ADDRESS_HEADER]).strip().strip("<>").strip()
+
+
 def _normal_addr(addr: str) -> str:
     """Lower-cased, without quotes the local part does not need (RFC 5321 §4.1.2)."""
     return _NEEDLESS_QUOTES.sub(r"\1@", addr.strip()).lower()

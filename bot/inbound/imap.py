@@ -1,0 +1,272 @@
+"""Adapter: the IMAP door — support accounts' mailboxes → the spool.
+
+One ``AccountPoller`` per ``imap_accounts`` entry (the composition root runs each under an
+advisory lock, so one process of many reads an account). It is a spool writer and no more:
+
+1. ``UID SEARCH UID n+1:*`` above the ledger's position (never ``UNSEEN``: a message a person
+   read first is still ours), ``BODY.PEEK[]`` one message at a time (\\Seen stays as it was;
+   one body in memory), each committed to the spool before anything else happens to it;
+2. then, a batch at a time, moved to ``processed_mailbox`` (or left where it is when none is
+   set) and the ledger advanced. A crash between the two fetches a message again; the spool's
+   unique source id ``imap:<account>:<mailbox>:<uidvalidity>:<uid>`` makes that a no-op;
+3. a new UIDVALIDITY starts the mailbox over; intake recognises the copies already ingested
+   by their Message-ID (or bytes), so nothing is ingested twice;
+4. then IDLE (re-issued every ``idle_refresh_seconds``; an unanswered DONE is a dead link), or
+   a NOOP every ``poll_seconds`` without IDLE. Any failure: reconnect after a pause that
+   doubles up to ``BACKOFF_MAX`` with jitter. One account's trouble is only its own.
+
+Mail that intake quarantines follows to ``quarantine_mailbox`` on a later pass. Must not
+parse mail, decide anything about tickets, or acknowledge (move) a message before its spool
+commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.clock import Clock
+from bot.config import ImapAccount
+from bot.core import mailbox_ledger as ledger
+from bot.core.mailbox_ledger import LeftBehind, Placement
+from bot.core.spool import Arrival
+from bot.inbound.imapclient import ImapError, ImapSession, LinkDead, LoginRefused, Selected
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # messages spooled before they are moved and the ledger advances
+BACKOFF_FIRST, BACKOFF_MAX = 2.0, 300.0
+PROGRESS_SECONDS = 10.0
+FETCH_REFUSALS = 3  # a message the server refuses this often is left behind, not asked again
+
+SpoolFn = Callable[[Arrival], Awaitable[None]]
+
+
+class AccountPoller:
+    """Reads one account's mailbox into the spool until ``stop()``."""
+
+    def __init__(self, account: ImapAccount, *, db: Database, clock: Clock, spool: SpoolFn,
+                 ssl_context: ssl.SSLContext | None = None, batch: int = BATCH,
+                 backoff_first: float = BACKOFF_FIRST, backoff_max: float = BACKOFF_MAX) -> None:
+        self.account, self.db, self.clock, self.spool = account, db, clock, spool
+        self.ssl_context = ssl_context
+        self.batch = batch
+        self.backoff_first, self.backoff_max = backoff_first, backoff_max
+        self.door = f"imap:{account.name}"
+        self.failures = 0  # consecutive failed sessions (for tests and the log)
+        self.connected = asyncio.Event()  # set while a session is logged in and selected
+        self._stopping = asyncio.Event()
+        self._refusals: dict[tuple[int, int], int] = {}  # (uidvalidity, uid) → FETCH refusals
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            session = asyncio.ensure_future(self._session())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait({session, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not session.done():
+                    session.cancel()
+                    await asyncio.gather(session, return_exceptions=True)
+            if self._stopping.is_set():
+                return
+            error = session.exception()
+            self.connected.clear()
+            self.failures += 1
+            delay = min(self.backoff_max, self.backoff_first * 2 ** (self.failures - 1))
+            delay *= random.uniform(0.5, 1.0)  # accounts on one server must not retry in step
+            await self._report(error, delay)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _report(self, error: BaseException | None, delay: float) -> None:
+        a = self.account
+        where = f"{a.username}@{a.host}:{a.port}"
+        if isinstance(error, LoginRefused):
+            text = f"login refused for {where}: {error}"
+            log.error("imap %s: %s — check imap_accounts %r username and password (or token); "
+                      "retrying in %.0f s", a.name, text, a.name, delay)
+        elif isinstance(error, (ImapError, OSError, ssl.SSLError)):
+            text = f"{where}: {error}"
+            log.warning("imap %s: %s; reconnecting in %.0f s", a.name, text, delay)
+        else:
+            text = f"{where}: {type(error).__name__}: {error}"
+            log.error("imap %s: unexpected failure; reconnecting in %.0f s", a.name, delay,
+                      exc_info=error)
+        try:
+            await ledger.note_error(self.db, a.name, a.mailbox, text, now=self.clock.now())
+        except Exception as exc:  # the database may be the trouble; the log has said it
+            log.warning("imap %s: cannot record the error: %s", a.name, exc)
+
+    def _connection(self) -> ImapSession:
+        a = self.account
+        return ImapSession(host=a.host, port=a.port, tls=a.tls, starttls=a.starttls,
+                           timeout=a.response_timeout_seconds, ssl_context=self.ssl_context)
+
+    async def _session(self) -> None:
+        a = self.account
+        async with self._connection() as imap:
+            await imap.login(a.username, password=a.password.get_secret_value(), mechanism=a.auth,
+                             oauth2_token=a.oauth2_token.get_secret_value())
+            for folder in (a.processed_mailbox, a.quarantine_mailbox if a.processed_mailbox else ""):
+                if folder:
+                    await imap.create(folder)
+            selected = await imap.select(a.mailbox)
+            log.info("imap %s: logged in to %s, %s has %s message(s)%s", a.name, a.host, a.mailbox,
+                     selected.exists, "" if imap.can_idle else f"; no IDLE, polling every {a.poll_seconds:.0f} s")
+            self.connected.set()
+            while True:
+                await self.drain(imap, selected)
+                self.failures = 0  # a full pass: the next failure starts the backoff afresh
+                if a.processed_mailbox:
+                    selected = await self._file_quarantined(imap, selected)
+                if imap.can_idle:
+                    await imap.idle(a.idle_refresh_seconds)
+                else:
+                    await asyncio.sleep(a.poll_seconds)
+                    await imap.noop()
+
+    # ----- taking messages -----------------------------------------------------------------
+
+    async def drain(self, imap: ImapSession, selected: Selected) -> int:
+        """Spool every message above the ledger's position; returns how many were spooled."""
+        a = self.account
+        position = await ledger.position(self.db, a.name, a.mailbox)
+        if position is None or position.uidvalidity != selected.uidvalidity:
+            if position is not None and position.uidvalidity:
+                log.warning("imap %s: %s has a new UIDVALIDITY (%s, was %s): reading it all again; "
+                            "messages ingested before are recognised and not ingested twice",
+                            a.name, a.mailbox, selected.uidvalidity, position.uidvalidity)
+            await ledger.start_over(self.db, a.name, a.mailbox, uidvalidity=selected.uidvalidity,
+                                    now=self.clock.now())
+            position = ledger.Position(selected.uidvalidity, 0)
+        left_behind = {x.uid: x for x in position.left_behind}
+        if a.processed_mailbox and position.last_uid:
+            await self._move_leftovers(imap, position, set(left_behind))
+        uids = await imap.uids_from(position.last_uid + 1)
+        if not uids:
+            return 0
+        total, spooled, started = len(uids), 0, time.monotonic()
+        last_report = started
+        if total > self.batch:
+            log.info("imap %s: %s message(s) waiting in %s; taking them %s at a time",
+                     a.name, total, a.mailbox, self.batch)
+        for start in range(0, total, self.batch):
+            chunk = uids[start:start + self.batch]
+            taken = await self._spool_batch(imap, selected, chunk, left_behind)
+            placements: list[Placement] = []
+            if a.processed_mailbox and taken:
+                moved = await imap.move(taken, a.processed_mailbox)
+                placements = [Placement(ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
+                                        a.processed_mailbox, selected.uidvalidity, new_uid)
+                              for uid, new_uid in moved.items()]
+            done = start + len(chunk)
+            await ledger.advance(self.db, a.name, a.mailbox, uidvalidity=selected.uidvalidity,
+                                 last_uid=chunk[-1], waiting=total - done,
+                                 left_behind=tuple(left_behind.values()), placements=placements,
+                                 now=self.clock.now(), drained=done == total)
+            spooled += len(taken)
+            now = time.monotonic()
+            if total > self.batch and (now - last_report >= PROGRESS_SECONDS or done == total):
+                last_report = now
+                log.info("imap %s: %s of %s taken from %s (%.0f/s)", a.name, done, total, a.mailbox,
+                         done / max(now - started, 1e-6))
+        return spooled
+
+    async def _spool_batch(self, imap: ImapSession, selected: Selected, uids: list[int],
+                           left_behind: dict[int, LeftBehind]) -> list[int]:
+        """Fetch and spool these messages one by one; returns the UIDs now in the spool."""
+        a = self.account
+        sizes = await imap.sizes(uids)
+        taken = []
+        for uid in uids:
+            size = sizes.get(uid)
+            if size is None:
+                continue  # expunged by someone else meanwhile
+            if size > a.max_message_bytes:
+                if uid not in left_behind:
+                    log.warning("imap %s: UID %s in %s is %s bytes, over max_message_bytes (%s): "
+                                "left in the mailbox", a.name, uid, a.mailbox, size, a.max_message_bytes)
+                    left_behind[uid] = LeftBehind(uid, f"{size} bytes, over max_message_bytes")
+                continue
+            data = await self._fetch(imap, selected, uid, left_behind)
+            if data is None:
+                continue
+            await self.spool(Arrival(
+                channel="email", door=self.door, data=data, received_at=self.clock.now(),
+                source_id=ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
+                # One account's messages are ingested in the order the mailbox holds them.
+                sender_key=self.door))
+            taken.append(uid)
+        return taken
+
+    async def _fetch(self, imap: ImapSession, selected: Selected, uid: int,
+                     left_behind: dict[int, LeftBehind]) -> bytes | None:
+        try:
+            return await imap.fetch(uid)
+        except LinkDead:
+            raise
+        except ImapError as exc:
+            # Some servers refuse one broken message every time: never ask in a loop.
+            key = (selected.uidvalidity, uid)
+            self._refusals[key] = self._refusals.get(key, 0) + 1
+            if self._refusals[key] < FETCH_REFUSALS:
+                raise
+            log.error("imap %s: the server refused UID %s in %s %s times (%s): left in the mailbox",
+                      self.account.name, uid, self.account.mailbox, FETCH_REFUSALS, exc)
+            left_behind[uid] = LeftBehind(uid, f"the server refuses to return it: {exc}"[:300])
+            return None
+
+    async def _move_leftovers(self, imap: ImapSession, position: ledger.Position,
+                              left_behind: set[int]) -> None:
+        """Messages already spooled but still in the mailbox (moving was switched on later):
+        move them now, without fetching them again."""
+        leftovers = [u for u in await imap.uids_from(1) if u <= position.last_uid and u not in left_behind]
+        if leftovers:
+            log.info("imap %s: moving %s message(s) taken earlier to %s", self.account.name,
+                     len(leftovers), self.account.processed_mailbox)
+            await imap.move(leftovers, self.account.processed_mailbox)
+
+    async def _file_quarantined(self, imap: ImapSession, selected: Selected) -> Selected:
+        """Move messages that intake quarantined from the processed folder to the quarantine
+        folder; returns the mailbox selected afterwards (the watched one)."""
+        a = self.account
+        waiting = await ledger.quarantined(self.db, a.name, a.processed_mailbox)
+        if not waiting:
+            return selected
+        processed = await imap.select(a.processed_mailbox)
+        here = [p for p in waiting if p.uidvalidity == processed.uidvalidity]
+        if here:
+            await imap.move([p.uid for p in here], a.quarantine_mailbox)
+            log.info("imap %s: %s quarantined message(s) moved to %s", a.name, len(here),
+                     a.quarantine_mailbox)
+        # Those under an older UIDVALIDITY cannot be found any more: stop looking for them.
+        await ledger.filed(self.db, [p.source_id for p in waiting], now=self.clock.now())
+        return await imap.select(a.mailbox)
+
+
+async def probe(account: ImapAccount, *, ssl_context: ssl.SSLContext | None = None,
+                timeout: float = 10.0) -> str:
+    """Log in and look at the mailbox read-only (``deskbell check``): a line describing it.
+    Raises ImapError (LoginRefused, LinkDead) when it cannot."""
+    session = ImapSession(host=account.host, port=account.port, tls=account.tls,
+                          starttls=account.starttls, timeout=min(timeout, account.response_timeout_seconds),
+                          ssl_context=ssl_context)
+    async with session as imap:
+        how = await imap.login(account.username, password=account.password.get_secret_value(),
+                               mechanism=account.auth, oauth2_token=account.oauth2_token.get_secret_value())
+        selected = await imap.select(account.mailbox, readonly=True)
+        idle = "IDLE" if imap.can_idle else f"no IDLE (polls every {account.poll_seconds:.0f} s)"
+        return (f"login ok ({how.upper()}) at {account.host}:{account.port}; {account.mailbox} has "
+                f"{selected.exists} message(s); {idle}")
