@@ -51,13 +51,16 @@ class AccountPoller:
     """Reads one account's mailbox into the spool until ``stop()``."""
 
     def __init__(self, account: ImapAccount, *, db: Database, clock: Clock, spool: SpoolFn,
-                 ssl_context: ssl.SSLContext | None = None, batch: int = BATCH,
-                 backoff_first: float = BACKOFF_FIRST, backoff_max: float = BACKOFF_MAX) -> None:
+                 ssl_context: ssl.SSLContext | None = None, batch: int | None = None,
+                 backoff_first: float | None = None, backoff_max: float | None = None) -> None:
         self.account, self.db, self.clock, self.spool = account, db, clock, spool
         self.ssl_context = ssl_context
-        self.batch = batch
-        self.backoff_first, self.backoff_max = backoff_first, backoff_max
+        self.batch = batch or BATCH
+        self.backoff_first = backoff_first or BACKOFF_FIRST
+        self.backoff_max = backoff_max or BACKOFF_MAX
         self.door = f"imap:{account.name}"
+        # The folders as the server names them (see _learn_folders).
+        self.mailbox, self.processed, self.quarantine = account.mailbox, account.processed_mailbox, ""
         self.failures = 0  # consecutive failed sessions (for tests and the log)
         self.connected = asyncio.Event()  # set while a session is logged in and selected
         self._stopping = asyncio.Event()
@@ -96,13 +99,13 @@ class AccountPoller:
         if isinstance(error, LoginRefused):
             text = f"login refused for {where}: {error}"
             log.error("imap %s: %s — check imap_accounts %r username and password (or token); "
-                      "retrying in %.0f s", a.name, text, a.name, delay)
+                      "retrying in %.1f s", a.name, text, a.name, delay)
         elif isinstance(error, (ImapError, OSError, ssl.SSLError)):
             text = f"{where}: {error}"
-            log.warning("imap %s: %s; reconnecting in %.0f s", a.name, text, delay)
+            log.warning("imap %s: %s; reconnecting in %.1f s", a.name, text, delay)
         else:
             text = f"{where}: {type(error).__name__}: {error}"
-            log.error("imap %s: unexpected failure; reconnecting in %.0f s", a.name, delay,
+            log.error("imap %s: unexpected failure; reconnecting in %.1f s", a.name, delay,
                       exc_info=error)
         try:
             await ledger.note_error(self.db, a.name, a.mailbox, text, now=self.clock.now())
@@ -119,23 +122,37 @@ class AccountPoller:
         async with self._connection() as imap:
             await imap.login(a.username, password=a.password.get_secret_value(), mechanism=a.auth,
                              oauth2_token=a.oauth2_token.get_secret_value())
-            for folder in (a.processed_mailbox, a.quarantine_mailbox if a.processed_mailbox else ""):
+            await self._learn_folders(imap)
+            for folder in (self.processed, self.quarantine):
                 if folder:
                     await imap.create(folder)
-            selected = await imap.select(a.mailbox)
+            selected = await imap.select(self.mailbox)
             log.info("imap %s: logged in to %s, %s has %s message(s)%s", a.name, a.host, a.mailbox,
                      selected.exists, "" if imap.can_idle else f"; no IDLE, polling every {a.poll_seconds:.0f} s")
             self.connected.set()
             while True:
                 await self.drain(imap, selected)
                 self.failures = 0  # a full pass: the next failure starts the backoff afresh
-                if a.processed_mailbox:
+                if self.processed:
                     selected = await self._file_quarantined(imap, selected)
                 if imap.can_idle:
                     await imap.idle(a.idle_refresh_seconds)
                 else:
                     await asyncio.sleep(a.poll_seconds)
                     await imap.noop()
+
+    async def _learn_folders(self, imap: ImapSession) -> None:
+        """Folder names in the config use "/" between levels; the server may use another
+        separator (Courier and many older servers: "."): translate them."""
+        a = self.account
+        separator = await imap.separator()
+
+        def on_server(name: str) -> str:
+            return name.replace("/", separator) if separator and separator != "/" else name
+
+        self.mailbox = on_server(a.mailbox)
+        self.processed = on_server(a.processed_mailbox)
+        self.quarantine = on_server(a.quarantine_mailbox) if a.processed_mailbox else ""
 
     # ----- taking messages -----------------------------------------------------------------
 
@@ -152,7 +169,7 @@ class AccountPoller:
                                     now=self.clock.now())
             position = ledger.Position(selected.uidvalidity, 0)
         left_behind = {x.uid: x for x in position.left_behind}
-        if a.processed_mailbox and position.last_uid:
+        if self.processed and position.last_uid:
             await self._move_leftovers(imap, position, set(left_behind))
         uids = await imap.uids_from(position.last_uid + 1)
         if not uids:
@@ -166,10 +183,10 @@ class AccountPoller:
             chunk = uids[start:start + self.batch]
             taken = await self._spool_batch(imap, selected, chunk, left_behind)
             placements: list[Placement] = []
-            if a.processed_mailbox and taken:
-                moved = await imap.move(taken, a.processed_mailbox)
+            if self.processed and taken:
+                moved = await imap.move(taken, self.processed)
                 placements = [Placement(ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
-                                        a.processed_mailbox, selected.uidvalidity, new_uid)
+                                        self.processed, selected.uidvalidity, new_uid)
                               for uid, new_uid in moved.items()]
             done = start + len(chunk)
             await ledger.advance(self.db, a.name, a.mailbox, uidvalidity=selected.uidvalidity,
@@ -235,25 +252,25 @@ class AccountPoller:
         leftovers = [u for u in await imap.uids_from(1) if u <= position.last_uid and u not in left_behind]
         if leftovers:
             log.info("imap %s: moving %s message(s) taken earlier to %s", self.account.name,
-                     len(leftovers), self.account.processed_mailbox)
-            await imap.move(leftovers, self.account.processed_mailbox)
+                     len(leftovers), self.processed)
+            await imap.move(leftovers, self.processed)
 
     async def _file_quarantined(self, imap: ImapSession, selected: Selected) -> Selected:
         """Move messages that intake quarantined from the processed folder to the quarantine
         folder; returns the mailbox selected afterwards (the watched one)."""
         a = self.account
-        waiting = await ledger.quarantined(self.db, a.name, a.processed_mailbox)
+        waiting = await ledger.quarantined(self.db, a.name, self.processed)
         if not waiting:
             return selected
-        processed = await imap.select(a.processed_mailbox)
+        processed = await imap.select(self.processed)
         here = [p for p in waiting if p.uidvalidity == processed.uidvalidity]
         if here:
-            await imap.move([p.uid for p in here], a.quarantine_mailbox)
+            await imap.move([p.uid for p in here], self.quarantine)
             log.info("imap %s: %s quarantined message(s) moved to %s", a.name, len(here),
-                     a.quarantine_mailbox)
+                     self.quarantine)
         # Those under an older UIDVALIDITY cannot be found any more: stop looking for them.
         await ledger.filed(self.db, [p.source_id for p in waiting], now=self.clock.now())
-        return await imap.select(a.mailbox)
+        return await imap.select(self.mailbox)
 
 
 async def probe(account: ImapAccount, *, ssl_context: ssl.SSLContext | None = None,
@@ -266,7 +283,9 @@ async def probe(account: ImapAccount, *, ssl_context: ssl.SSLContext | None = No
     async with session as imap:
         how = await imap.login(account.username, password=account.password.get_secret_value(),
                                mechanism=account.auth, oauth2_token=account.oauth2_token.get_secret_value())
-        selected = await imap.select(account.mailbox, readonly=True)
+        separator = await imap.separator()
+        mailbox = account.mailbox.replace("/", separator) if separator else account.mailbox
+        selected = await imap.select(mailbox, readonly=True)
         idle = "IDLE" if imap.can_idle else f"no IDLE (polls every {account.poll_seconds:.0f} s)"
         return (f"login ok ({how.upper()}) at {account.host}:{account.port}; {account.mailbox} has "
                 f"{selected.exists} message(s); {idle}")

@@ -30,6 +30,7 @@ _FETCH_UID = re.compile(rb"\bUID (\d+)", re.I)
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
 _FETCH_START = re.compile(rb"^\d+ FETCH \(", re.I)
 _COPYUID = re.compile(rb"\[COPYUID \d+ ([\d:,]+) ([\d:,]+)\]", re.I)
+_LIST_DELIMITER = re.compile(rb'^LIST \([^)]*\) ("(?:\\.|[^"])"|NIL)', re.I)
 _CAPABILITY = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 # UIDs per command: keeps each line far below servers' limits, and each answer (a line per
 # message) within what aioimaplib parses, one recursion level per line, in one go.
@@ -291,6 +292,15 @@ class ImapSession:
         exists = next((int(f.group(1)) for line in lines if (f := _EXISTS.match(line))), 0)
         return Selected(mailbox, validity, uidnext, exists)
 
+    async def separator(self) -> str:
+        """The server's hierarchy separator ("/" or "." mostly; "" when it has no hierarchy),
+        from ``LIST "" ""`` (RFC 3501 §6.3.8)."""
+        response = await self._ok(self._client.list('""', '""'), "LIST")  # type: ignore[union-attr]
+        for line in response.lines:
+            if isinstance(line, bytes) and (found := _LIST_DELIMITER.match(line)):
+                return "" if found.group(1).upper() == b"NIL" else found.group(1).strip(b'"').decode()
+        return "/"
+
     async def create(self, mailbox: str) -> None:
         """Make ``mailbox`` unless it exists already."""
         response = await self._guard(self._client.create(_quote(mailbox)))  # type: ignore[union-attr]
@@ -308,8 +318,13 @@ class ImapSession:
                                   "UID SEARCH")
         uids: set[int] = set()
         for line in response.lines:
-            if isinstance(line, bytes) and line.upper().startswith(b"SEARCH"):
-                uids.update(int(x) for x in line.split()[1:] if x.isdigit())
+            # aioimaplib hands the untagged "* SEARCH 4 5 6" over as "4 5 6" (an empty result
+            # as ""); only the tagged line's text has words in it.
+            words = line.split() if isinstance(line, bytes) else []
+            if words and words[0].upper() == b"SEARCH":
+                words = words[1:]
+            if words and all(w.isdigit() for w in words):
+                uids.update(int(w) for w in words)
         return sorted(u for u in uids if u >= first)
 
     async def sizes(self, uids: list[int]) -> dict[int, int]:
