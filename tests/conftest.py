@@ -15,7 +15,7 @@ import io
 import os
 import smtplib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.core import spool
 from tests.fakes import FakeSlack, RelaySink
+from tests.imapserver import Dovecot, dovecot_binary
 from tests import pg
 from tests.pg import Databases, pg_databases, pg_url, postgres_server, psql  # noqa: F401  (fixtures)
 
@@ -122,6 +123,24 @@ async def relay() -> AsyncIterator[RelaySink]:
     sink = await RelaySink().start()
     yield sink
     await sink.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """A real IMAP server for the session (tests/imapserver.py): Dovecot on loopback, in a
+    temporary directory. Each test makes its own users (``dovecot.add_user()``), so tests do not
+    see each other's mail. Without Dovecot the test is skipped, except under CI, where that is a
+    failure: ./scripts/test installs it."""
+    if dovecot_binary() is None:
+        reason = "Dovecot is not installed (Debian: apt-get install dovecot-imapd); ./scripts/test installs it"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"the IMAP tests need Dovecot in CI: {reason}")
+        pytest.skip(reason)
+    server = Dovecot().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @asynccontextmanager
