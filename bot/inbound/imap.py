@@ -186,8 +186,8 @@ class AccountPoller:
             if self.processed and taken:
                 moved = await imap.move(taken, self.processed)
                 placements = [Placement(ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
-                                        self.processed, selected.uidvalidity, new_uid)
-                              for uid, new_uid in moved.items()]
+                                        self.processed, moved.uidvalidity, new_uid)
+                              for uid, new_uid in moved.uids.items()]
             done = start + len(chunk)
             await ledger.advance(self.db, a.name, a.mailbox, uidvalidity=selected.uidvalidity,
                                  last_uid=chunk[-1], waiting=total - done,

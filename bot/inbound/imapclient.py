@@ -29,7 +29,7 @@ _EXISTS = re.compile(rb"^(\d+) EXISTS$", re.I)
 _FETCH_UID = re.compile(rb"\bUID (\d+)", re.I)
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
 _FETCH_START = re.compile(rb"^\d+ FETCH \(", re.I)
-_COPYUID = re.compile(rb"\[COPYUID \d+ ([\d:,]+) ([\d:,]+)\]", re.I)
+_COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 _LIST_DELIMITER = re.compile(rb'^LIST \([^)]*\) ("(?:\\.|[^"])"|NIL)', re.I)
 _CAPABILITY = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 # UIDs per command: keeps each line far below servers' limits, and each answer (a line per
@@ -55,6 +55,15 @@ class Selected:
     uidvalidity: int
     uidnext: int | None
     exists: int
+
+
+@dataclass
+class Moved:
+    """Where moved messages went: the target's UIDVALIDITY and old UID → new UID (empty when
+    the server does not say: no UIDPLUS)."""
+
+    uidvalidity: int
+    uids: dict[int, int]
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):
@@ -358,10 +367,10 @@ class ImapSession:
                 return bytes(lines[i + 1])
         return None
 
-    async def move(self, uids: list[int], mailbox: str) -> dict[int, int]:
+    async def move(self, uids: list[int], mailbox: str) -> Moved:
         """Move messages to ``mailbox`` (MOVE, else COPY + \\Deleted + UID EXPUNGE); returns
-        their new UIDs there when the server says (UIDPLUS COPYUID), else {}."""
-        moved: dict[int, int] = {}
+        where they are now, as far as the server says (UIDPLUS COPYUID)."""
+        moved = Moved(0, {})
         for start in range(0, len(uids), UID_SET_LIMIT):
             chunk = uid_set(uids[start:start + UID_SET_LIMIT])
             if "MOVE" in self.capabilities:
@@ -378,7 +387,8 @@ class ImapSession:
                 # marked \Deleted: leave ours marked, as other clients do (CLOSE expunges).
             for line in response.lines:
                 if isinstance(line, bytes) and (found := _COPYUID.search(line)):
-                    moved.update(zip(_expand(found.group(1)), _expand(found.group(2))))
+                    moved.uidvalidity = int(found.group(1))
+                    moved.uids.update(zip(_expand(found.group(2)), _expand(found.group(3))))
         return moved
 
     # ----- waiting -------------------------------------------------------------------------
