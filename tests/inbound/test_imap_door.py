@@ -23,6 +23,7 @@ from bot.inbound import imap as imap_door
 from bot.inbound.imapclient import ImapSession, LinkDead, LoginRefused, uid_set
 from tests.conftest import DOMAIN, database_value, running, settings_dict, wait_until
 from tests.imapserver import Dovecot, TcpProxy
+from tests.pg import pg_databases, postgres_server  # noqa: F401  (fixtures)
 
 
 def customer_mail(n: int, *, subject: str | None = None, **headers: str) -> bytes:
@@ -337,3 +338,31 @@ async def test_mail_intake_quarantines_follows_to_the_quarantine_folder(
         # Taken once: the quarantined message is not read again from any folder.
         await asyncio.sleep(1)
         assert database_value(tmp_path, "SELECT count(*) FROM raw_messages") == 1
+
+
+async def test_several_imap_processes_on_postgresql_read_an_account_once(
+        dovecot, mailbox, tmp_path, fake_slack, relay, pg_databases):  # noqa: F811
+    """DESIGN §5: one poller per account across processes (an advisory lock); when its holder
+    stops, another takes the account over."""
+    user, password, client = mailbox
+    url = pg_databases.create()
+    try:
+        async with await TcpProxy.start(dovecot.host, dovecot.port) as proxy:
+            settings = Settings.model_validate(settings_dict(
+                tmp_path, slack_url=fake_slack.url, relay_port=relay.port, database={"url": url},
+                imap_accounts=[account(dovecot, user, password, port=proxy.port)]))
+            async with running(settings, roles=("worker",)) as worker:
+                async with running(settings, roles=("imap",)) as first:
+                    async with running(settings, roles=("imap",)):
+                        await wait_until(lambda: proxy.connections == 1)
+                        await asyncio.sleep(1)
+                        assert proxy.connections == 1 and proxy.accepted == 1
+                        for n in range(5):
+                            await asyncio.to_thread(client.append, customer_mail(n))
+                        await count_tickets(worker, 5)
+                        first.stop()  # the holder goes; the other takes over
+                        await wait_until(lambda: proxy.accepted == 2, timeout=20)
+                        await asyncio.to_thread(client.append, customer_mail(5))
+                        await count_tickets(worker, 6)
+    finally:
+        pg_databases.drop(url)
