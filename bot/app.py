@@ -309,6 +309,9 @@ class Deskbell:
         if self.listening.web:
             host, port = self.listening.web
             lines.append(f"  Web       listening on http://{host}:{port} (/healthz, /readyz, /metrics)")
+        if "imap" in roles and s.imap_accounts:
+            accounts = ", ".join(f"{a.name} ({a.username}@{a.host} {a.mailbox})" for a in s.imap_accounts)
+            lines.append(f"  IMAP      reading {accounts}")
         lines.append(f"  Database  {s.database.redacted_url}")
         if "worker" in roles:
             if s.slack.bot_token.get_secret_value():
