@@ -4,8 +4,9 @@ One ``AccountPoller`` per ``imap_accounts`` entry (the composition root runs eac
 advisory lock, so one process of many reads an account). It is a spool writer and no more:
 
 1. ``UID SEARCH UID n+1:*`` above the ledger's position (never ``UNSEEN``: a message a person
-   read first is still ours), ``BODY.PEEK[]`` one message at a time (\\Seen stays as it was;
-   one body in memory), each committed to the spool before anything else happens to it;
+   read first is still ours), ``BODY.PEEK[]`` a few messages at a time within a byte budget
+   (\\Seen stays as it was; memory stays bounded), committed to the spool together before
+   anything else happens to them;
 2. then, a batch at a time, moved to ``processed_mailbox`` (or left where it is when none is
    set) and the ledger advanced. A crash between the two fetches a message again; the spool's
    unique source id ``imap:<account>:<mailbox>:<uidvalidity>:<uid>`` makes that a no-op;
@@ -43,6 +44,8 @@ BATCH = 100  # messages spooled before they are moved and the ledger advances
 BACKOFF_FIRST, BACKOFF_MAX = 2.0, 300.0
 PROGRESS_SECONDS = 10.0
 FETCH_REFUSALS = 3  # a message the server refuses this often is left behind, not asked again
+FETCH_MESSAGES = 50  # messages fetched (and committed) together at most …
+FETCH_BYTES = 4 * 1024 * 1024  # … and their size at most: what a backlog holds in memory
 
 SpoolFn = Callable[[Arrival], Awaitable[None]]
 
@@ -203,10 +206,17 @@ class AccountPoller:
 
     async def _spool_batch(self, imap: ImapSession, selected: Selected, uids: list[int],
                            left_behind: dict[int, LeftBehind]) -> list[int]:
-        """Fetch and spool these messages one by one; returns the UIDs now in the spool."""
+        """Fetch and spool these messages; returns the UIDs now in the spool.
+
+        Messages are fetched a few at a time — at most ``FETCH_MESSAGES`` or ``FETCH_BYTES``
+        in one command, a bigger one alone — and those of one fetch are spooled in one commit:
+        memory stays bounded by that budget, however long the backlog, and neither a round
+        trip nor a disk flush is paid per message."""
         a = self.account
         sizes = await imap.sizes(uids)
-        taken = []
+        taken: list[int] = []
+        group: list[int] = []
+        group_bytes = 0
         for uid in uids:
             size = sizes.get(uid)
             if size is None:
@@ -217,21 +227,42 @@ class AccountPoller:
                                 "left in the mailbox", a.name, uid, a.mailbox, size, a.max_message_bytes)
                     left_behind[uid] = LeftBehind(uid, f"{size} bytes, over max_message_bytes")
                 continue
-            data = await self._fetch(imap, selected, uid, left_behind)
-            if data is None:
-                continue
-            await self.spool(Arrival(
-                channel="email", door=self.door, data=data, received_at=self.clock.now(),
-                source_id=ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
-                # One account's messages are ingested in the order the mailbox holds them.
-                sender_key=self.door))
-            taken.append(uid)
+            if group and (len(group) >= FETCH_MESSAGES or group_bytes + size > FETCH_BYTES):
+                taken += await self._spool_group(imap, selected, group, left_behind)
+                group, group_bytes = [], 0
+            group.append(uid)
+            group_bytes += size
+        if group:
+            taken += await self._spool_group(imap, selected, group, left_behind)
         return taken
 
-    async def _fetch(self, imap: ImapSession, selected: Selected, uid: int,
-                     left_behind: dict[int, LeftBehind]) -> bytes | None:
+    async def _spool_group(self, imap: ImapSession, selected: Selected, uids: list[int],
+                           left_behind: dict[int, LeftBehind]) -> list[int]:
         try:
-            return await imap.fetch(uid)
+            fetched = await imap.fetch(uids)
+        except LinkDead:
+            raise
+        except ImapError:
+            if len(uids) == 1:
+                fetched = await self._fetch_alone(imap, selected, uids[0], left_behind)
+            else:  # find the one the server refuses: the others go on
+                fetched = {}
+                for uid in uids:
+                    fetched.update(await self._fetch_alone(imap, selected, uid, left_behind))
+        a = self.account
+        now = self.clock.now()
+        # Spooled together, so the writer commits them in one transaction.
+        await asyncio.gather(*(self.spool(Arrival(
+            channel="email", door=self.door, data=data, received_at=now,
+            source_id=ledger.source_id(a.name, a.mailbox, selected.uidvalidity, uid),
+            # One account's messages are ingested in the order the mailbox holds them.
+            sender_key=self.door)) for uid, data in sorted(fetched.items())))
+        return sorted(fetched)
+
+    async def _fetch_alone(self, imap: ImapSession, selected: Selected, uid: int,
+                           left_behind: dict[int, LeftBehind]) -> dict[int, bytes]:
+        try:
+            return await imap.fetch([uid])
         except LinkDead:
             raise
         except ImapError as exc:
@@ -243,7 +274,7 @@ class AccountPoller:
             log.error("imap %s: the server refused UID %s in %s %s times (%s): left in the mailbox",
                       self.account.name, uid, self.account.mailbox, FETCH_REFUSALS, exc)
             left_behind[uid] = LeftBehind(uid, f"the server refuses to return it: {exc}"[:300])
-            return None
+            return {}
 
     async def _move_leftovers(self, imap: ImapSession, position: ledger.Position,
                               left_behind: set[int]) -> None:

@@ -348,13 +348,15 @@ class ImapSession:
                     found[int(uid.group(1))] = int(size.group(1))
         return found
 
-    async def fetch(self, uid: int) -> bytes | None:
-        """The message's bytes, as stored (``BODY.PEEK[]``: \\Seen is left as it was); None
-        when it has gone (expunged by another client meanwhile)."""
-        response = await self._ok(self._client.uid("fetch", str(uid), "(UID BODY.PEEK[])"),  # type: ignore[union-attr]
-                                  f"UID FETCH {uid}", whole=False)
-        # A FETCH answer is a header line ending "{size}", the literal, then ")" (the UID may
-        # come before or after the literal). Other clients' flag changes may be mixed in.
+    async def fetch(self, uids: list[int]) -> dict[int, bytes]:
+        """These messages' bytes, as stored, in one command (``BODY.PEEK[]``: \\Seen is left
+        as it was); a message expunged by another client meanwhile is simply missing."""
+        response = await self._ok(self._client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"),  # type: ignore[union-attr]
+                                  f"UID FETCH {uid_set(uids)}", whole=False)
+        # Each message's answer is a header line ending "{size}", the literal, then the rest
+        # of the line (the UID may come before or after the literal). Other clients' flag
+        # changes may be mixed in; so may messages we did not ask for (never trusted).
+        wanted, found = set(uids), {}
         lines = response.lines
         for i, line in enumerate(lines):
             if not (isinstance(line, bytes) and _FETCH_START.match(line) and line.endswith(b"}")):
@@ -362,10 +364,10 @@ class ImapSession:
             if i + 1 >= len(lines) or isinstance(lines[i + 1], bytes):
                 continue
             tail = lines[i + 2] if i + 2 < len(lines) and isinstance(lines[i + 2], bytes) else b""
-            found = _FETCH_UID.search(line) or _FETCH_UID.search(tail)
-            if found is not None and int(found.group(1)) == uid:
-                return bytes(lines[i + 1])
-        return None
+            uid = _FETCH_UID.search(line) or _FETCH_UID.search(tail)
+            if uid is not None and int(uid.group(1)) in wanted:
+                found[int(uid.group(1))] = bytes(lines[i + 1])
+        return found
 
     async def move(self, uids: list[int], mailbox: str) -> Moved:
         """Move messages to ``mailbox`` (MOVE, else COPY + \\Deleted + UID EXPUNGE); returns
