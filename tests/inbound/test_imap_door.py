@@ -366,3 +366,21 @@ async def test_several_imap_processes_on_postgresql_read_an_account_once(
                         await count_tickets(worker, 6)
     finally:
         pg_databases.drop(url)
+
+
+async def test_moving_switched_on_later_moves_what_was_taken_without_taking_it_again(
+        dovecot, mailbox, imap_settings, tmp_path):
+    user, password, client = mailbox
+    for n in range(2):
+        await asyncio.to_thread(client.append, customer_mail(n))
+    async with running(imap_settings(account(dovecot, user, password, processed_mailbox="")),
+                       roles=("imap", "worker")) as app:
+        await count_tickets(app, 2)
+    assert await asyncio.to_thread(client.count, "INBOX") == 2
+    async with running(imap_settings(account(dovecot, user, password)), roles=("imap", "worker")) as app:
+        async def inbox_empty() -> bool:
+            return await asyncio.to_thread(client.count, "INBOX") == 0
+        await wait_until(inbox_empty, timeout=20)
+        assert await asyncio.to_thread(client.count, "Deskbell/Processed") == 2
+        assert database_value(tmp_path, "SELECT count(*) FROM raw_messages") == 2
+        assert len(await tickets(app)) == 2
