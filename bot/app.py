@@ -33,9 +33,11 @@ from bot.core.desk import Desk
 from bot.fdlimit import raise_open_file_limit
 from bot.inbound.imap import AccountPoller
 from bot.inbound.pipeline import IntakeWorker, SpoolWriter
+from bot.inbound.sms import TwilioWebhooks
 from bot.inbound.smtp import SmtpHandler, SmtpServer
 from bot.outbound.compose import EmailComposer
 from bot.outbound.email import EmailSender
+from bot.outbound.sms import SmsSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack.listeners import AckFirst, build_bolt_app
 from bot.slack.sender import SlackSender, make_client
@@ -105,7 +107,28 @@ class Deskbell:
             timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
         if slack is not None:
             senders["slack"] = SlackSender(slack)
+        if s.twilio.account_sid and s.twilio.auth_token.get_secret_value():
+            senders["sms"] = SmsSender(account_sid=s.twilio.account_sid,
+                                       auth_token=s.twilio.auth_token.get_secret_value(),
+                                       api_url=s.twilio.api_url, status_url=self.twilio_status_url)
         return senders
+
+    @property
+    def twilio_sms_url(self) -> str:
+        """The URL Twilio signs incoming texts for (it must be byte-for-byte what it posts to)."""
+        return self.settings.twilio.webhook_url or self.settings.web.public_url.rstrip("/") + "/twilio/sms"
+
+    @property
+    def twilio_status_url(self) -> str:
+        return self.settings.web.public_url.rstrip("/") + "/twilio/status"
+
+    def _twilio_webhooks(self) -> TwilioWebhooks | None:
+        token = self.settings.twilio.auth_token.get_secret_value()
+        if not token:
+            return None
+        return TwilioWebhooks(auth_token=token, account_sid=self.settings.twilio.account_sid,
+                              sms_url=self.twilio_sms_url, status_url=self.twilio_status_url,
+                              spool=self._spool_writer().write, db=self.db, clock=self.clock)
 
     def make_dispatcher(self, slack: AsyncWebClient | None) -> Dispatcher:
         s = self.settings
@@ -268,12 +291,15 @@ class Deskbell:
         slack_handler = None
         if bolt is not None and secret:
             slack_handler = self.ack_first.wrap(AsyncSlackRequestHandler(bolt).handle)
+        twilio = self._twilio_webhooks()
         app = build_web_app(ping=self.db.ping, metrics=self.metrics_text, slack_handler=slack_handler,
                             # Slack stamps requests with real time: verify against real time
                             # even when DESKBELL_NOW shifts our clock (as bolt does).
                             slack_signing_secret=secret,
                             max_body_bytes=w.max_body_bytes,
-                            metrics_token=w.metrics_token.get_secret_value())
+                            metrics_token=w.metrics_token.get_secret_value(),
+                            twilio_sms=twilio.sms if twilio else None,
+                            twilio_status=twilio.status if twilio else None)
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False,
                                 limit_concurrency=w.max_connections,
                                 timeout_keep_alive=w.keepalive_timeout_seconds,

@@ -1,6 +1,6 @@
 """The one shape every door hands to the core: ``InboundMessage``.
 
-Parsers build it from a spooled message (the email parser today; SMS next);
+Parsers build it from a spooled message (email, SMS);
 ``core.intake.ingest`` consumes it. Plain data only: no parsing, no I/O and no ticket logic
 here.
 """
@@ -22,6 +22,7 @@ class Attachment:
     data: bytes
     inline: bool = False
     withheld_size: int | None = None  # set when the bytes were not kept (over a limit): their size
+    source_url: str | None = None  # the bytes are still there, to be fetched (MMS media)
 
     @property
     def withheld(self) -> bool:
@@ -33,7 +34,9 @@ class Attachment:
 
     @cached_property
     def sha256(self) -> str | None:  # computed once: attachments can be tens of megabytes
-        return None if self.withheld else hashlib.sha256(self.data).hexdigest()
+        if self.withheld or self.source_url is not None:
+            return None
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)

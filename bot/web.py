@@ -37,7 +37,9 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   metrics: Callable[[], Awaitable[str]],
                   slack_handler: Callable[[Request], Awaitable[Response]] | None = None,
                   slack_signing_secret: str = "", clock: Clock | None = None,
-                  max_body_bytes: int = 1048576, metrics_token: str = "") -> ASGIApp:
+                  max_body_bytes: int = 1048576, metrics_token: str = "",
+                  twilio_sms: Callable[[Request], Awaitable[Response]] | None = None,
+                  twilio_status: Callable[[Request], Awaitable[Response]] | None = None) -> ASGIApp:
     if slack_handler is not None and not slack_signing_secret:
         raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
     slack_verifier = SlackVerifier(slack_signing_secret, clock or Clock()) if slack_signing_secret else None
@@ -75,9 +77,18 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         # Starlette keeps the body on the request: bolt's adapter reads these same bytes.
         return await slack_handler(request)
 
+    def twilio(handler: Callable[[Request], Awaitable[Response]] | None) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if handler is None:  # without the auth token no signature can be checked
+                return JSONResponse({"error": "SMS is not configured (twilio.auth_token)"}, status_code=503)
+            return await handler(request)
+        return endpoint
+
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics_endpoint),
-              Route("/slack/events", slack_events, methods=["POST"])]
+              Route("/slack/events", slack_events, methods=["POST"]),
+              Route("/twilio/sms", twilio(twilio_sms), methods=["POST"]),
+              Route("/twilio/status", twilio(twilio_status), methods=["POST"])]
     return ErrorShield(BodyLimit(Starlette(routes=routes), max_body_bytes))
 
 

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import recipient, send_to_customer
+from bot.core.customer_sms import send_sms
 from bot.core.desk import Desk
-from bot.core.errors import Contended, Rejected
+from bot.core.errors import BadRequest, Contended, Rejected
 from bot.core.lifecycle import STATUSES
 from bot.core.staff import Actor, check_allowed, is_admin, staff_row
 from bot.core.tickets import load_ticket, ticket_view
@@ -43,10 +44,6 @@ PROCESSED_KEY = m.ProcessedKey.__table__.primary_key
 
 class Conflict(Rejected):
     """Someone else got there first (assignment race, reply lock)."""
-
-
-class BadRequest(Rejected):
-    """The request names something that does not exist or is out of range."""
 
 
 @dataclass(frozen=True)
@@ -177,48 +174,78 @@ def _staff_label(staff: m.Staff) -> str:
 
 
 async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,
-                channel: str = "email", status_after: str | None = "waiting") -> ActionResult:
-    """Answer the customer: an outbound message, a threaded email, the card updated."""
+                channel: str = "auto", status_after: str | None = "waiting") -> ActionResult:
+    """Answer the customer: an outbound message by email, SMS or both (``auto``: how they
+    wrote; one who texted gets ``tickets.mobile_response_via``), the card updated."""
     text = text.strip()
     if not text:
         raise BadRequest("the reply is empty")
-    if channel not in ("email",):
-        # SMS replies arrive with the SMS door; until then only email reaches a customer.
-        raise BadRequest(f"replies by {channel} are not available yet; use email")
+    if channel not in ("auto", "email", "sms", "both"):
+        raise BadRequest(f"cannot reply by {channel!r}: choose email, sms or both")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        group = await s.get_one(m.HandlerGroup, ticket.group_id)
+        view = await ticket_view(s, ticket, now=now)
+        contact = await s.get_one(m.Contact, ticket.requester_id)
+        how = _reply_channels(desk, ticket, contact, channel)
+        sent: list[tuple[m.Message, str]] = []
+        if "sms" in how:
+            out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group, body=text,
+                                 kind="outbound", now=now, staff_id=staff.id, sender=_staff_label(staff))
+            sent.append((out, contact.phone or ""))
+        if "email" in how:
+            _check_email_size(desk, text)
+            to = recipient(ticket, contact)
+            history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
+            out = await send_to_customer(
+                s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
+                body=text, staff_id=staff.id, sender=_staff_label(staff),
+                from_name=f"{_staff_label(staff)} ({group.name})", staff_name=_staff_label(staff),
+                group=group.name, history=history)
+            if out is None:
+                raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
+            sent.append((out, to or ""))
+        ticket.last_staff_reply_at = now
+        for out, _ in sent:
+            _event(s, ticket, staff, "reply", now, message=out.id, channel=out.channel)
+        _release_lock(ticket, staff)
+        await _auto_reassign(desk, s, ticket, staff, now)
+        if status_after and ticket.status not in ("closed",):
+            _set_status(s, ticket, staff, status_after, now)
+        # The thread shows the reply as queued; the outbox updates it when the relay or Twilio
+        # takes it (or gives up), so nobody reads "sent" for a message that never left.
+        for out, to in sent:
+            await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, follows_delivery=True,
+                                              message=MessageView.of(out, recipient=to), now=now)
+        what = " and ".join(f"{'text' if out.channel == 'sms' else 'reply'} to {to}" for out, to in sent)
+        return (f"{what[0].upper()}{what[1:]} queued on ticket #{ticket.id}; its thread shows when "
+                f"it has left.", f"{_staff_label(staff)} replied by {' and '.join(how)}")
+
+    return await _act(desk, actor=actor, number=number, action="reply", key=key, work=work, echo=False)
+
+
+def _reply_channels(desk: Desk, ticket: m.Ticket, contact: m.Contact, asked: str) -> tuple[str, ...]:
+    if asked == "auto":
+        if ticket.channel != "sms":
+            asked = "email"
+        else:
+            asked = desk.settings.tickets.mobile_response_via
+            # What the customer has decides what is possible: a phone-only customer is texted.
+            if not contact.email:
+                asked = "sms"
+            elif contact.sms_opted_out or not contact.phone:
+                asked = "email"
+    return ("sms", "email") if asked == "both" else (asked,)
+
+
+def _check_email_size(desk: Desk, text: str) -> None:
     # Said now, not after the mail dies in the outbox: the history is trimmed to fit, the
     # text itself cannot be.
     limit = desk.settings.email_out.max_message_bytes
     if len(text.encode()) * 2 + REPLY_OVERHEAD_BYTES > limit:  # text and HTML parts, encoded
         raise BadRequest(f"the reply is too long to send by email ({len(text.encode()):,} bytes of text; "
                          f"the mail limit is {limit:,} bytes with both its parts): shorten it")
-    now = desk.clock.now()
-
-    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
-        group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        view = await ticket_view(s, ticket, now=now)
-        to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
-        history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
-        out = await send_to_customer(
-            s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
-            body=text, staff_id=staff.id, sender=_staff_label(staff),
-            from_name=f"{_staff_label(staff)} ({group.name})", staff_name=_staff_label(staff),
-            group=group.name, history=history)
-        if out is None:
-            raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
-        ticket.last_staff_reply_at = now
-        _event(s, ticket, staff, "reply", now, message=out.id, channel=channel)
-        _release_lock(ticket, staff)
-        await _auto_reassign(desk, s, ticket, staff, now)
-        if status_after and ticket.status not in ("closed",):
-            _set_status(s, ticket, staff, status_after, now)
-        # The thread shows the reply as queued; the outbox updates it when the relay takes it
-        # (or gives up), so nobody reads "sent" for mail that never left.
-        await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, follows_delivery=True,
-                                          message=MessageView.of(out, recipient=to), now=now)
-        return f"Reply to {to} queued on ticket #{ticket.id}; its thread shows when the mail " \
-               f"server has accepted it.", f"{_staff_label(staff)} replied by email"
-
-    return await _act(desk, actor=actor, number=number, action="reply", key=key, work=work, echo=False)
 
 
 async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,
@@ -597,44 +624,69 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
 # ----- new tickets ----------------------------------------------------------------------------
 
 
-async def open_ticket_for_customer(desk: Desk, *, actor: Actor, email: str, subject: str,
-                                   body: str, group: str | None = None,
+PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")  # E.164
+
+
+async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, body: str,
+                                   email: str | None = None, phone: str | None = None,
+                                   group: str | None = None,
                                    key: IdempotencyKey | None = None) -> ActionResult:
-    """A ticket staff open on a customer's behalf; the body goes to the customer as email."""
-    email, subject, body = email.strip().lower(), subject.strip(), body.strip()
-    if "@" not in email or " " in email:
-        raise BadRequest(f"{email!r} is not an email address")
-    if not subject or not body:
-        raise BadRequest("a new ticket needs a subject and a body: new email ADDRESS subject | body")
+    """A ticket staff open on a customer's behalf; the body goes to the customer as email, or
+    as a text when a phone number is given (the subject is then the text's first words)."""
+    subject, body = subject.strip(), body.strip()
+    if phone is not None:
+        phone = re.sub(r"[\s().-]", "", phone)
+        if not PHONE_RE.match(phone):
+            raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+        if not body:
+            raise BadRequest("a new SMS ticket needs the text to send: new sms +15551234567 text")
+        subject = subject or _first_words(body)
+    else:
+        email = (email or "").strip().lower()
+        if "@" not in email or " " in email:
+            raise BadRequest(f"{email!r} is not an email address")
+        if not subject or not body:
+            raise BadRequest("a new ticket needs a subject and a body: new email ADDRESS subject | body")
     group = group or desk.settings.fallback_group_name
     if desk.settings.group_by_name(group) is None:
         raise BadRequest(f"unknown group {group!r}")
     check_allowed(desk.settings, actor, group=group, action="open tickets for")
-    return await _once(key, None, lambda: _open_for_customer(desk, actor=actor, email=email, subject=subject,
-                                                             body=body, group=group, key=key))
+    return await _once(key, None, lambda: _open_for_customer(
+        desk, actor=actor, email=email, phone=phone, subject=subject, body=body, group=group, key=key))
 
 
-async def _open_for_customer(desk: Desk, *, actor: Actor, email: str, subject: str, body: str,
-                             group: str, key: IdempotencyKey | None) -> ActionResult:
+def _first_words(text: str) -> str:
+    line = " ".join(text.split())
+    return (line[:60].rsplit(" ", 1)[0] + "…") if len(line) > 60 else line
+
+
+async def _open_for_customer(desk: Desk, *, actor: Actor, email: str | None, phone: str | None,
+                             subject: str, body: str, group: str,
+                             key: IdempotencyKey | None) -> ActionResult:
     now = desk.clock.now()
     async with desk.db.transaction() as s:
         if key is not None and await _seen(s, key, now=now):
             return ActionResult(None, "Already done.", duplicate=True)
         staff = await staff_row(s, actor, now=now)
-        contact = await upsert.contact(s, email=email, now=now)
+        contact = await (upsert.contact(s, phone=phone, now=now) if phone else upsert.contact(s, email=email, now=now))
         group_row = await groups.row(s, desk.settings, group)
         ticket = await lifecycle.open_ticket(s, lifecycle.NewTicket(
-            subject=subject, group=group_row, requester_id=contact.id, channel="email",
+            subject=subject, group=group_row, requester_id=contact.id, channel="sms" if phone else "email",
             priority=desk.settings.tickets.default_priority, actor=_actor(staff),
             status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True), now=now)
         view = await ticket_view(s, ticket, now=now, new=True)
-        out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
-                                     kind="outbound", now=now, body=body, staff_id=staff.id,
-                                     sender=_staff_label(staff),
-                                     from_name=f"{_staff_label(staff)} ({group})",
-                                     staff_name=_staff_label(staff), group=group)
+        if phone:
+            out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group_row,
+                                 body=body, kind="outbound", now=now, staff_id=staff.id,
+                                 sender=_staff_label(staff))
+        else:
+            out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
+                                         kind="outbound", now=now, body=body, staff_id=staff.id,
+                                         sender=_staff_label(staff),
+                                         from_name=f"{_staff_label(staff)} ({group})",
+                                         staff_name=_staff_label(staff), group=group)
         channel = groups.card_channel(group_row, desk.settings)
         intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
                           card=CardView(ticket=view, first_message=MessageView.of(out) if out else None,
                                         message_count=0, last_action=f"Opened by {_staff_label(staff)}"))
-        return ActionResult(ticket.id, f"Ticket #{ticket.id} opened for {email}; the message is on its way.")
+        return ActionResult(ticket.id, f"Ticket #{ticket.id} opened for {phone or email}; the message is on its way.")

@@ -16,6 +16,10 @@ class Rejected(DeskbellError):
     """The input is wrong and retrying it will not help."""
 
 
+class BadRequest(Rejected):
+    """The request names something that does not exist or is out of range."""
+
+
 class Failed(DeskbellError):
     """We could not do our part; the same input may succeed later."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import acknowledgements, groups, intents, lifecycle, sender_checks, spool
+from bot.core import acknowledgements, groups, intents, lifecycle, sender_checks, sms_keywords, spool
 from bot.core.desk import Desk
 from bot.core.errors import Contended, Rejected
 from bot.core.spool import SpoolEntry
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestResult:
-    outcome: str  # created | appended | duplicate | bounce | quarantined
+    outcome: str  # created | appended | duplicate | bounce | quarantined | keyword
     ticket_number: int | None = None
     message_id: int | None = None
     detail: str = ""
@@ -208,8 +208,16 @@ async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
     if msg.bounce is not None or returned is not None:
         return await _bounce(s, desk, item, msg, returned)
     contact = await _contact(s, msg, now=desk.clock.now())
+    keyword = sms_keywords.keyword(msg.body) if msg.channel == "sms" else None
+    if keyword is not None:
+        # A carrier keyword changes what we may send; on a ticket it is shown, never reopens it.
+        await sms_keywords.apply(s, desk, msg, contact, keyword)
+        msg = replace(msg, auto_submitted=f"sms keyword: {keyword}")
     match = await find_ticket(s, msg, contact_id=contact.id,
-                              reply_domain=desk.settings.email_out.reply_domain)
+                              reply_domain=desk.settings.email_out.reply_domain, now=desk.clock.now(),
+                              sms_reopen_window=timedelta(days=desk.settings.tickets.sms_reopen_window_days))
+    if match is None and keyword is not None:
+        return IngestResult("keyword", detail=f"{keyword} from {msg.sender_address}")
     if match is None and _is_report(msg):
         # Delay notices, delivery and read receipts: worth a line on their ticket, never a ticket.
         q = await _hold(s, desk, item, reason="report", detail=msg.auto_submitted or "")
@@ -359,10 +367,10 @@ async def _store_messages(s: AsyncSession,
     await s.flush()
     files = [a for _, msg, _, _ in received for a in msg.attachments]
     if files:
-        await upsert.blobs(s, ((a.sha256, a.data) for a in files if not a.withheld))
+        await upsert.blobs(s, ((a.sha256, a.data) for a in files if a.sha256 is not None))
         s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
                                   content_type=a.content_type[:255], size=a.size, sha256=a.sha256,
-                                  inline=a.inline, withheld=a.withheld)
+                                  inline=a.inline, withheld=a.withheld, source_url=a.source_url)
                   for message, (_, msg, _, _) in zip(messages, received) for a in msg.attachments)
     return messages
 

@@ -38,7 +38,7 @@ THREAD_UPDATE = "ticket.thread_update"  # payload: ticket, message; refs: post (
 NOTICE = "notice"  # payload: destination (a channel or a person), text
 QUARANTINE_NOTICE = "quarantine.notice"  # payload: destination, item
 # Customer-facing intents (the channel says how: "email" or "sms").
-CUSTOMER_MESSAGE = "customer.message"  # email payload: from, to, mail
+CUSTOMER_MESSAGE = "customer.message"  # email payload: from, to, mail; sms payload: from, to, body
 
 
 def enqueue(s: AsyncSession, *, channel: str, kind: str, payload: dict[str, Any], now: datetime,
@@ -173,6 +173,14 @@ def quarantine_notice(s: AsyncSession, *, destination: str, item: QuarantineView
 
 
 # ----- customers ------------------------------------------------------------------------------
+
+
+def customer_sms(s: AsyncSession, *, ticket_id: int | None, message_id: int | None, to: str,
+                 from_: str, body: str, now: datetime) -> m.OutboxItem:
+    """Send this text to the customer's phone from our number ``from_`` (the one they texted)."""
+    return enqueue(s, channel="sms", kind=CUSTOMER_MESSAGE, ticket_id=ticket_id,
+                   message_id=message_id, ordering_key=f"sms:{to}", now=now,
+                   payload={"from": from_, "to": to, "body": body})
 
 
 def customer_email(s: AsyncSession, *, ticket_id: int, message_id: int, sender: str,

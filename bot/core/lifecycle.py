@@ -29,7 +29,7 @@ class UnknownStatus(Rejected):
     """A status that is not one of ``STATUSES``."""
 
 
-def record_event(s: AsyncSession, ticket_id: int, kind: str, *, actor: str, now: datetime,
+def record_event(s: AsyncSession, ticket_id: int | None, kind: str, *, actor: str, now: datetime,
                  staff_id: int | None = None, **data: Any) -> None:
     """One line of the ticket's history (the audit log)."""
     s.add(m.Event(ticket_id=ticket_id, kind=kind, actor=actor[:400], staff_id=staff_id,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import InboundMessage
@@ -30,7 +31,7 @@ TOKEN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: survives bein
 @dataclass(frozen=True)
 class ThreadMatch:
     ticket: m.Ticket
-    how: str  # reply_token | our_message_id | message_id | subject_tag
+    how: str  # reply_token | our_message_id | message_id | subject_tag | phone
 
 
 def new_reply_token() -> str:
@@ -85,7 +86,12 @@ def strip_subject_tag(subject: str) -> str:
 
 
 async def find_ticket(session: AsyncSession, msg: InboundMessage, *, contact_id: int | None,
-                      reply_domain: str) -> ThreadMatch | None:
+                      reply_domain: str, now: datetime | None = None,
+                      sms_reopen_window: timedelta = timedelta(days=7)) -> ThreadMatch | None:
+    if msg.channel == "sms":
+        if contact_id is None or now is None:
+            return None
+        return await _by_phone(session, contact_id, since=now - sms_reopen_window)
     for rcpt in msg.recipients:
         token = reply_token_of(rcpt, reply_domain=reply_domain)
         if token:
@@ -109,6 +115,22 @@ async def find_ticket(session: AsyncSession, msg: InboundMessage, *, contact_id:
             if ticket is not None and await _is_on_ticket(session, ticket, contact_id):
                 return ThreadMatch(ticket, "subject_tag")
     return None
+
+
+# Statuses a text joins as it is (anything else is reopened by it, if recent enough).
+_STILL_OPEN = ("new", "open", "waiting", "on_hold")
+
+
+async def _by_phone(session: AsyncSession, contact_id: int, *, since: datetime) -> ThreadMatch | None:
+    """A text has no headers to thread by: it joins the sender's newest open ticket, else
+    their newest one resolved or closed since ``since`` (it reopens that one)."""
+    mine = select(m.Ticket).where(m.Ticket.requester_id == contact_id).order_by(m.Ticket.id.desc()).limit(1)
+    ticket = await session.scalar(mine.where(m.Ticket.status.in_(_STILL_OPEN)))
+    if ticket is None:
+        ticket = await session.scalar(mine.where(
+            m.Ticket.status.in_(("resolved", "closed")),
+            func.coalesce(m.Ticket.closed_at, m.Ticket.resolved_at, m.Ticket.updated_at) >= since))
+    return ThreadMatch(ticket, "phone") if ticket is not None else None
 
 
 async def _is_on_ticket(session: AsyncSession, ticket: m.Ticket, contact_id: int) -> bool:

@@ -68,10 +68,11 @@ class ContactView:
     name: str
     email: str | None
     phone: str | None
+    sms_opted_out: bool = False  # texted STOP: no SMS until START
 
     @classmethod
     def of(cls, c: m.Contact) -> "ContactView":
-        return cls(name=c.name, email=c.email, phone=c.phone)
+        return cls(name=c.name, email=c.email, phone=c.phone, sms_opted_out=bool(c.sms_opted_out))
 
     @property
     def label(self) -> str:

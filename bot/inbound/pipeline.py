@@ -22,6 +22,7 @@ from bot.core.errors import Contended, Rejected
 from bot.core.intake import IngestResult, Parsed
 from bot.core.spool import Arrival, SpoolEntry
 from bot.inbound.mailparse import parse_email
+from bot.inbound.smsparse import parse_sms
 from bot.messages import InboundMessage
 from bot.store.db import Database
 
@@ -65,7 +66,7 @@ class IntakeWorker:
         self.desk, self.db, self.clock = desk, desk.db, desk.clock
         self.our_domain = our_domain  # where our Message-IDs live: bounces are matched by them
         self.batch, self.poll_seconds = batch, poll_seconds
-        self.parsers: dict[str, Parser] = {"email": self._parse_email}
+        self.parsers: dict[str, Parser] = {"email": self._parse_email, "sms": _parse_sms}
         self._wake = asyncio.Event()
         self._stopping = False
         self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (when, entries)
@@ -191,3 +192,7 @@ class IntakeWorker:
                            # No envelope (a mailbox's message): the parser reads the headers.
                            recipients=entry.envelope_to or None,
                            door=entry.door, our_message_id_domain=self.our_domain)
+
+
+def _parse_sms(entry: SpoolEntry) -> InboundMessage:
+    return parse_sms(entry.data, received_at=entry.received_at, door=entry.door)

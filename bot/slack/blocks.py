@@ -101,6 +101,8 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
     ]
     if t.reply_to:
         blocks.append(context(f"↩️ Replies go to {t.reply_to}"))
+    if t.requester.phone and t.requester.sms_opted_out:
+        blocks.append(context(f"🚫 {t.requester.phone} opted out of texts (STOP): no SMS until they text START"))
     if t.proposed_reply_to:
         blocks.extend(_proposed_reply_to(t))
     if card.first_message is not None:
@@ -182,6 +184,9 @@ def _checks_line(message: MessageView) -> str:
 
 DELIVERY = {"queued": "⏳ Queued for {}", "sent": "✅ Accepted by the mail server for {}",
             "failed": "⚠️ Not delivered to {}"}
+SMS_DELIVERY = {"queued": "⏳ Text queued for {}", "sent": "📤 Text sent to the carrier for {}",
+                "delivered": "✅ Text delivered to {}", "undelivered": "⚠️ Text not delivered to {}",
+                "failed": "⚠️ Text not delivered to {}"}
 
 
 def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
@@ -194,8 +199,9 @@ def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
     blocks.extend(body_sections(message.body, max_sections=10))
     if message.attachments:
         blocks.append(context(_attachments_line(message)))
-    if message.kind == "outbound" and message.recipient and message.delivery_status in DELIVERY:
-        blocks.append(context(DELIVERY[message.delivery_status].format(message.recipient)))
+    shown = SMS_DELIVERY if message.channel == "sms" else DELIVERY
+    if message.kind == "outbound" and message.recipient and message.delivery_status in shown:
+        blocks.append(context(shown[message.delivery_status].format(message.recipient)))
     text = f"#{ticket.number}: {who} {verb}"
     return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
             "unfurl_links": False, "unfurl_media": False}

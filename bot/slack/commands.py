@@ -27,6 +27,7 @@ HELP = """*/ticket* — work tickets without leaving Slack:
 `replyto N ADDRESS|reset` — where replies to the customer go
 `show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
 `new email ADDRESS subject | body` — open a ticket for a customer and mail them
+`new sms +15551234567 text` — open a ticket for a customer and text them
 `help` — this text"""
 
 
@@ -194,8 +195,18 @@ async def _list(ctx: CommandContext, args: list[str]) -> str:
 
 
 async def _new(ctx: CommandContext, args: list[str]) -> str:
+    if args and args[0].lower() == "sms":
+        # The number may be written in groups ("+1 555 222 3333"): it ends at the first word.
+        digits = 1
+        while digits < len(args) and re.fullmatch(r"[+\d().-]+", args[digits]):
+            digits += 1
+        if digits == 1 or digits == len(args):
+            raise BadRequest("usage: new sms +15551234567 text")
+        return _done(await actions.open_ticket_for_customer(
+            ctx.desk, actor=ctx.actor, phone="".join(args[1:digits]), subject="",
+            body=" ".join(args[digits:]), key=ctx.key))
     if len(args) < 2 or args[0].lower() != "email":
-        raise BadRequest("usage: new email ADDRESS subject | body")
+        raise BadRequest("usage: new email ADDRESS subject | body, or new sms +15551234567 text")
     address = _address(args[1])
     subject, sep, body = " ".join(args[2:]).partition("|")
     if not sep:

@@ -25,6 +25,7 @@ from bot.core import actions, reports
 from bot.core.actions import IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
+from bot.core.segments import sms_length
 from bot.core.staff import Actor, visible_groups
 from bot.slack import modals
 from bot.slack.blocks import escape_mrkdwn
@@ -312,14 +313,19 @@ class Listeners:
         text_block = next((k for k in values if k.startswith("text.")), "text.0")
         text = (values.get(text_block) or "").strip()
         errors = {} if text else {text_block: "Write the reply first."}
-        if (values.get("channel") or "email") != "email":
-            errors["channel"] = "Only email reaches customers for now."
+        how = values.get("channel") or "auto"
+        if text and how in ("sms", "both"):
+            length = sms_length(text)
+            if length.segments > modals.SMS_WARN_SEGMENTS:
+                errors[text_block] = (f"As a text this is {length.segments} SMS parts ({length.encoding}, "
+                                      f"{length.units} units); at most {modals.SMS_WARN_SEGMENTS}. "
+                                      "Shorten it or send it by email.")
         context = await self._submit(ack, body, errors or None)
         if context:
             actor, number, channel, key = context
             await self._run(actor.slack_user_id, channel, actions.reply(
                 self.desk, actor=actor, number=number, text=text, key=key,
-                channel=values.get("channel") or "email", status_after=values.get("status_after")))
+                channel=how, status_after=values.get("status_after")))
 
     async def on_reply_closed(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()

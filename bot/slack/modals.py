@@ -65,6 +65,9 @@ def _select(block_id: str, label: str, options: list[tuple[str, str]], *, initia
             "optional": optional}
 
 
+SMS_WARN_SEGMENTS = 3  # a reply by text over this many parts is refused at submit (each part is billed)
+
+
 def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: Settings, *,
                 channel: str | None, text: str = "", version: int = 0) -> dict[str, Any]:
     """Reply to the customer. ``version`` renames the text block so a canned answer can
@@ -86,13 +89,26 @@ def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: 
     blocks.append(_select("status_after", "Then set the ticket to", [
         ("Waiting on customer", "waiting"), ("Open", "open"), ("Resolved", "resolved"),
         ("On hold", "on_hold")], initial="waiting"))
-    if ticket.requester.email and ticket.requester.phone:
-        blocks.append({"type": "input", "block_id": "channel", "label": plain("Send by"),
-                       "element": {"type": "radio_buttons", "action_id": "value", "options": [
-                           _option("Email", "email"), _option("SMS", "sms"), _option("Both", "both")],
-                           "initial_option": _option("Email", "email")}})
+    blocks.extend(_send_by(ticket, settings))
     return _modal("reply", f"Reply to #{ticket.number}", blocks, number=ticket.number,
                   channel=channel, submit="Send reply", notify_on_close=True)
+
+
+def _send_by(ticket: TicketView, settings: Settings) -> list[dict[str, Any]]:
+    """How the reply travels, when the customer can be reached more than one way; the default
+    is how they wrote (``tickets.mobile_response_via`` for a text)."""
+    r = ticket.requester
+    if r.phone and r.sms_opted_out:
+        return [context(f"🚫 {r.phone} has opted out of texts (STOP): replies go by email only.")]
+    if not (r.email and r.phone):
+        return []
+    default = settings.tickets.mobile_response_via if ticket.channel == "sms" else "email"
+    options = {"email": _option("Email", "email"), "sms": _option("SMS", "sms"),
+               "both": _option("Both", "both")}
+    return [{"type": "input", "block_id": "channel", "label": plain("Send by"),
+             "element": {"type": "radio_buttons", "action_id": "value", "options": list(options.values()),
+                         "initial_option": options[default]}},
+            context(f"A text longer than {SMS_WARN_SEGMENTS} SMS parts is refused; the mail has no such limit.")]
 
 
 def lock_warning_modal(number: int, holder: str, until: str, *, channel: str | None) -> dict[str, Any]:

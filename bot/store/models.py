@@ -85,6 +85,8 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     rating: Mapped[str | None] = mapped_column(String(8))  # "good" | "bad" | None
+    # Texted STOP (or a carrier said so, Twilio error 21610): no SMS until START.
+    sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 
@@ -211,8 +213,10 @@ class Message(Base):
     # Header Message-ID (ours for outbound mail); threading looks replies up by it.
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     raw_message_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"))
-    remote_id: Mapped[str | None] = mapped_column(String(200))
-    delivery_status: Mapped[str | None] = mapped_column(String(16))  # queued | sent | failed
+    # The delivering service's id (a Twilio message SID; status callbacks find the message by it).
+    remote_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # queued | sent | failed (email); queued | sent | delivered | undelivered | failed (SMS)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
     auto_submitted: Mapped[str | None] = mapped_column(String(100))
     # What the parser had to repair or could not read (bad charset, broken header), for staff.
     defects: Mapped[list[Any] | None] = mapped_column(JSONDocument)
@@ -242,6 +246,8 @@ class AttachmentRow(Base):
     sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
     withheld: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the bytes still wait (an MMS picture on Twilio) until they are fetched.
+    source_url: Mapped[str | None] = mapped_column(String(2000))
 
 
 class Event(Base):

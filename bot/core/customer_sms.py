@@ -1,0 +1,64 @@
+"""Texts to the customer: one outbound message row plus one ``customer.message`` intent on the
+``sms`` channel, from the number the customer texted.
+
+Refused here, when staff send, not later in the outbox: a customer who opted out (STOP), one
+without a phone number, a text longer than Twilio takes, or no number of ours to text from.
+No I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.core import intents
+from bot.core.errors import BadRequest
+from bot.store import models as m
+
+MAX_SMS_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
+
+
+def opted_out_reason(contact: m.Contact) -> str:
+    return (f"{contact.phone} has opted out of texts (they sent STOP); reply by email, or wait "
+            "until they text START")
+
+
+async def our_number(s: AsyncSession, settings: Settings, ticket: m.Ticket, group: m.HandlerGroup) -> str:
+    """Where texts to this ticket's customer come from: the number they last texted, else the
+    group's first number, else ``twilio.from_number`` ("" when there is none)."""
+    texted = await s.scalar(
+        select(m.RawMessage.envelope_to).join(m.Message, m.Message.raw_message_id == m.RawMessage.id)
+        .where(m.Message.ticket_id == ticket.id, m.Message.channel == "sms", m.Message.kind == "inbound")
+        .order_by(m.Message.id.desc()).limit(1))
+    if texted and texted[0]:
+        return texted[0]
+    config = settings.group_by_name(group.name)
+    if config is not None and config.phone_numbers:
+        return config.phone_numbers[0]
+    return settings.twilio.from_number
+
+
+async def send_sms(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, contact: m.Contact,
+                   group: m.HandlerGroup, body: str, kind: str, now: datetime,
+                   staff_id: int | None = None, sender: str = "system") -> m.Message:
+    if not contact.phone:
+        raise BadRequest(f"ticket #{ticket.id} has no customer phone number to text")
+    if contact.sms_opted_out:
+        raise BadRequest(opted_out_reason(contact))
+    if len(body) > MAX_SMS_CHARS:
+        raise BadRequest(f"a text can hold {MAX_SMS_CHARS:,} characters; this one has {len(body):,}: "
+                         "shorten it or send it by email")
+    from_ = await our_number(s, settings, ticket, group)
+    if not from_:
+        raise BadRequest("there is no number to text from: set twilio.from_number or the group's "
+                         "phone_numbers")
+    out = m.Message(ticket_id=ticket.id, kind=kind, channel="sms", staff_id=staff_id, sender=sender,
+                    body=body, delivery_status="queued", created_at=now)
+    s.add(out)
+    await s.flush()
+    intents.customer_sms(s, ticket_id=ticket.id, message_id=out.id, to=contact.phone, from_=from_,
+                         body=body, now=now)
+    return out

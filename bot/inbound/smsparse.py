@@ -1,0 +1,65 @@
+"""Adapter: what Twilio posted for an incoming SMS or MMS (the spooled form) → ``InboundMessage``.
+
+The spool keeps the form exactly as it came (``application/x-www-form-urlencoded``); this
+reads it: the sender's phone (``From``), our number (``To``, which routes it to a group), the
+text, and MMS media as attachments whose bytes are still on Twilio (``MediaUrlN``; fetched
+later). Must not touch the database, the network or decide anything about tickets.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import parse_qsl
+
+from bot.core.errors import Rejected
+from bot.messages import Attachment, InboundMessage
+
+MAX_MEDIA = 10  # Twilio's own limit per MMS
+_PHONE = re.compile(r"^\+?[0-9A-Za-z:._-]{2,40}$")  # E.164, or a channel address (whatsapp:+1…)
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "video/mp4": "mp4",
+               "audio/mpeg": "mp3", "text/vcard": "vcf", "application/pdf": "pdf"}
+
+
+class SmsParseError(Rejected):
+    """The form is not an incoming message (no MessageSid or no sender)."""
+
+
+def form_fields(data: bytes) -> dict[str, str]:
+    """The posted form as a dict (Twilio never repeats a field)."""
+    return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def parse_sms(data: bytes, *, received_at: datetime, door: str = "twilio") -> InboundMessage:
+    form = form_fields(data)
+    sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
+    sender = form.get("From", "").strip()
+    if not sid or not _PHONE.match(sender):
+        raise SmsParseError(f"not an incoming SMS: MessageSid {sid!r}, From {sender!r}")
+    media = []
+    count = min(_int(form.get("NumMedia")), MAX_MEDIA)
+    for i in range(count):
+        url = form.get(f"MediaUrl{i}", "")
+        if not url:
+            continue
+        kind = form.get(f"MediaContentType{i}", "application/octet-stream")[:255]
+        media.append(Attachment(name=f"mms-{i + 1}.{_EXTENSIONS.get(kind, 'bin')}", content_type=kind,
+                                data=b"", source_url=url))
+    body = form.get("Body", "")
+    return InboundMessage(
+        channel="sms", source_id=sid, raw=data, received_at=received_at,
+        sender_address=sender, recipients=(form.get("To", "").strip(),),
+        subject=_subject(body), body=body, attachments=tuple(media), door=door)
+
+
+def _subject(body: str) -> str:
+    """A ticket's subject from the first words of its first text."""
+    line = " ".join(body.split())
+    return (line[:60].rsplit(" ", 1)[0] + "…") if len(line) > 60 else (line or "SMS")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0

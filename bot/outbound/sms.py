@@ -1,0 +1,72 @@
+"""Adapter: the ``sms`` sender — customer texts out through Twilio's REST API (the official
+twilio library, async).
+
+It turns a ``customer.message`` intent on the ``sms`` channel (from, to, body) into a Messages
+create with a ``StatusCallback`` to our ``/twilio/status``, and returns the message SID (status
+callbacks find the text by it). Twilio's answers become the outbox's: 429 and 5xx are
+``DeliveryFailed`` (retried with backoff, ``Retry-After`` honoured), 4xx ``DeliveryRejected``
+(never retried; error 21610, an opted-out customer, says so). The library never retries on
+its own here: one attempt per outbox try, so a text goes out once.
+
+Must not decide what to send or to whom (core did), nor touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from bot.core import intents
+from bot.core.deliveries import SMS_OPTED_OUT, SMS_UNSUBSCRIBED
+from bot.core.errors import DeliveryFailed, DeliveryRejected
+from bot.core.views import OutboxView
+
+
+class SmsSender:
+    def __init__(self, *, account_sid: str, auth_token: str, api_url: str, status_url: str,
+                 timeout: float = 15.0) -> None:
+        self._http = AsyncTwilioHttpClient(timeout=timeout, max_retries=0)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        # Every REST domain the library reaches is built on this base: the fake API in tests,
+        # a regional edge or a proxy in production.
+        self._client.api.base_url = api_url.rstrip("/")
+        # TWILIO_EDGE / TWILIO_REGION in the environment would rewrite that host; api_url says
+        # where to go.
+        self._client.edge = self._client.region = None
+        self.status_url = status_url
+
+    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
+        if item.kind != intents.CUSTOMER_MESSAGE:
+            raise DeliveryRejected(f"the sms sender cannot deliver a {item.kind!r} intent")
+        payload = item.payload
+        try:
+            message = await self._client.messages.create_async(
+                to=payload["to"], from_=payload["from"], body=payload["body"],
+                status_callback=self.status_url or None)
+        except TwilioRestException as exc:
+            code = str(exc.code or "")
+            if code == SMS_UNSUBSCRIBED:
+                raise DeliveryRejected(f"{SMS_OPTED_OUT} (Twilio error {code})") from exc
+            if exc.status == 429 or exc.status >= 500:
+                raise DeliveryFailed(f"Twilio said {exc.status} {exc.msg}".strip(),
+                                     retry_after=_retry_after(exc)) from exc
+            raise DeliveryRejected(f"Twilio refused the text: {exc.status} {code} {exc.msg}".strip()) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise DeliveryFailed(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
+        return message.sid
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+def _retry_after(exc: TwilioRestException) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
