@@ -32,6 +32,7 @@ from bot.core import deliveries, groups, reports, spool
 from bot.core.desk import Desk
 from bot.fdlimit import raise_open_file_limit
 from bot.inbound.imap import AccountPoller
+from bot.inbound.mms import MediaFetcher
 from bot.inbound.pipeline import IntakeWorker, SpoolWriter
 from bot.inbound.sms import TwilioWebhooks
 from bot.inbound.smtp import SmtpHandler, SmtpServer
@@ -122,6 +123,14 @@ class Deskbell:
     def twilio_status_url(self) -> str:
         return self.settings.web.public_url.rstrip("/") + "/twilio/status"
 
+    def _media_fetcher(self) -> MediaFetcher | None:
+        t = self.settings.twilio
+        if not (t.account_sid and t.auth_token.get_secret_value()):
+            return None
+        return MediaFetcher(db=self.db, clock=self.clock, account_sid=t.account_sid,
+                            auth_token=t.auth_token.get_secret_value(),
+                            max_bytes=self.settings.attachments.max_bytes_per_file)
+
     def _twilio_webhooks(self) -> TwilioWebhooks | None:
         token = self.settings.twilio.auth_token.get_secret_value()
         if not token:
@@ -174,6 +183,7 @@ class Deskbell:
         web_server: uvicorn.Server | None = None
         socket_mode = None
         listener: Listener | None = None
+        media_fetcher: MediaFetcher | None = None
         try:
             if "worker" in roles:
                 self.intake = self.make_intake()
@@ -181,6 +191,9 @@ class Deskbell:
                 self.dispatcher = self.make_dispatcher(slack)
                 self.dispatcher.give_way = self.intake.busy
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+                media_fetcher = self._media_fetcher()
+                if media_fetcher is not None:
+                    tasks.append(asyncio.create_task(media_fetcher.run(), name="mms"))
                 if not self.db.is_sqlite:  # other processes' doors and actions wake us at once
                     listener = Listener(self.settings.database.url, {
                         notify.SPOOL: self.intake.wake, notify.OUTBOX: self.dispatcher.wake})
@@ -229,6 +242,8 @@ class Deskbell:
                 self.intake.stop()
             if self.dispatcher is not None:
                 self.dispatcher.stop()
+            if media_fetcher is not None:
+                media_fetcher.stop()
             if listener is not None:
                 listener.stop()
             if tasks:
