@@ -322,6 +322,57 @@ async def set_reply_to(desk: Desk, *, actor: Actor, number: int, address: str | 
     return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
 
 
+async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | None = None,
+                       phone: str | None = None, key: IdempotencyKey | None = None) -> ActionResult:
+    """Give the ticket's customer an email address or phone number; when another contact has
+    it already (the same person writing both ways), the two become one: that contact's tickets
+    and messages move to this one, and an opt-out of texts by either stays."""
+    if email is not None:
+        email = email.strip().lower()
+        if not EMAIL_RE.match(email):
+            raise BadRequest(f"{email!r} is not an email address")
+    if phone is not None:
+        phone = re.sub(r"[\s().-]", "", phone)
+        if not PHONE_RE.match(phone):
+            raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+    if (email is None) == (phone is None):
+        raise BadRequest("give the customer an email address or a phone number")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        contact = await s.get_one(m.Contact, ticket.requester_id)
+        column = m.Contact.email if email is not None else m.Contact.phone
+        value = email if email is not None else phone
+        other = await s.scalar(select(m.Contact).where(column == value, m.Contact.id != contact.id))
+        merged = ""
+        if other is not None:
+            for field in ("email", "phone"):
+                mine, theirs = getattr(contact, field), getattr(other, field)
+                if mine and theirs and mine != theirs:
+                    raise BadRequest(f"{value} belongs to {other.name or theirs}, who has another {field} "
+                                     f"({theirs}) than this customer ({mine}): not the same person?")
+            await s.execute(update(m.Ticket).where(m.Ticket.requester_id == other.id)
+                            .values(requester_id=contact.id))
+            await s.execute(update(m.Message).where(m.Message.contact_id == other.id)
+                            .values(contact_id=contact.id))
+            taken = {"email": other.email, "phone": other.phone}
+            contact.name = contact.name or other.name
+            contact.rating = contact.rating or other.rating
+            contact.sms_opted_out = bool(contact.sms_opted_out or other.sms_opted_out)
+            await s.delete(other)
+            await s.flush()  # the unique address is free before this contact takes it
+            for field, taken_value in taken.items():
+                if taken_value and not getattr(contact, field):
+                    setattr(contact, field, taken_value)
+            merged = f" (merged with the contact who had it)"
+        setattr(contact, "email" if email is not None else "phone", value)
+        _event(s, ticket, staff, "contact_linked", now, email=email, phone=phone, merged=bool(merged))
+        return (f"#{ticket.id}'s customer can be reached at {value}{merged}.",
+                f"{_staff_label(staff)} added {value} to the customer{merged}")
+
+    return await _act(desk, actor=actor, number=number, action="contact", key=key, work=work)
+
+
 async def _history(s: AsyncSession, ticket: m.Ticket, limit: int = 5) -> tuple[MessageView, ...]:
     rows = (await s.scalars(select(m.Message).where(
         m.Message.ticket_id == ticket.id, m.Message.kind.in_(("inbound", "outbound")))

@@ -10,6 +10,7 @@ not decide anything about tickets; bytes go to core, which stores them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 
 import aiohttp
@@ -28,7 +29,8 @@ class MediaFetcher:
     def __init__(self, *, db: Database, clock: Clock, account_sid: str, auth_token: str,
                  max_bytes: int, timeout: float = 30.0, poll_seconds: float = POLL_SECONDS) -> None:
         self.db, self.clock = db, clock
-        self._auth = aiohttp.BasicAuth(account_sid, auth_token)
+        token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self.max_bytes, self.timeout, self.poll_seconds = max_bytes, timeout, poll_seconds
         self._failures: dict[int, tuple[int, float]] = {}  # attachment → (failures, next try)
         self._stopping = asyncio.Event()
@@ -54,7 +56,7 @@ class MediaFetcher:
         if self.clock.monotonic() < next_try:
             return
         try:
-            async with http.get(item.url, auth=self._auth) as response:
+            async with http.get(item.url, headers=self._headers) as response:
                 if response.status in (404, 410):
                     await media.give_up(self.db, item.attachment_id, f"Twilio says {response.status}",
                                         now=self.clock.now())

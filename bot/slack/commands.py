@@ -25,6 +25,7 @@ HELP = """*/ticket* — work tickets without leaving Slack:
 `reply N text` · `note N text` · `assign N @user|me` · `transfer N group note`
 `priority N 1-{levels}` · `status N {statuses}` · `close N` · `reopen N` · `link N M`
 `replyto N ADDRESS|reset` — where replies to the customer go
+`contact N email ADDRESS|phone NUMBER` — another way to reach the customer (merges contacts)
 `show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
 `new email ADDRESS subject | body` — open a ticket for a customer and mail them
 `new sms +15551234567 text` — open a ticket for a customer and text them
@@ -154,6 +155,15 @@ async def _replyto(ctx: CommandContext, args: list[str]) -> str:
                                             key=ctx.key))
 
 
+async def _contact(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "contact N email ADDRESS|phone NUMBER")
+    if len(rest) < 2 or rest[0].lower() not in ("email", "phone"):
+        raise BadRequest("usage: contact N email ADDRESS, or contact N phone +15551234567")
+    kind, value = rest[0].lower(), "".join(rest[1:])
+    return _done(await actions.link_contact(ctx.desk, actor=ctx.actor, number=n, key=ctx.key,
+                                            **{kind: value}))
+
+
 async def _show(ctx: CommandContext, args: list[str]) -> str:
     n, _ = _number(ctx, args, "show N")
     t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now())
@@ -217,4 +227,4 @@ async def _new(ctx: CommandContext, args: list[str]) -> str:
 
 COMMANDS = {"reply": _reply, "note": _note, "assign": _assign, "transfer": _transfer,
             "priority": _priority, "status": _status, "close": _close, "reopen": _reopen,
-            "link": _link, "replyto": _replyto, "show": _show, "list": _list, "new": _new}
+            "link": _link, "replyto": _replyto, "contact": _contact, "show": _show, "list": _list, "new": _new}
