@@ -316,3 +316,34 @@ async def test_linking_an_email_merges_contacts_and_mobile_response_via_both_use
         assert twilio.messages[0].body == "Unplug it for 30 seconds."
         assert answer["To"].addresses[0].addr_spec == "alice@example.net"
         assert "Unplug it for 30 seconds." in answer.get_body(("plain",)).get_content()
+
+
+async def test_the_sms_sender_makes_one_request_per_attempt_and_gives_up_on_a_silent_twilio(twilio):
+    """The outbox owns retries: the library must not repeat a POST itself (a text sent twice),
+    and a Twilio that does not answer must not hold a send forever."""
+    from datetime import datetime, timezone
+
+    from bot.core.errors import DeliveryFailed
+    from bot.core.views import OutboxView
+    from bot.outbound.sms import SmsSender
+
+    now = datetime.now(timezone.utc)
+    item = OutboxView(id=1, channel="sms", kind="customer.message", ticket_number=1, status="sending",
+                      attempts=1, due_at=now, last_error=None, remote_id=None, created_at=now,
+                      sent_at=None, payload={"from": "+15550000000", "to": CUSTOMER, "body": "hi"})
+    sender = SmsSender(account_sid=twilio.account_sid, auth_token=twilio.auth_token, api_url=twilio.url,
+                       status_url=STATUS_URL, timeout=0.5)
+    try:
+        twilio.fail_next(1, status=500)
+        with pytest.raises(DeliveryFailed):
+            await sender.send(item, {})
+        assert len(twilio.requests) == 1
+        twilio.delay = 2
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DeliveryFailed):
+            await sender.send(item, {})
+        assert asyncio.get_running_loop().time() - started < 2
+        twilio.delay = 0
+        assert (await sender.send(item, {})).startswith("SM")
+    finally:
+        await sender.close()

@@ -4,7 +4,7 @@ twilio library, async).
 It turns a ``customer.message`` intent on the ``sms`` channel (from, to, body) into a Messages
 create with a ``StatusCallback`` to our ``/twilio/status``, and returns the message SID (status
 callbacks find the text by it). Twilio's answers become the outbox's: 429 and 5xx are
-``DeliveryFailed`` (retried with backoff, ``Retry-After`` honoured), 4xx ``DeliveryRejected``
+``DeliveryFailed`` (retried with the outbox's backoff), 4xx ``DeliveryRejected``
 (never retried; error 21610, an opted-out customer, says so). The library never retries on
 its own here: one attempt per outbox try, so a text goes out once.
 
@@ -29,7 +29,10 @@ from bot.core.views import OutboxView
 class SmsSender:
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, status_url: str,
                  timeout: float = 15.0) -> None:
-        self._http = AsyncTwilioHttpClient(timeout=timeout, max_retries=0)
+        # max_retries stays unset: the library then sends each request once (a number would
+        # make it retry 5xx itself, 0 without end), and the outbox does the retrying.
+        self._http = AsyncTwilioHttpClient()
+        self.timeout = timeout  # the library sets none of its own on requests
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # Every REST domain the library reaches is built on this base: the fake API in tests,
         # a regional edge or a proxy in production.
@@ -44,16 +47,17 @@ class SmsSender:
             raise DeliveryRejected(f"the sms sender cannot deliver a {item.kind!r} intent")
         payload = item.payload
         try:
-            message = await self._client.messages.create_async(
-                to=payload["to"], from_=payload["from"], body=payload["body"],
-                status_callback=self.status_url or None)
+            async with asyncio.timeout(self.timeout):
+                message = await self._client.messages.create_async(
+                    to=payload["to"], from_=payload["from"], body=payload["body"],
+                    status_callback=self.status_url or None)
         except TwilioRestException as exc:
             code = str(exc.code or "")
             if code == SMS_UNSUBSCRIBED:
                 raise DeliveryRejected(f"{SMS_OPTED_OUT} (Twilio error {code})") from exc
             if exc.status == 429 or exc.status >= 500:
-                raise DeliveryFailed(f"Twilio said {exc.status} {exc.msg}".strip(),
-                                     retry_after=_retry_after(exc)) from exc
+                # The library does not pass Retry-After on: the outbox's backoff paces us.
+                raise DeliveryFailed(f"Twilio said {exc.status} {exc.msg}".strip()) from exc
             raise DeliveryRejected(f"Twilio refused the text: {exc.status} {code} {exc.msg}".strip()) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise DeliveryFailed(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
@@ -62,11 +66,3 @@ class SmsSender:
     async def close(self) -> None:
         await self._http.close()
 
-
-def _retry_after(exc: TwilioRestException) -> float | None:
-    headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
