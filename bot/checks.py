@@ -7,6 +7,7 @@ Must not change anything it probes (no mail sent, no message posted, no migratio
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from dataclasses import dataclass
 
@@ -72,6 +73,30 @@ async def probe_slack(settings: Settings) -> Probe:
             return Probe("slack", False, f"auth.test failed: {type(exc).__name__}: {exc}")
 
 
+async def probe_twilio(settings: Settings) -> Probe:
+    """Read our Twilio account with the configured credentials (nothing is sent)."""
+    t = settings.twilio
+    token = t.auth_token.get_secret_value()
+    if not (t.account_sid and token):
+        return Probe("twilio", True, "off (no twilio.account_sid / auth_token): no texts in or out")
+    url = f"{t.api_url}/2010-04-01/Accounts/{t.account_sid}.json"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            async with http.get(url, headers={"Authorization": "Basic " + base64.b64encode(
+                    f"{t.account_sid}:{token}".encode()).decode()}) as response:
+                if response.status == 401:
+                    return Probe("twilio", False, f"{t.api_url}: twilio.account_sid / auth_token refused (401)")
+                response.raise_for_status()
+                account = await response.json()
+        if not (t.webhook_url or settings.web.public_url.startswith("https://")):
+            return Probe("twilio", False, "credentials ok, but Twilio cannot reach us: set twilio.webhook_url "
+                                          "(or an https web.public_url) to the URL Twilio posts texts to")
+        return Probe("twilio", True, f"account {account.get('friendly_name', t.account_sid)} "
+                                     f"({account.get('status', '?')}); texts arrive at the webhook URL")
+    except Exception as exc:
+        return Probe("twilio", False, f"{t.api_url}: {type(exc).__name__}: {exc}")
+
+
 async def probe_imap(account: ImapAccount, progress: mailbox_ledger.MailboxState | None,
                      *, ssl_context: ssl.SSLContext | None = None) -> Probe:
     """Log in and look at the mailbox read-only, and say how far the door has read it."""
@@ -108,6 +133,6 @@ async def _mailbox_progress(settings: Settings) -> dict[tuple[str, str], mailbox
 async def run_probes(settings: Settings, *, imap_ssl_context: ssl.SSLContext | None = None) -> list[Probe]:
     progress = await _mailbox_progress(settings)
     return list(await asyncio.gather(
-        probe_database(settings), probe_smtp_relay(settings), probe_slack(settings),
+        probe_database(settings), probe_smtp_relay(settings), probe_slack(settings), probe_twilio(settings),
         *(probe_imap(a, progress.get((a.name, a.mailbox)), ssl_context=imap_ssl_context)
           for a in settings.imap_accounts)))

@@ -249,6 +249,7 @@ class FakeTwilio:
         app.router.add_get("/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media/{media_sid}",
                            self._get_media)
         app.router.add_get("/mms-cdn/{token}", self._get_cdn)
+        app.router.add_get("/2010-04-01/Accounts/{sid}.json", self._get_account)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -262,6 +263,15 @@ class FakeTwilio:
             await self._runner.cleanup()
 
     # ---- answers -------------------------------------------------------------------------------
+
+    async def _get_account(self, request: web.Request) -> web.StreamResponse:
+        """The Account resource: what ``deskbell check`` reads to see the credentials work."""
+        if not self._authorized(request):
+            return self._unauthorized()
+        if request.match_info["sid"] != self.account_sid:
+            return self._error(404)
+        return web.json_response({"sid": self.account_sid, "friendly_name": "Example Support",
+                                  "status": "active", "type": "Full"})
 
     @staticmethod
     def _error(status: int, code: int | None = None, message: str | None = None,

@@ -347,3 +347,17 @@ async def test_the_sms_sender_makes_one_request_per_attempt_and_gives_up_on_a_si
         assert (await sender.send(item, {})).startswith("SM")
     finally:
         await sender.close()
+
+
+async def test_check_reads_the_twilio_account_and_names_wrong_credentials(app_settings, twilio):
+    from bot.checks import probe_twilio
+
+    settings = app_settings(twilio={"account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
+                                    "api_url": twilio.url, "webhook_url": SMS_URL})
+    probe = await probe_twilio(settings)
+    assert probe.ok and "Example Support" in probe.detail
+    wrong = app_settings(twilio={"account_sid": twilio.account_sid, "auth_token": "wrong",
+                                 "api_url": twilio.url, "webhook_url": SMS_URL})
+    probe = await probe_twilio(wrong)
+    assert not probe.ok and "refused" in probe.detail
+    assert twilio.messages == []
