@@ -330,7 +330,8 @@ async def test_the_sms_sender_makes_one_request_per_attempt_and_gives_up_on_a_si
     now = datetime.now(timezone.utc)
     item = OutboxView(id=1, channel="sms", kind="customer.message", ticket_number=1, status="sending",
                       attempts=1, due_at=now, last_error=None, remote_id=None, created_at=now,
-                      sent_at=None, payload={"from": "+15550000000", "to": CUSTOMER, "body": "hi"})
+                      sent_at=None, payload={"from": "+15550000000", "to": CUSTOMER, "template": "help",
+                                                          "values": {"help_text": "hi"}})
     sender = SmsSender(account_sid=twilio.account_sid, auth_token=twilio.auth_token, api_url=twilio.url,
                        status_url=STATUS_URL, timeout=0.5)
     try:

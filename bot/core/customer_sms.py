@@ -60,5 +60,7 @@ async def send_sms(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, con
     s.add(out)
     await s.flush()
     intents.customer_sms(s, ticket_id=ticket.id, message_id=out.id, to=contact.phone, from_=from_,
-                         body=body, now=now)
+                         template="staff_reply", now=now,
+                         values={"text": body, "staff_name": sender, "group": group.name,
+                                 "ticket_number": ticket.id})
     return out

@@ -176,11 +176,12 @@ def quarantine_notice(s: AsyncSession, *, destination: str, item: QuarantineView
 
 
 def customer_sms(s: AsyncSession, *, ticket_id: int | None, message_id: int | None, to: str,
-                 from_: str, body: str, now: datetime) -> m.OutboxItem:
-    """Send this text to the customer's phone from our number ``from_`` (the one they texted)."""
+                 from_: str, template: str, values: dict[str, Any], now: datetime) -> m.OutboxItem:
+    """Send a text to the customer's phone from our number ``from_`` (the one they texted):
+    templates/sms/<template>.txt.j2 with ``values``, rendered by the sender."""
     return enqueue(s, channel="sms", kind=CUSTOMER_MESSAGE, ticket_id=ticket_id,
                    message_id=message_id, ordering_key=f"sms:{to}", now=now,
-                   payload={"from": from_, "to": to, "body": body})
+                   payload={"from": from_, "to": to, "template": template, "values": values})
 
 
 def customer_email(s: AsyncSession, *, ticket_id: int, message_id: int, sender: str,

@@ -45,5 +45,6 @@ async def apply(s: AsyncSession, desk: Desk, msg: InboundMessage, contact: m.Con
         return
     if not contact.sms_opted_out:
         our_number = msg.recipients[0] if msg.recipients else desk.settings.twilio.from_number
-        intents.customer_sms(s, ticket_id=None, message_id=None, to=msg.sender_address,
-                             from_=our_number, body=desk.settings.twilio.help_text, now=now)
+        intents.customer_sms(s, ticket_id=None, message_id=None, to=msg.sender_address, from_=our_number,
+                             template="help", values={"help_text": desk.settings.twilio.help_text},
+                             now=now)

@@ -1,8 +1,8 @@
 """Adapter: the ``sms`` sender — customer texts out through Twilio's REST API (the official
 twilio library, async).
 
-It turns a ``customer.message`` intent on the ``sms`` channel (from, to, body) into a Messages
-create with a ``StatusCallback`` to our ``/twilio/status``, and returns the message SID (status
+It turns a ``customer.message`` intent on the ``sms`` channel (from, to, and a template of
+templates/sms/ with its values, rendered here) into a Messages create with a ``StatusCallback`` to our ``/twilio/status``, and returns the message SID (status
 callbacks find the text by it). Twilio's answers become the outbox's: 429 and 5xx are
 ``DeliveryFailed`` (retried with the outbox's backoff), 4xx ``DeliveryRejected``
 (never retried; error 21610, an opted-out customer, says so). The library never retries on
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import jinja2
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -24,11 +25,13 @@ from bot.core import intents
 from bot.core.deliveries import SMS_OPTED_OUT, SMS_UNSUBSCRIBED
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import OutboxView
+from bot.outbound.compose import template_environment
 
 
 class SmsSender:
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, status_url: str,
-                 timeout: float = 15.0) -> None:
+                 timeout: float = 15.0, env: jinja2.Environment | None = None) -> None:
+        self.env = env or template_environment()
         # max_retries stays unset: the library then sends each request once (a number would
         # make it retry 5xx itself, 0 without end), and the outbox does the retrying.
         self._http = AsyncTwilioHttpClient()
@@ -47,9 +50,13 @@ class SmsSender:
             raise DeliveryRejected(f"the sms sender cannot deliver a {item.kind!r} intent")
         payload = item.payload
         try:
+            body = self.env.get_template(f"sms/{payload['template']}.txt.j2").render(payload["values"]).strip()
+        except jinja2.TemplateError as exc:
+            raise DeliveryRejected(f"templates/sms/{payload['template']}.txt.j2: {exc}") from exc
+        try:
             async with asyncio.timeout(self.timeout):
                 message = await self._client.messages.create_async(
-                    to=payload["to"], from_=payload["from"], body=payload["body"],
+                    to=payload["to"], from_=payload["from"], body=body,
                     status_callback=self.status_url or None)
         except TwilioRestException as exc:
             code = str(exc.code or "")
