@@ -213,7 +213,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         await _auto_reassign(desk, s, ticket, staff, now)
         if status_after and ticket.status not in ("closed",):
             _set_status(s, ticket, staff, status_after, now)
-        # The thread shows the reply as queued; the outbox updates it when the relay or Twilio
+        # The thread shows the reply as queued; the outbox updates it when the relay or the SMS provider
         # takes it (or gives up), so nobody reads "sent" for a message that never left.
         for out, to in sent:
             await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, follows_delivery=True,

@@ -2,7 +2,7 @@
 ``sms`` channel, from the number the customer texted.
 
 Refused here, when staff send, not later in the outbox: a customer who opted out (STOP), one
-without a phone number, a text longer than Twilio takes, or no number of ours to text from.
+without a phone number, a text longer than the provider takes, or no number of ours to text from.
 No I/O.
 """
 
@@ -18,7 +18,7 @@ from bot.core import intents
 from bot.core.errors import BadRequest
 from bot.store import models as m
 
-MAX_SMS_CHARS = 1600  # Twilio refuses longer bodies (error 21617)
+MAX_SMS_CHARS = 1600  # what SMS providers take as one (concatenated) message
 
 
 def opted_out_reason(contact: m.Contact) -> str:

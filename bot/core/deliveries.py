@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.core import intents
@@ -234,49 +233,41 @@ async def retry(db: Database, *, now: datetime, item_ids: list[int] | None = Non
         return result.rowcount or 0
 
 
-# An SMS's delivery moves one way (Twilio's statuses): a callback for an earlier stage that
-# arrives after a later one (they may come out of order) changes nothing.
-SMS_STAGES = {"accepted": 0, "scheduled": 0, "queued": 0, "sending": 1, "sent": 2,
-              "delivered": 3, "undelivered": 3, "failed": 3, "canceled": 3}
-SMS_UNSUBSCRIBED = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
+# A text's delivery moves one way: a report of an earlier stage that arrives after a later one
+# (reports may come out of order) changes nothing; a final stage is never replaced.
+SMS_STAGES = {"queued": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 # How a sender says the carrier refused because the customer opted out (STOP): the contact is
 # then marked opted out here too.
 SMS_OPTED_OUT = "the customer has opted out of texts"
 
 
-async def sms_status(db: Database, *, sid: str, status: str, error_code: str | None,
-                     now: datetime) -> bool:
-    """Record a status callback for the text Twilio knows as ``sid``; False when it changes
-    nothing (unknown text, an earlier stage, or its final status is known already)."""
+async def sms_status(db: Database, *, remote_id: str, status: str, reason: str | None = None,
+                     opted_out: bool = False, now: datetime) -> bool:
+    """Record a delivery report for the text its sender knows as ``remote_id``; False when it
+    changes nothing (unknown text, an earlier stage, or its final status is known already)."""
     stage = SMS_STAGES.get(status)
     if stage is None:
         return False
     async with db.transaction() as s:
-        query = select(m.Message).where(m.Message.remote_id == sid, m.Message.channel == "sms")
-        if not db.is_sqlite:  # two callbacks at once: one after the other
+        query = select(m.Message).where(m.Message.remote_id == remote_id, m.Message.channel == "sms")
+        if not db.is_sqlite:  # two reports at once: one after the other
             query = query.with_for_update()
         message = await s.scalar(query)
         if message is None:
             return False
-        current = SMS_STAGES.get(message.delivery_status or "queued", 0)
-        if stage <= current:
+        if stage <= SMS_STAGES.get(message.delivery_status or "queued", 0):
             return False
         message.delivery_status = status
-        shown = "sent" if status in ("sending", "sent") else status
-        await intents.show_delivery(s, {message.id: (shown, sid)}, now=now)
+        await intents.show_delivery(s, {message.id: (status, remote_id)}, now=now)
         if status in ("undelivered", "failed"):
-            why = f" (Twilio error {error_code})" if error_code else ""
             s.add(m.Event(ticket_id=message.ticket_id, kind="delivery_failed", actor="system",
-                          data={"message": message.id, "status": status, "error": error_code},
+                          data={"message": message.id, "status": status, "reason": reason},
                           created_at=now))
             await intents.post_notice_in_thread(
                 s, ticket_id=message.ticket_id, now=now,
-                text=f"⚠️ The text to the customer was {status}{why}.")
-            if error_code == SMS_UNSUBSCRIBED:
-                await _opted_out(s, message)
+                text=f"⚠️ The text to the customer was {status}{f' ({reason})' if reason else ''}.")
+            if opted_out:
+                ticket = await s.get_one(m.Ticket, message.ticket_id)
+                await s.execute(update(m.Contact).where(m.Contact.id == ticket.requester_id)
+                                .values(sms_opted_out=True))
         return True
-
-
-async def _opted_out(s: AsyncSession, message: m.Message) -> None:
-    ticket = await s.get_one(m.Ticket, message.ticket_id)
-    await s.execute(update(m.Contact).where(m.Contact.id == ticket.requester_id).values(sms_opted_out=True))

@@ -32,6 +32,12 @@ from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
+# Twilio's message statuses → the stages core knows (queued → sent → delivered | undelivered |
+# failed); "sending" is still on Twilio's side, "canceled" a scheduled text never sent.
+STAGES = {"accepted": "queued", "scheduled": "queued", "queued": "queued", "sending": "queued",
+          "sent": "sent", "delivered": "delivered", "undelivered": "undelivered", "failed": "failed",
+          "canceled": "failed"}
+UNSUBSCRIBED = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 SpoolFn = Callable[[Arrival], Awaitable[None]]
 
@@ -88,6 +94,10 @@ class TwilioWebhooks:
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
         if not sid or not status:
             return PlainTextResponse("MessageSid and MessageStatus are required", status_code=400)
-        await deliveries.sms_status(self.db, sid=sid, status=status, error_code=form.get("ErrorCode") or None,
-                                    now=self.clock.now())
+        stage = STAGES.get(status)
+        if stage is not None:  # "receiving", "read"…: nothing a sender's report needs
+            error = form.get("ErrorCode") or None
+            await deliveries.sms_status(self.db, remote_id=sid, status=stage, now=self.clock.now(),
+                                        reason=f"Twilio error {error}" if error else None,
+                                        opted_out=error == UNSUBSCRIBED)
         return Response(status_code=204)

@@ -22,10 +22,13 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot.core import intents
-from bot.core.deliveries import SMS_OPTED_OUT, SMS_UNSUBSCRIBED
+from bot.core.deliveries import SMS_OPTED_OUT
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import OutboxView
 from bot.outbound.compose import template_environment
+
+
+UNSUBSCRIBED = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 
 
 class SmsSender:
@@ -60,7 +63,7 @@ class SmsSender:
                     status_callback=self.status_url or None)
         except TwilioRestException as exc:
             code = str(exc.code or "")
-            if code == SMS_UNSUBSCRIBED:
+            if code == UNSUBSCRIBED:
                 raise DeliveryRejected(f"{SMS_OPTED_OUT} (Twilio error {code})") from exc
             if exc.status == 429 or exc.status >= 500:
                 # The library does not pass Retry-After on: the outbox's backoff paces us.
