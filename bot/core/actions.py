@@ -364,7 +364,7 @@ async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | No
             for field, taken_value in taken.items():
                 if taken_value and not getattr(contact, field):
                     setattr(contact, field, taken_value)
-            merged = f" (merged with the contact who had it)"
+            merged = " (merged with the contact who had it)"
         setattr(contact, "email" if email is not None else "phone", value)
         _event(s, ticket, staff, "contact_linked", now, email=email, phone=phone, merged=bool(merged))
         return (f"#{ticket.id}'s customer can be reached at {value}{merged}.",

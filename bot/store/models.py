@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,7 +87,7 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     rating: Mapped[str | None] = mapped_column(String(8))  # "good" | "bad" | None
     # Texted STOP (or a carrier said so, Twilio error 21610): no SMS until START.
-    sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 
@@ -146,8 +147,9 @@ class Ticket(Base):
     lock_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     lock_expires_at: Mapped[datetime | None]
     # The door its first message came through (smtp, imap:<account>, twilio): an IMAP
-    # account's tickets are answered from that account's address.
-    door: Mapped[str] = mapped_column(String(100), default="")
+    # account's tickets are answered from that account's address. (A server default: the
+    # previous release, running during an upgrade, inserts tickets without it.)
+    door: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class TicketLink(Base):

@@ -327,7 +327,7 @@ async def test_mail_intake_quarantines_follows_to_the_quarantine_folder(
     user, password, client = mailbox
     await asyncio.to_thread(client.append, b"no header block at all, just words\r\nand more\r\n")
     settings = imap_settings(account(dovecot, user, password, idle_refresh_seconds=0.3))
-    async with running(settings, roles=("imap", "worker")) as app:
+    async with running(settings, roles=("imap", "worker")):
         await wait_until(lambda: database_value(
             tmp_path, "SELECT count(*) FROM quarantine"), timeout=20, interval=0.1)
         await wait_until(lambda: asyncio.to_thread(client.count, "Deskbell/Quarantine"), timeout=20)

@@ -46,9 +46,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_imap_placements_account'), 'imap_placements', ['account'])
     with op.batch_alter_table('tickets') as batch:
+        # The default stays in the schema: processes of the previous release, still running
+        # during an upgrade, insert tickets without this column.
         batch.add_column(sa.Column('door', sa.String(length=100), nullable=False, server_default=''))
-    with op.batch_alter_table('tickets') as batch:
-        batch.alter_column('door', server_default=None)
 
 
 def downgrade() -> None:

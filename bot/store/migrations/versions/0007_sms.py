@@ -15,9 +15,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('contacts') as batch:
+        # The default stays in the schema: processes of the previous release, still running
+        # during an upgrade, insert contacts without this column.
         batch.add_column(sa.Column('sms_opted_out', sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table('contacts') as batch:
-        batch.alter_column('sms_opted_out', server_default=None)
     with op.batch_alter_table('attachments') as batch:
         batch.add_column(sa.Column('source_url', sa.String(length=2000), nullable=True))
     op.create_index(op.f('ix_messages_remote_id'), 'messages', ['remote_id'])
