@@ -362,3 +362,22 @@ async def test_check_reads_the_twilio_account_and_names_wrong_credentials(app_se
     probe = await probe_twilio(wrong)
     assert not probe.ok and "refused" in probe.detail
     assert twilio.messages == []
+
+
+async def test_two_texts_of_a_new_customer_ingested_together_make_one_ticket(
+        app_settings, fake_slack, relay, twilio):
+    from tests.conftest import settle
+
+    settings = app_settings(
+        web={"listen": "127.0.0.1:0", "public_url": PUBLIC},
+        twilio={"account_sid": twilio.account_sid, "auth_token": twilio.auth_token, "api_url": twilio.url,
+                "webhook_url": SMS_URL},
+        handler_groups=[{"name": "support", "slack_channel": "#support", "phone_numbers": [SUPPORT_NUMBER]}])
+    async with running(settings, roles=("web",)) as app:  # no worker: both wait in the spool
+        host, port = app.listening.web
+        app.test_url = f"http://{host}:{port}"
+        await text_us(app, "My router")
+        await text_us(app, "is blinking red")
+        await settle(app)  # one intake pass takes both
+        [ticket] = await reports.list_tickets(app.db, now=app.clock.now())
+        assert await inbound_count(app, ticket["number"]) == 2

@@ -56,3 +56,21 @@ async def test_readyz_says_unavailable_when_the_database_is_not_reachable():
     finally:
         server.should_exit = True
         await task
+
+
+def test_the_web_socket_says_tcp_so_answers_go_out_without_nagle_delay(tmp_path):
+    """asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; without it, an
+    answer's body waits up to 40 ms for the client's delayed ACK of its headers."""
+    import socket
+
+    from bot.app import Deskbell
+    from bot.clock import Clock
+    from bot.config import Settings
+    from tests.conftest import settings_dict
+
+    app = Deskbell(Settings.model_validate(settings_dict(tmp_path)), clock=Clock())
+    _, sock = app._web_server(None)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

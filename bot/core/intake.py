@@ -245,17 +245,24 @@ class _Openings:
         self.s, self.desk = s, desk
         self.waiting: list[_Opening] = []
         self._message_ids: set[str] = set()
+        self._phones: set[str] = set()
 
     def add(self, item: Parsed, msg: InboundMessage, contact: m.Contact) -> _Opening:
         opening = _Opening(item, msg, contact)
         self.waiting.append(opening)
         if msg.message_id:
             self._message_ids.add(msg.message_id)
+        if msg.channel == "sms":
+            self._phones.add(msg.sender_address)
         return opening
 
     def answered_by(self, msg: InboundMessage) -> bool:
-        """Does ``msg`` refer to a message still waiting here? (Only Message-IDs can: a reply
-        token or a ticket number is not known to anyone before the ticket exists.)"""
+        """Does ``msg`` belong to a ticket still waiting here? A mail only by its Message-IDs
+        (a reply token or a ticket number is not known to anyone before the ticket exists); a
+        text by its phone: texts thread by phone, so a second text of a new customer in the
+        same batch must find the first one's ticket written."""
+        if msg.channel == "sms":
+            return msg.sender_address in self._phones
         return bool(self._message_ids) and not self._message_ids.isdisjoint(
             (*msg.in_reply_to, *msg.references))
 
@@ -263,7 +270,7 @@ class _Openings:
         if not self.waiting:
             return
         waiting, self.waiting = self.waiting, []
-        self._message_ids = set()
+        self._message_ids, self._phones = set(), set()
         s, settings, now = self.s, self.desk.settings, self.desk.clock.now()
         chosen = [await groups.route(s, settings, recipients=o.msg.recipients, door=o.msg.door)
                   for o in waiting]

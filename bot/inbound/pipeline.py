@@ -34,6 +34,7 @@ PARSE_IN_THREAD_BYTES = 1_000_000  # parse big mail off the event loop
 BATCH = 64  # entries read and parsed per pass
 HOLD_SECONDS = 0.02  # an intake transaction takes no more messages after holding the lock this long
 POLL_SECONDS = 0.5  # other processes' doors cannot wake us: look this often
+GATHER_SECONDS = 0.05  # after a wake-up, wait this long for more arrivals to ingest together
 FLOOD_PER_SECOND = 50  # intake above this pace counts as a flood
 MAX_ATTEMPTS = 5  # our own failures on one entry before it is held for a person
 
@@ -98,7 +99,11 @@ class IntakeWorker:
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
-                pass
+                continue
+            # Woken by a door's commit: let a few more arrive first. One ingest transaction
+            # per message would hold the one write connection (SQLite) most of the time and
+            # make the doors' commits — what senders wait for — queue behind it.
+            await asyncio.sleep(GATHER_SECONDS)
 
     def busy(self) -> bool:
         """True during a flood: more than ``FLOOD_PER_SECOND`` entries taken in the last second.
