@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import recipient, send_to_customer
-from bot.core.customer_sms import send_sms
+from bot.core.customer_sms import send_sms, subject_of
 from bot.core.desk import Desk
 from bot.core.errors import BadRequest, Contended, Rejected
 from bot.core.lifecycle import STATUSES
@@ -691,7 +691,7 @@ async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, bo
             raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
         if not body:
             raise BadRequest("a new SMS ticket needs the text to send: new sms +15551234567 text")
-        subject = subject or _first_words(body)
+        subject = subject or subject_of(body)
     else:
         email = (email or "").strip().lower()
         if "@" not in email or " " in email:
@@ -704,11 +704,6 @@ async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, bo
     check_allowed(desk.settings, actor, group=group, action="open tickets for")
     return await _once(key, None, lambda: _open_for_customer(
         desk, actor=actor, email=email, phone=phone, subject=subject, body=body, group=group, key=key))
-
-
-def _first_words(text: str) -> str:
-    line = " ".join(text.split())
-    return (line[:60].rsplit(" ", 1)[0] + "…") if len(line) > 60 else line
 
 
 async def _open_for_customer(desk: Desk, *, actor: Actor, email: str | None, phone: str | None,

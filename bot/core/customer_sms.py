@@ -21,6 +21,12 @@ from bot.store import models as m
 MAX_SMS_CHARS = 1600  # what SMS providers take as one (concatenated) message
 
 
+def subject_of(text: str) -> str:
+    """A ticket's subject from the first words of a text (texts have none of their own)."""
+    line = " ".join(text.split())
+    return (line[:60].rsplit(" ", 1)[0] + "…") if len(line) > 60 else (line or "SMS")
+
+
 def opted_out_reason(contact: m.Contact) -> str:
     return (f"{contact.phone} has opted out of texts (they sent STOP); reply by email, or wait "
             "until they text START")

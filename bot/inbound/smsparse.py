@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl
 
+from bot.core.customer_sms import subject_of
 from bot.core.errors import Rejected
 from bot.messages import Attachment, InboundMessage
 
@@ -49,13 +50,7 @@ def parse_sms(data: bytes, *, received_at: datetime, door: str = "twilio") -> In
     return InboundMessage(
         channel="sms", source_id=sid, raw=data, received_at=received_at,
         sender_address=sender, recipients=(form.get("To", "").strip(),),
-        subject=_subject(body), body=body, attachments=tuple(media), door=door)
-
-
-def _subject(body: str) -> str:
-    """A ticket's subject from the first words of its first text."""
-    line = " ".join(body.split())
-    return (line[:60].rsplit(" ", 1)[0] + "…") if len(line) > 60 else (line or "SMS")
+        subject=subject_of(body), body=body, attachments=tuple(media), door=door)
 
 
 def _int(value: str | None) -> int:
