@@ -27,7 +27,6 @@ import asyncio
 import logging
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 
 from bot.clock import Clock
@@ -68,6 +67,7 @@ class AccountPoller:
         self.connected = asyncio.Event()  # set while a session is logged in and selected
         self._stopping = asyncio.Event()
         self._refusals: dict[tuple[int, int], int] = {}  # (uidvalidity, uid) → FETCH refusals
+        self._leftovers_moved = False
 
     def stop(self) -> None:
         self._stopping.set()
@@ -126,6 +126,7 @@ class AccountPoller:
             await imap.login(a.username, password=a.password.get_secret_value(), mechanism=a.auth,
                              oauth2_token=a.oauth2_token.get_secret_value())
             await self._learn_folders(imap)
+            self._leftovers_moved = False  # once per session: see _move_leftovers
             for folder in (self.processed, self.quarantine):
                 if folder:
                     await imap.create(folder)
@@ -172,12 +173,13 @@ class AccountPoller:
                                     now=self.clock.now())
             position = ledger.Position(selected.uidvalidity, 0)
         left_behind = {x.uid: x for x in position.left_behind}
-        if self.processed and position.last_uid:
+        if self.processed and position.last_uid and not self._leftovers_moved:
             await self._move_leftovers(imap, position, set(left_behind))
+        self._leftovers_moved = True
         uids = await imap.uids_from(position.last_uid + 1)
         if not uids:
             return 0
-        total, spooled, started = len(uids), 0, time.monotonic()
+        total, spooled, started = len(uids), 0, self.clock.monotonic()
         last_report = started
         if total > self.batch:
             log.info("imap %s: %s message(s) waiting in %s; taking them %s at a time",
@@ -197,7 +199,7 @@ class AccountPoller:
                                  left_behind=tuple(left_behind.values()), placements=placements,
                                  now=self.clock.now(), drained=done == total)
             spooled += len(taken)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if total > self.batch and (now - last_report >= PROGRESS_SECONDS or done == total):
                 last_report = now
                 log.info("imap %s: %s of %s taken from %s (%.0f/s)", a.name, done, total, a.mailbox,
