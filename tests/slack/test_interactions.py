@@ -39,10 +39,11 @@ async def desk(app_settings, fake_slack, **overrides):
 async def customer_ticket(app, fake_slack, *, subject="Router down", body="No internet since 8am.",
                           message_id=None) -> str:
     message_id = message_id or make_msgid(domain="example.net")
+    cards = len(fake_slack.cards())
     code, _ = await asyncio.to_thread(send_mail, app.listening.smtp[1],
                                       mail(subject=subject, body=body, message_id=message_id))
     assert code == 250
-    await wait_until(lambda: fake_slack.cards())
+    await wait_until(lambda: len(fake_slack.cards()) > cards)  # this ticket's card, not an earlier one
     return message_id
 
 
