@@ -1,4 +1,4 @@
-"""Adapter: the one ASGI app (health, readiness, metrics, Slack; Twilio mounts here later).
+"""Adapter: the one ASGI app (health, readiness, metrics, Slack, Twilio's webhooks).
 
 Routes only: each handler calls one function it was given. Must not open database sessions
 itself or hold global state; ``app.py`` builds it with what it needs. Every request body is
@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.clock import Clock
 from bot.store.db import DatabaseUnavailable
@@ -38,8 +38,8 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   slack_handler: Callable[[Request], Awaitable[Response]] | None = None,
                   slack_signing_secret: str = "", clock: Clock | None = None,
                   max_body_bytes: int = 1048576, metrics_token: str = "",
-                  twilio_sms: Callable[[Request], Awaitable[Response]] | None = None,
-                  twilio_status: Callable[[Request], Awaitable[Response]] | None = None) -> ASGIApp:
+                  twilio_sms: TwilioHandler | None = None,
+                  twilio_status: TwilioHandler | None = None) -> ASGIApp:
     if slack_handler is not None and not slack_signing_secret:
         raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
     slack_verifier = SlackVerifier(slack_signing_secret, clock or Clock()) if slack_signing_secret else None
@@ -77,19 +77,51 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         # Starlette keeps the body on the request: bolt's adapter reads these same bytes.
         return await slack_handler(request)
 
-    def twilio(handler: Callable[[Request], Awaitable[Response]] | None) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            if handler is None:  # without the auth token no signature can be checked
-                return JSONResponse({"error": "SMS is not configured (twilio.auth_token)"}, status_code=503)
-            return await handler(request)
-        return endpoint
-
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics_endpoint),
-              Route("/slack/events", slack_events, methods=["POST"]),
-              Route("/twilio/sms", twilio(twilio_sms), methods=["POST"]),
-              Route("/twilio/status", twilio(twilio_status), methods=["POST"])]
-    return ErrorShield(BodyLimit(Starlette(routes=routes), max_body_bytes))
+              Route("/slack/events", slack_events, methods=["POST"])]
+    starlette = Starlette(routes=routes)
+    # Twilio's webhooks bypass Starlette's middleware and routing: a text's answer is what
+    # Twilio waits for, and most of the work per text would otherwise be that stack.
+    direct = {"/twilio/sms": _twilio_endpoint(twilio_sms), "/twilio/status": _twilio_endpoint(twilio_status)}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in direct:
+            await direct[scope["path"]](scope, receive, send)
+            return
+        await starlette(scope, receive, send)
+
+    return ErrorShield(BodyLimit(app, max_body_bytes))
+
+
+TwilioHandler = Callable[[bytes, "str | None", "str | None"], Awaitable[tuple[int, str, str]]]
+
+
+def _twilio_endpoint(handler: TwilioHandler | None) -> ASGIApp:
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            status, kind, text = 405, "text/plain", "Method Not Allowed"
+        elif handler is None:  # without the auth token no signature can be checked
+            status, kind, text = 503, "application/json", '{"error": "SMS is not configured (twilio.auth_token)"}'
+        else:
+            body, more = b"", True
+            while more:  # at most max_body_bytes: BodyLimit sees to it
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            signature = next((v.decode("latin-1") for k, v in scope["headers"]
+                              if k == b"x-twilio-signature"), None)
+            client = scope.get("client")
+            status, kind, text = await handler(body, signature, client[0] if client else None)
+        payload = text.encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", kind.encode()), (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+    return endpoint
+
+
 
 
 class SlackVerifier:

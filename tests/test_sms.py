@@ -381,3 +381,15 @@ async def test_two_texts_of_a_new_customer_ingested_together_make_one_ticket(
         await settle(app)  # one intake pass takes both
         [ticket] = await reports.list_tickets(app.db, now=app.clock.now())
         assert await inbound_count(app, ticket["number"]) == 2
+
+
+def test_the_form_is_read_as_parse_qsl_reads_it():
+    from urllib.parse import parse_qsl
+
+    from bot.inbound.smsparse import form_fields
+
+    params = inbound_sms_params(account_sid="AC" + "0" * 32, from_=CUSTOMER, to=SUPPORT_NUMBER,
+                                body="Ça marche? 100% + a&b=c ünïcödé 🎉\nline two")
+    data = urlencode(params).encode() + b"&Empty=&Bare&Plus=a+b&Pct=%41%2b"
+    assert form_fields(data) == dict(parse_qsl(data.decode(), keep_blank_values=True))
+    assert form_fields(data)["Body"] == params["Body"]

@@ -77,7 +77,9 @@ async def record(db: Database, arrivals: list[Arrival]) -> None:
     """Commit every arrival in one transaction (one disk flush for the lot). An arrival whose
     ``(channel, source_id)`` is spooled already is a replay and is left out."""
     async with db.transaction() as s:
-        await s.execute(upsert.insert_for(s, m.RawMessage).on_conflict_do_nothing(),
+        # The table, not the mapped class: a plain executemany, without the ORM's bulk-insert
+        # bookkeeping (this runs for every message a door takes in, on its event loop).
+        await s.execute(upsert.insert_for(s, m.RawMessage.__table__).on_conflict_do_nothing(),
                         [_row(a) for a in arrivals])
         await notify(s, SPOOL)  # intake workers of other processes (PostgreSQL)
 

@@ -21,8 +21,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from bot.clock import Clock
@@ -41,6 +39,8 @@ STAGES = {"accepted": "queued", "scheduled": "queued", "queued": "queued", "send
 UNSUBSCRIBED = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 SpoolFn = Callable[[Arrival], Awaitable[None]]
+Answer = tuple[int, str, str]  # HTTP status, content type, body
+XML, TEXT = "text/xml", "text/plain; charset=utf-8"
 
 
 class TwilioWebhooks:
@@ -65,18 +65,17 @@ class TwilioWebhooks:
             return None
         return form
 
-    async def sms(self, request: Request) -> Response:
-        body = await request.body()
-        form = self._signed_form(self.sms_url, body, request.headers.get("x-twilio-signature"))
+    async def sms(self, body: bytes, signature: str | None, peer: str | None) -> Answer:
+        """An incoming text, as Twilio posted it (the raw form and its signature header)."""
+        form = self._signed_form(self.sms_url, body, signature)
         if form is None:
             log.warning("twilio sms webhook refused: bad or missing signature (is twilio.webhook_url "
-                        "exactly the URL Twilio posts to?) peer=%s", request.client and request.client.host)
-            return PlainTextResponse("invalid signature", status_code=403)
+                        "exactly the URL Twilio posts to?) peer=%s", peer)
+            return 403, TEXT, "invalid signature"
         sid = form.get("MessageSid") or form.get("SmsMessageSid")
         sender = form.get("From", "")
         if not sid or not sender:
-            return PlainTextResponse("not an incoming message: MessageSid and From are required",
-                                     status_code=400)
+            return 400, TEXT, "not an incoming message: MessageSid and From are required"
         arrival = Arrival(channel="sms", door="twilio", source_id=sid, data=body,
                           received_at=self.clock.now(), envelope_from=sender,
                           envelope_to=(form.get("To", ""),), sender_key=sender)
@@ -84,24 +83,23 @@ class TwilioWebhooks:
             await self._spool(arrival)
         except Exception:  # process boundary: Twilio shows the 500 in its console
             log.exception("twilio sms spool write failed sid=%s", sid)
-            return PlainTextResponse("temporary failure storing the message", status_code=500)
-        return Response(EMPTY_TWIML, media_type="text/xml")
+            return 500, TEXT, "temporary failure storing the message"
+        return 200, XML, EMPTY_TWIML
 
-    async def status(self, request: Request) -> Response:
-        body = await request.body()
-        form = self._signed_form(self.status_url, body, request.headers.get("x-twilio-signature"))
+    async def status(self, body: bytes, signature: str | None, peer: str | None) -> Answer:
+        """A delivery report for one of our texts (its StatusCallback)."""
+        form = self._signed_form(self.status_url, body, signature)
         if form is None:
-            log.warning("twilio status callback refused: bad or missing signature peer=%s",
-                        request.client and request.client.host)
-            return PlainTextResponse("invalid signature", status_code=403)
+            log.warning("twilio status callback refused: bad or missing signature peer=%s", peer)
+            return 403, TEXT, "invalid signature"
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
         if not sid or not status:
-            return PlainTextResponse("MessageSid and MessageStatus are required", status_code=400)
+            return 400, TEXT, "MessageSid and MessageStatus are required"
         stage = STAGES.get(status)
         if stage is not None:  # "receiving", "read"…: nothing a sender's report needs
             error = form.get("ErrorCode") or None
             await deliveries.sms_status(self.db, remote_id=sid, status=stage, now=self.clock.now(),
                                         reason=f"Twilio error {error}" if error else None,
                                         opted_out=error == UNSUBSCRIBED)
-        return Response(status_code=204)
+        return 204, TEXT, ""
