@@ -332,9 +332,7 @@ async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | No
         if not EMAIL_RE.match(email):
             raise BadRequest(f"{email!r} is not an email address")
     if phone is not None:
-        phone = re.sub(r"[\s().-]", "", phone)
-        if not PHONE_RE.match(phone):
-            raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+        phone = _phone_number(phone)
     if (email is None) == (phone is None):
         raise BadRequest("give the customer an email address or a phone number")
     now = desk.clock.now()
@@ -678,6 +676,14 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
 PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")  # E.164
 
 
+def _phone_number(written: str) -> str:
+    """E.164 from how staff write it ("+1 (555) 222-3333"); BadRequest when it is not one."""
+    phone = re.sub(r"[\s().-]", "", written)
+    if not PHONE_RE.match(phone):
+        raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+    return phone
+
+
 async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, body: str,
                                    email: str | None = None, phone: str | None = None,
                                    group: str | None = None,
@@ -686,9 +692,7 @@ async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, bo
     as a text when a phone number is given (the subject is then the text's first words)."""
     subject, body = subject.strip(), body.strip()
     if phone is not None:
-        phone = re.sub(r"[\s().-]", "", phone)
-        if not PHONE_RE.match(phone):
-            raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+        phone = _phone_number(phone)
         if not body:
             raise BadRequest("a new SMS ticket needs the text to send: new sms +15551234567 text")
         subject = subject or subject_of(body)

@@ -123,8 +123,7 @@ class AccountPoller:
     async def _session(self) -> None:
         a = self.account
         async with self._connection() as imap:
-            await imap.login(a.username, password=a.password.get_secret_value(), mechanism=a.auth,
-                             oauth2_token=a.oauth2_token.get_secret_value())
+            await _login(imap, a)
             await self._learn_folders(imap)
             self._leftovers_moved = False  # once per session: see _move_leftovers
             for folder in (self.processed, self.quarantine):
@@ -150,13 +149,9 @@ class AccountPoller:
         separator (Courier and many older servers: "."): translate them."""
         a = self.account
         separator = await imap.separator()
-
-        def on_server(name: str) -> str:
-            return name.replace("/", separator) if separator and separator != "/" else name
-
-        self.mailbox = on_server(a.mailbox)
-        self.processed = on_server(a.processed_mailbox)
-        self.quarantine = on_server(a.quarantine_mailbox) if a.processed_mailbox else ""
+        self.mailbox = _on_server(a.mailbox, separator)
+        self.processed = _on_server(a.processed_mailbox, separator)
+        self.quarantine = _on_server(a.quarantine_mailbox, separator) if a.processed_mailbox else ""
 
     # ----- taking messages -----------------------------------------------------------------
 
@@ -306,6 +301,16 @@ class AccountPoller:
         return await imap.select(self.mailbox)
 
 
+async def _login(imap: ImapSession, account: ImapAccount) -> str:
+    return await imap.login(account.username, password=account.password.get_secret_value(),
+                            mechanism=account.auth, oauth2_token=account.oauth2_token.get_secret_value())
+
+
+def _on_server(name: str, separator: str) -> str:
+    """A folder name of the config ("/" between levels) as the server writes it."""
+    return name.replace("/", separator) if separator and separator != "/" else name
+
+
 async def probe(account: ImapAccount, *, ssl_context: ssl.SSLContext | None = None,
                 timeout: float = 10.0) -> str:
     """Log in and look at the mailbox read-only (``deskbell check``): a line describing it.
@@ -314,11 +319,8 @@ async def probe(account: ImapAccount, *, ssl_context: ssl.SSLContext | None = No
                           starttls=account.starttls, timeout=min(timeout, account.response_timeout_seconds),
                           ssl_context=ssl_context)
     async with session as imap:
-        how = await imap.login(account.username, password=account.password.get_secret_value(),
-                               mechanism=account.auth, oauth2_token=account.oauth2_token.get_secret_value())
-        separator = await imap.separator()
-        mailbox = account.mailbox.replace("/", separator) if separator else account.mailbox
-        selected = await imap.select(mailbox, readonly=True)
+        how = await _login(imap, account)
+        selected = await imap.select(_on_server(account.mailbox, await imap.separator()), readonly=True)
         idle = "IDLE" if imap.can_idle else f"no IDLE (polls every {account.poll_seconds:.0f} s)"
         return (f"login ok ({how.upper()}) at {account.host}:{account.port}; {account.mailbox} has "
                 f"{selected.exists} message(s); {idle}")
