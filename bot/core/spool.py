@@ -19,9 +19,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import models as m
-from bot.store import upsert
 from bot.store.db import Database
-from bot.store.notify import SPOOL, notify
+from bot.store.notify import SPOOL
 
 MAX_SOURCE_ID = 998
 
@@ -76,12 +75,8 @@ def _row(a: Arrival) -> dict:
 async def record(db: Database, arrivals: list[Arrival]) -> None:
     """Commit every arrival in one transaction (one disk flush for the lot). An arrival whose
     ``(channel, source_id)`` is spooled already is a replay and is left out."""
-    async with db.transaction() as s:
-        # The table, not the mapped class: a plain executemany, without the ORM's bulk-insert
-        # bookkeeping (this runs for every message a door takes in, on its event loop).
-        await s.execute(upsert.insert_for(s, m.RawMessage.__table__).on_conflict_do_nothing(),
-                        [_row(a) for a in arrivals])
-        await notify(s, SPOOL)  # intake workers of other processes (PostgreSQL)
+    # Intake workers of other processes (PostgreSQL) are woken at commit.
+    await db.append(m.RawMessage.__table__, [_row(a) for a in arrivals], wake=SPOOL)
 
 
 async def queued(db: Database, *, limit: int) -> list[SpoolEntry]:

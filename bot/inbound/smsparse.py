@@ -26,11 +26,19 @@ class SmsParseError(Rejected):
     """The form is not an incoming message (no MessageSid or no sender)."""
 
 
-def form_fields(data: bytes) -> dict[str, str]:
-    """The posted form as a dict (Twilio never repeats a field). ``parse_qsl`` without its
-    per-field checks, and unquoting only what is quoted: every text pays for this on the path
-    Twilio waits on."""
-    fields = {}
+class Form(dict[str, str]):
+    """A posted form: one value per field (Twilio never repeats a field)."""
+
+    def getall(self, name: str) -> list[str]:
+        # What the twilio validator asks a multi-dict first; a plain dict makes it raise and
+        # catch two AttributeErrors per field before it reads the value.
+        return [self[name]]
+
+
+def form_fields(data: bytes) -> Form:
+    """The posted form. ``parse_qsl`` without its per-field checks, and unquoting only what is
+    quoted: every text pays for this on the path Twilio waits on."""
+    fields = Form()
     for pair in data.decode("utf-8", "replace").split("&"):
         if not pair:
             continue

@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.request import pathname2url
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.store.notify import OUTBOX, notify
-from bot.store.sqlite_driver import one_hop_url
+from bot.store.sqlite_driver import one_hop_url, run_on_connection
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Database:
         self.write_probe_timeout = write_probe_timeout
         self.is_sqlite = url.startswith("sqlite")
         self._on_outbox: list[Callable[[], None]] = []
+        self._sqlite_inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
         if self.is_sqlite:
             url = one_hop_url(url)
             # SQLite has one writer; a one-connection write pool queues our own writers in
@@ -127,6 +129,38 @@ class Database:
         if enqueued:
             for callback in self._on_outbox:
                 callback()
+
+    async def append(self, table: Table, rows: list[dict[str, Any]], *, wake: str | None = None) -> None:
+        """Insert ``rows`` (each with the same keys) in one transaction of their own; a row that
+        collides with a unique key already there is left out. ``wake``: the channel to notify
+        at commit (PostgreSQL; see ``store.notify``).
+
+        For the doors, which call it per batch of arrivals while senders wait: on SQLite the
+        whole transaction (BEGIN IMMEDIATE, the INSERT, COMMIT) is one call on the write
+        connection's thread, where a session would cross threads for each step and wait for
+        the event loop every time."""
+        if not rows:
+            return
+        if not self.is_sqlite:
+            async with self.transaction() as s:
+                await s.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
+                if wake:
+                    await notify(s, wake)
+            return
+        names = tuple(rows[0])
+        sql, processors = self._sqlite_inserts.get((table.name, names)) or self._sqlite_insert(table, names)
+        values = [tuple(row[name] if process is None else process(row[name])
+                        for name, process in processors) for row in rows]
+        await run_on_connection(self.write_engine, _commit_many, sql, values)
+
+    def _sqlite_insert(self, table: Table, names: tuple[str, ...]) -> tuple[str, list[tuple[str, Any]]]:
+        """The INSERT's SQL and, in its parameter order, each column's bind conversion."""
+        dialect = self.write_engine.dialect
+        compiled = sqlite.insert(table).on_conflict_do_nothing().compile(dialect=dialect,
+                                                                           column_keys=list(names))
+        processors = [(name, table.c[name].type.bind_processor(dialect)) for name in compiled.positiontup]
+        self._sqlite_inserts[(table.name, names)] = compiled.string, processors
+        return compiled.string, processors
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -173,6 +207,17 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+def _commit_many(conn: sqlite3.Connection, sql: str, values: list[tuple]) -> None:
+    """On the write connection's thread: one write transaction, committed or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")  # the write lock first, as every writer here takes it
+    try:
+        conn.executemany(sql, values)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _probe_sqlite_write(target: str, timeout: float) -> None:

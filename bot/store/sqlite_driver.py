@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -22,11 +23,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_only
 
 DRIVER = "deskbell"
+T = TypeVar("T")
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple:
@@ -105,6 +108,24 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it gets back, even one whose transaction was
+        # just committed: no hop to the thread when there is nothing to roll back. (The pool
+        # hands the connection to one holder at a time, so nothing runs on it meanwhile.)
+        conn = self._connection._conn
+        if conn is not None and not conn.in_transaction:
+            return
+        super().rollback()
+
+
+async def run_on_connection(engine: AsyncEngine, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(sqlite3_connection, *args)`` on the thread of a connection checked out of ``engine``'s
+    pool: one hop, whatever ``fn`` does. ``fn`` must leave no transaction open."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        return await driver._execute(fn, driver._conn, *args)
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
