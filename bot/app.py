@@ -17,6 +17,7 @@ import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TextIO
 
 import aiohttp
@@ -28,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
-from bot.core import deliveries, groups, reports, spool
+from bot.core import deliveries, groups, reports, scheduler, spool
 from bot.core.desk import Desk
 from bot.fdlimit import raise_open_file_limit
 from bot.inbound.imap import AccountPoller
@@ -184,6 +185,7 @@ class Deskbell:
         socket_mode = None
         listener: Listener | None = None
         media_fetcher: MediaFetcher | None = None
+        leaderships: list[Leadership] = []
         try:
             if "worker" in roles:
                 self.intake = self.make_intake()
@@ -194,6 +196,10 @@ class Deskbell:
                 media_fetcher = self._media_fetcher()
                 if media_fetcher is not None:
                     tasks.append(asyncio.create_task(media_fetcher.run(), name="mms"))
+                # One scheduler of all the worker processes makes each pass (PostgreSQL).
+                scheduler = Leadership(self.settings.database.url, "scheduler")
+                leaderships.append(scheduler)
+                tasks.append(asyncio.create_task(scheduler.run(self._schedule), name="scheduler"))
                 if not self.db.is_sqlite:  # other processes' doors and actions wake us at once
                     listener = Listener(self.settings.database.url, {
                         notify.SPOOL: self.intake.wake, notify.OUTBOX: self.dispatcher.wake})
@@ -246,6 +252,8 @@ class Deskbell:
                 media_fetcher.stop()
             if listener is not None:
                 listener.stop()
+            for leadership in leaderships:
+                leadership.stop()
             if tasks:
                 _, pending = await asyncio.wait(tasks, timeout=3)
                 for task in pending:
@@ -257,6 +265,20 @@ class Deskbell:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def tick(self, now: datetime | None = None) -> dict[str, int]:
+        """One scheduler pass as of ``now`` (default: the clock's now)."""
+        return await scheduler.run_pass(self.desk, now=now)
+
+    async def _schedule(self) -> None:
+        """A scheduler pass every ``scheduler.interval_seconds`` while this process leads."""
+        interval = self.settings.scheduler.interval_seconds
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # process boundary: the database may be back by the next pass
+                log.exception("scheduler pass failed; the next one is in %.0f s", interval)
+            await asyncio.sleep(interval)
 
     def _spool_writer(self) -> SpoolWriter:
         writer = SpoolWriter(self.db)

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import click
@@ -222,7 +223,7 @@ def tickets_list(config_path: str | None, status: str | None, limit: int, as_jso
     settings, clock = _settings(config_path), _clock()
 
     rows = _with_database(settings, lambda db: reports.list_tickets(
-        db, now=clock.now(), status=status, limit=limit))
+        db, now=clock.now(), status=status, limit=limit, settings=settings))
     if as_json:
         _print_json(rows)
         return
@@ -244,7 +245,7 @@ def tickets_show(config_path: str | None, number: int, as_json: bool) -> None:
     """Show one ticket with its messages and history."""
     settings, clock = _settings(config_path), _clock()
 
-    t = _with_database(settings, lambda db: reports.show_ticket(db, number, now=clock.now()))
+    t = _with_database(settings, lambda db: reports.show_ticket(db, number, now=clock.now(), settings=settings))
     if as_json:
         _print_json(t)
         return
@@ -301,6 +302,45 @@ def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
     n = _with_database(settings, lambda db: deliveries.retry(db, now=clock.now(),
                                                                item_ids=list(ids) or None))
     click.echo(f"{n} item(s) queued again." if n else "No dead items matched.")
+
+
+@main.command("tick")
+@CONFIG_OPTION
+@click.option("--now", "at", metavar="ISO-8601",
+              help="Make the pass as of this instant, with its UTC offset (2026-12-01T09:30:00+01:00); "
+                   "default: now.")
+def tick_command(config_path: str | None, at: str | None) -> None:
+    """Make one scheduler pass and exit: reply locks that expired, SLA breaches and escalations,
+    idle tickets, resolved tickets due to close, follow-up and action-required reminders.
+
+    A pass repeated for the same instant sends nothing twice. A running worker sends the
+    Slack posts and emails it queues.
+    """
+    from bot.app import Deskbell
+
+    settings = _settings(config_path)
+    when = None
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not an ISO-8601 instant", param_hint="--now") from None
+        if when.tzinfo is None:
+            raise click.BadParameter("give the instant's UTC offset, e.g. 2026-12-01T09:30:00+00:00",
+                                     param_hint="--now")
+        when = when.astimezone(timezone.utc)
+
+    async def go() -> dict[str, int]:
+        app = Deskbell(settings, clock=_clock())
+        try:
+            await app.prepare()
+            return await app.tick(when)
+        finally:
+            await app.db.dispose()
+
+    done = _run(go)
+    click.echo(f"Scheduler pass as of {(when or _clock().now()).isoformat()}: "
+               + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in done.items()))
 
 
 @main.command("reprocess")

@@ -65,7 +65,13 @@ class FakeSlack:
         return [c for c in self.calls if c.method == "chat.postMessage" and c.ok]
 
     def cards(self) -> list[SlackCall]:
-        return [c for c in self.posts if "thread_ts" not in c.args]
+        """Top-level posts in channels (direct messages to a person are ``dms()``)."""
+        return [c for c in self.posts if "thread_ts" not in c.args and not _is_person(c.args.get("channel"))]
+
+    def dms(self, user: str | None = None) -> list[SlackCall]:
+        """Posts sent to a person (a user id as the channel), optionally to ``user`` only."""
+        return [c for c in self.posts if _is_person(c.args.get("channel"))
+                and (user is None or c.args.get("channel") == user)]
 
     def thread_replies(self) -> list[SlackCall]:
         return [c for c in self.posts if "thread_ts" in c.args]
@@ -312,3 +318,7 @@ class RelaySink:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=1, default=str)
+
+
+def _is_person(channel: object) -> bool:
+    return isinstance(channel, str) and channel[:1] in ("U", "W")

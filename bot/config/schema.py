@@ -398,6 +398,10 @@ class Category(_Model):
     handler_group: str
     points: int = 0
     types: list[TicketType] = Field(default_factory=list)
+    # SLA targets of this category's tickets, per priority, in business minutes; a priority
+    # not listed here takes the sla section's target.
+    first_response_minutes: PriorityPoints = Field(default_factory=dict)
+    resolution_minutes: PriorityPoints = Field(default_factory=dict)
 
 
 class TicketsConfig(_Model):
@@ -407,7 +411,8 @@ class TicketsConfig(_Model):
     default_priority: int = Field(3, ge=1, le=9)
     auto_close_resolved_after_days: int = Field(3, ge=0)  # 0 = never
     all_users_can_close: bool = True
-    idle_time_based_on: Literal["replies", "actions"] = "replies"
+    # "actions" is the earlier spelling of "any_action".
+    idle_time_based_on: Literal["replies", "any_action", "actions"] = "replies"
     idle_after_minutes: int = Field(240, ge=0)  # 0 = never flag idle
     auto_reassign_on_update: bool = False
     include_history_in_email: bool = True
@@ -428,6 +433,9 @@ class BusinessHours(_Model):
     @field_validator("days")
     @classmethod
     def _days(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("no open hours at all: SLA targets could never be met; list at least one "
+                             "day, e.g. {mon-fri: \"09:00-17:00\"}")
         seen: set[int] = set()
         for spec, spans in value.items():
             for day in _parse_days(spec):

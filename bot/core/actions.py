@@ -113,13 +113,13 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
         check_allowed(desk.settings, actor, group=group.name, action=action)
         staff = await staff_row(s, actor, now=now)
         text, echo_text = await work(s, ticket, staff)
-        ticket.updated_at = ticket.last_action_at = now
+        await lifecycle.acted(s, ticket, settings=desk.settings, now=now)
         ticket.unread = False
         if echo and echo_text:
             await intents.post_notice_in_thread(s, ticket_id=ticket.id, text=echo_text, now=now)
         if refresh_card:
             await intents.update_card(s, ticket_id=ticket.id,
-                                      ticket=await ticket_view(s, ticket, now=now), now=now,
+                                      ticket=await ticket_view(s, ticket, settings=desk.settings, now=now), now=now,
                                       last_action=echo_text,
                                       repost_to=groups.card_channel(group, desk.settings))
         log.info("staff action ticket=%s action=%s staff=%s", ticket.id, action, actor.slack_user_id)
@@ -145,8 +145,10 @@ def _actor(staff: m.Staff) -> str:
     return f"staff:{staff.slack_user_id}"
 
 
-def _set_status(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str, now: datetime) -> None:
-    lifecycle.change_status(s, ticket, status, actor=_actor(staff), staff_id=staff.id, now=now)
+async def _set_status(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str,
+                      now: datetime) -> None:
+    await lifecycle.change_status(s, ticket, status, settings=desk.settings, actor=_actor(staff),
+                                  staff_id=staff.id, now=now)
 
 
 async def _slack_id(s: AsyncSession, staff_id: int | None) -> str | None:
@@ -186,7 +188,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        view = await ticket_view(s, ticket, now=now)
+        view = await ticket_view(s, ticket, settings=desk.settings, now=now)
         contact = await s.get_one(m.Contact, ticket.requester_id)
         how = _reply_channels(desk, ticket, contact, channel)
         sent: list[tuple[m.Message, str]] = []
@@ -206,13 +208,13 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
             if out is None:
                 raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
             sent.append((out, to or ""))
-        ticket.last_staff_reply_at = now
+        await lifecycle.staff_replied(s, ticket, settings=desk.settings, now=now)
         for out, _ in sent:
             _event(s, ticket, staff, "reply", now, message=out.id, channel=out.channel)
         _release_lock(ticket, staff)
         await _auto_reassign(desk, s, ticket, staff, now)
         if status_after and ticket.status not in ("closed",):
-            _set_status(s, ticket, staff, status_after, now)
+            await _set_status(desk, s, ticket, staff, status_after, now)
         # The thread shows the reply as queued; the outbox updates it when the relay or the SMS provider
         # takes it (or gives up), so nobody reads "sent" for a message that never left.
         for out, to in sent:
@@ -264,7 +266,7 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
         _event(s, ticket, staff, "note", now, message=message.id, from_thread=from_thread)
         await _auto_reassign(desk, s, ticket, staff, now)
         if not from_thread:  # a thread message is already there for everyone to read
-            view = await ticket_view(s, ticket, now=now)
+            view = await ticket_view(s, ticket, settings=desk.settings, now=now)
             await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
                                               message=MessageView.of(message), now=now)
         return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
@@ -404,8 +406,9 @@ async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
             raise Conflict(f"#{ticket.id} is already assigned to "
                            f"{_staff_label(holder) if holder else 'someone else'}")
         await s.refresh(ticket)
+        target.last_assigned_at = now
         if ticket.status == "new":
-            _set_status(s, ticket, staff, "open", now)
+            await _set_status(desk, s, ticket, staff, "open", now)
         lifecycle.record_event(s, ticket.id, "assignee", actor=_actor(staff), staff_id=staff.id,
                                now=now, **{"from": previous, "to": target.slack_user_id})
         who = "themselves" if target.id == staff.id else _staff_label(target)
@@ -454,7 +457,7 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         ticket.group_id = new_group.id
         summary = (f"{_staff_label(staff)} transferred the ticket to {group}"
                    if moved else f"{_staff_label(staff)} updated the ticket's handling")
-        view = await ticket_view(s, ticket, now=now)
+        view = await ticket_view(s, ticket, settings=desk.settings, now=now)
         await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
                                           message=MessageView.of(message), now=now)
         if moved:
@@ -511,7 +514,7 @@ async def set_status(desk: Desk, *, actor: Actor, number: int, status: str,
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         if ticket.status == status:
             return f"#{ticket.id} is already {status}.", ""
-        _set_status(s, ticket, staff, status, now)
+        await _set_status(desk, s, ticket, staff, status, now)
         return f"#{ticket.id} is now {status}.", f"{_staff_label(staff)} set status to {status}"
 
     return await _act(desk, actor=actor, number=number, action="set_status", key=key, work=work)
@@ -585,9 +588,9 @@ async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         if ticket.status == "closed":
             return f"#{ticket.id} is already closed.", ""
-        _set_status(s, ticket, staff, "closed", now)
+        await _set_status(desk, s, ticket, staff, "closed", now)
         if notify_customer and ticket.via_email and not await _opened_by_robot(s, ticket):
-            await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, now=now),
+            await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, settings=desk.settings, now=now),
                                    template="ticket_closed", kind="automatic", now=now,
                                    auto_submitted="auto-generated")
         return f"#{ticket.id} closed.", f"{_staff_label(staff)} closed the ticket"
@@ -608,7 +611,7 @@ async def reopen(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey |
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         if ticket.status not in ("resolved", "closed"):
             return f"#{ticket.id} is not closed (it is {ticket.status}).", ""
-        _set_status(s, ticket, staff, "open", now)
+        await _set_status(desk, s, ticket, staff, "open", now)
         return f"#{ticket.id} reopened.", f"{_staff_label(staff)} reopened the ticket"
 
     return await _act(desk, actor=actor, number=number, action="reopen", key=key, work=work)
@@ -647,7 +650,7 @@ async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = Fals
         if not renewing:
             _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
             await intents.update_card(s, ticket_id=ticket.id,
-                                      ticket=await ticket_view(s, ticket, now=now), now=now,
+                                      ticket=await ticket_view(s, ticket, settings=desk.settings, now=now), now=now,
                                       last_action=f"{_staff_label(staff)} is replying")
         return LockState(held_by_other=None, expires_at=ticket.lock_expires_at)
 
@@ -666,7 +669,7 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
         ticket.lock_staff_id = ticket.lock_expires_at = None
         _event(s, ticket, staff, "unlock", now, admin=admin_unlock)
         await intents.update_card(s, ticket_id=ticket.id,
-                                  ticket=await ticket_view(s, ticket, now=now), now=now)
+                                  ticket=await ticket_view(s, ticket, settings=desk.settings, now=now), now=now)
         return ActionResult(ticket.id, f"#{ticket.id} unlocked.")
 
 
@@ -723,8 +726,9 @@ async def _open_for_customer(desk: Desk, *, actor: Actor, email: str | None, pho
         ticket = await lifecycle.open_ticket(s, lifecycle.NewTicket(
             subject=subject, group=group_row, requester_id=contact.id, channel="sms" if phone else "email",
             priority=desk.settings.tickets.default_priority, actor=_actor(staff),
-            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True), now=now)
-        view = await ticket_view(s, ticket, now=now, new=True)
+            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True),
+            settings=desk.settings, now=now)
+        view = await ticket_view(s, ticket, settings=desk.settings, now=now, new=True)
         if phone:
             out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group_row,
                                  body=body, kind="outbound", now=now, staff_id=staff.id,

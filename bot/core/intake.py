@@ -279,18 +279,20 @@ class _Openings:
             channel=o.msg.channel, priority=settings.tickets.default_priority,
             actor=_actor(o.msg), reply_to=_asked_reply_to(o.msg), door=o.msg.door,
             event_data={"door": o.msg.door})
-            for o, group in zip(waiting, chosen)], now=now)
+            for o, group in zip(waiting, chosen)], settings=settings, now=now)
         messages = await _store_messages(s, [(t, o.msg, o.item.entry, o.contact)
                                              for t, o in zip(tickets, waiting)], now=now)
         for o, message in zip(waiting, messages):
             _note_sender_checks(message, o.msg, settings)
         acknowledge: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]] = []
         for o, group, ticket, message in zip(waiting, chosen, tickets, messages):
-            view = await ticket_view(s, ticket, now=now, new=True)
+            view = await ticket_view(s, ticket, settings=settings, now=now, new=True)
             first = MessageView.of(message, intents.attachment_views(o.msg))
             intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
                               destination=groups.card_channel(group, settings),
                               now=now)
+            if ticket.assignee_id is not None:
+                intents.assigned_notice(s, ticket, await s.get_one(m.Staff, ticket.assignee_id), now=now)
             if o.msg.channel == "email":
                 acknowledge.append((o.msg, ticket, view, message))
             o.result = IngestResult("created", ticket_number=ticket.id, message_id=message.id,
@@ -310,9 +312,12 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
     await _consider_reply_to(s, ticket, msg, contact, how=how, now=now)
     # An out-of-office answer (RFC 3834 §2), a report or our own mail coming back joins the
     # ticket but must not reopen it.
-    lifecycle.customer_wrote(s, ticket, actor=_actor(msg), now=now, message_id=message.id,
-                             threaded_by=how, reopen=not msg.auto_submitted and not msg.loop)
-    view = await ticket_view(s, ticket, now=now)
+    reassigned = await lifecycle.customer_wrote(
+        s, ticket, settings=desk.settings, actor=_actor(msg), now=now, message_id=message.id,
+        threaded_by=how, reopen=not msg.auto_submitted and not msg.loop)
+    if reassigned is not None:
+        intents.assigned_notice(s, ticket, reassigned, now=now, why="its assignee is away")
+    view = await ticket_view(s, ticket, settings=desk.settings, now=now)
     card = await intents.card_item(s, ticket.id)
     await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, card=card,
                                       message=MessageView.of(message, intents.attachment_views(msg)),

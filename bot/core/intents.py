@@ -166,6 +166,13 @@ def notice(s: AsyncSession, *, destination: str, text: str, now: datetime,
                    payload={"destination": destination, "text": text})
 
 
+def assigned_notice(s: AsyncSession, ticket: m.Ticket, assignee: m.Staff, *, now: datetime,
+                    why: str = "") -> m.OutboxItem:
+    """Tell a staff member (a direct message) that a ticket is now theirs."""
+    text = f"Ticket #{ticket.id} is now yours: {ticket.subject}" + (f" ({why})" if why else "")
+    return notice(s, destination=assignee.slack_user_id, text=text, now=now, ticket_id=ticket.id)
+
+
 def quarantine_notice(s: AsyncSession, *, destination: str, item: QuarantineView,
                       now: datetime) -> m.OutboxItem:
     return enqueue(s, channel="slack", kind=QUARANTINE_NOTICE, now=now,

@@ -1,9 +1,10 @@
 """The ticket lifecycle: open a ticket, add a message, change its status, assign it.
 
-The one place where a ticket's status and owner change, for intake, staff actions and (later)
-the scheduler alike, so every change records the same event and keeps the same timestamps
-(SLA clocks read them). Works inside the caller's transaction; no commits, no outbox intents
-and no rendering here.
+The one place where a ticket's status and owner change, for intake, staff actions and the
+scheduler alike, so every change records the same event and keeps the same timestamps; the
+SLA clocks (``core.sla``), idle time and weight (``core.weighing``) follow from here and from
+nowhere else. Works inside the caller's transaction; no commits, no outbox intents and no
+rendering here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Settings
+from bot.core import assignment, sla, weighing
+from bot.core.business_time import Calendar
 from bot.core.errors import Rejected
 from bot.core.threader import new_reply_token
 from bot.store import models as m
@@ -55,46 +59,116 @@ class NewTicket:
     event_data: dict[str, Any] = field(default_factory=dict)
 
 
-async def open_tickets(s: AsyncSession, new: list[NewTicket], *, now: datetime) -> list[m.Ticket]:
-    """New tickets, each with its ``created`` event; several are written in one statement."""
+async def open_tickets(s: AsyncSession, new: list[NewTicket], *, settings: Settings,
+                       now: datetime) -> list[m.Ticket]:
+    """New tickets, each with its ``created`` event; several are written in one statement.
+    A customer's new ticket without an assignee goes to the least loaded available member of
+    its group (``core.assignment``)."""
     tickets = [m.Ticket(subject=t.subject[:998] or "(no subject)", status=t.status,
                         priority=t.priority, group_id=t.group.id, requester_id=t.requester_id,
                         channel=t.channel, door=t.door, reply_token=new_reply_token(), reply_to=t.reply_to,
                         via_email=t.channel == "email", unread=not t.by_staff, weight=0,
                         assignee_id=t.assignee_id, created_at=now, updated_at=now,
                         last_action_at=now, last_customer_message_at=None if t.by_staff else now,
-                        last_staff_reply_at=now if t.by_staff else None) for t in new]
+                        last_staff_reply_at=now if t.by_staff else None, last_reply_at=now,
+                        awaiting_staff_since=None if t.by_staff else now,
+                        first_response_at=now if t.by_staff else None) for t in new]
+    chosen = await assignment.choose(s, settings, [(t.group, not t.by_staff and t.assignee_id is None)
+                                                   for t in new], now=now)
+    for ticket, assignee in zip(tickets, chosen):
+        if assignee is not None:
+            ticket.assignee_id = assignee.id
     numbers = await upsert.take_numbers(s, "ticket", len(tickets))
     if numbers is not None:  # #N without gaps, even when a transaction rolls back
         for ticket, number in zip(tickets, numbers):
             ticket.id = number
+    for ticket, t in zip(tickets, new):
+        ticket.weight = weighing.points(settings, ticket, await s.get(m.Contact, t.requester_id))
+        sla.start(ticket, settings, sla.calendar(settings, t.group.name), now=now)
+        weighing.schedule_idle(settings, ticket)
     s.add_all(tickets)
     await s.flush()
-    for ticket, t in zip(tickets, new):
+    for ticket, t, assignee in zip(tickets, new, chosen):
         record_event(s, ticket.id, "created", actor=t.actor, now=now, staff_id=t.staff_id,
                      channel=t.channel, group=t.group.name,
                      **({"by_staff": True} if t.by_staff else {}), **t.event_data)
+        if assignee is not None:
+            record_event(s, ticket.id, "assignee", actor="system", now=now,
+                         **{"from": None, "to": assignee.slack_user_id, "reason": "least_open_tickets"})
     return tickets
 
 
-async def open_ticket(s: AsyncSession, new: NewTicket, *, now: datetime) -> m.Ticket:
-    return (await open_tickets(s, [new], now=now))[0]
+async def open_ticket(s: AsyncSession, new: NewTicket, *, settings: Settings, now: datetime) -> m.Ticket:
+    return (await open_tickets(s, [new], settings=settings, now=now))[0]
 
 
-def customer_wrote(s: AsyncSession, ticket: m.Ticket, *, actor: str, now: datetime,
-                   message_id: int, threaded_by: str, reopen: bool) -> None:
-    """A customer message joined ``ticket``: it is unread again, and (unless the message is
-    automatic) a ticket waiting on the customer or finished goes back to open."""
+async def calendar(s: AsyncSession, settings: Settings, ticket: m.Ticket) -> Calendar:
+    """The business hours the ticket's clocks run in: its group's."""
+    group = await s.get_one(m.HandlerGroup, ticket.group_id)  # loaded already, as a rule
+    return sla.calendar(settings, group.name)
+
+
+async def customer_wrote(s: AsyncSession, ticket: m.Ticket, *, settings: Settings, actor: str,
+                         now: datetime, message_id: int, threaded_by: str, reopen: bool) -> m.Staff | None:
+    """A customer message joined ``ticket``: it is unread again, it is staff's turn, and
+    (unless the message is automatic) a ticket waiting on the customer or finished goes back
+    to open. With ``auto_reassign_on_update``, a ticket whose assignee is away goes to an
+    available member of its group: returns that new assignee, for the caller to tell."""
     ticket.updated_at = ticket.last_customer_message_at = now
     ticket.unread = True
     record_event(s, ticket.id, "customer_message", actor=actor, now=now, message=message_id,
                  threaded_by=threaded_by)
-    if reopen and ticket.status in REOPENED_BY_CUSTOMER:
-        change_status(s, ticket, "open", actor=actor, now=now, reason="customer replied")
+    if reopen:
+        ticket.last_reply_at = ticket.last_action_at = now
+        ticket.awaiting_staff_since = ticket.awaiting_staff_since or now
+        if ticket.status in REOPENED_BY_CUSTOMER:
+            await change_status(s, ticket, "open", settings=settings, actor=actor, now=now,
+                                reason="customer replied")
+    weighing.schedule_idle(settings, ticket)
+    if reopen and settings.tickets.auto_reassign_on_update and ticket.assignee_id is not None:
+        return await _reassign_if_away(s, ticket, settings=settings, now=now)
+    return None
 
 
-def change_status(s: AsyncSession, ticket: m.Ticket, status: str, *, actor: str, now: datetime,
-                  staff_id: int | None = None, **event_data: Any) -> bool:
+async def _reassign_if_away(s: AsyncSession, ticket: m.Ticket, *, settings: Settings,
+                            now: datetime) -> m.Staff | None:
+    holder = await s.get_one(m.Staff, ticket.assignee_id)
+    if not (holder.away or holder.slack_away):
+        return None
+    group = await s.get_one(m.HandlerGroup, ticket.group_id)
+    [other] = await assignment.choose(s, settings, [(group, True)], now=now)
+    if other is None:
+        return None
+    assign(s, ticket, other, previous=holder.slack_user_id, actor="system", now=now,
+           reason="auto_reassign_on_update: assignee away")
+    return other
+
+
+async def staff_replied(s: AsyncSession, ticket: m.Ticket, *, settings: Settings, now: datetime) -> None:
+    """Staff answered the customer (by any channel): the customer's turn now; the first
+    answer meets the first-response target."""
+    ticket.last_staff_reply_at = ticket.last_reply_at = now
+    ticket.awaiting_staff_since = None
+    sla.responded(ticket, settings, await calendar(s, settings, ticket), now=now)
+    weighing.schedule_idle(settings, ticket)
+
+
+async def acted(s: AsyncSession, ticket: m.Ticket, *, settings: Settings, now: datetime) -> None:
+    """Staff did something to the ticket (after the action's own changes): the action's time,
+    and the rules again for what it may have changed (priority, category, group, contact)."""
+    ticket.updated_at = ticket.last_action_at = now
+    await rules_changed(s, ticket, settings=settings)
+    weighing.schedule_idle(settings, ticket)
+
+
+async def rules_changed(s: AsyncSession, ticket: m.Ticket, *, settings: Settings) -> None:
+    """Weight points and SLA due times again, from the ticket as it is now."""
+    ticket.weight = weighing.points(settings, ticket, await s.get(m.Contact, ticket.requester_id))
+    sla.recompute(ticket, settings, await calendar(s, settings, ticket))
+
+
+async def change_status(s: AsyncSession, ticket: m.Ticket, status: str, *, settings: Settings,
+                        actor: str, now: datetime, staff_id: int | None = None, **event_data: Any) -> bool:
     """Move ``ticket`` to ``status``; False when it was there already."""
     if status not in STATUSES:
         raise UnknownStatus(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
@@ -107,6 +181,8 @@ def change_status(s: AsyncSession, ticket: m.Ticket, status: str, *, actor: str,
     ticket.closed_at = now if status == "closed" else None
     if status == "closed":
         ticket.lock_staff_id = ticket.lock_expires_at = None
+    sla.status_changed(ticket, old, settings, await calendar(s, settings, ticket), now=now)
+    weighing.schedule_idle(settings, ticket)
     record_event(s, ticket.id, "status", actor=actor, now=now, staff_id=staff_id,
                  **{"from": old, "to": status, **event_data})
     return True
@@ -116,6 +192,8 @@ def assign(s: AsyncSession, ticket: m.Ticket, assignee: m.Staff | None, *, previ
            actor: str, now: datetime, staff_id: int | None = None, **event_data: Any) -> None:
     """Give ``ticket`` to ``assignee`` (None: nobody); ``previous`` is the old owner's Slack id."""
     ticket.assignee_id = assignee.id if assignee else None
+    if assignee is not None:
+        assignee.last_assigned_at = now
     record_event(s, ticket.id, "assignee", actor=actor, now=now, staff_id=staff_id,
                  **{"from": previous, "to": assignee.slack_user_id if assignee else None, **event_data})
 

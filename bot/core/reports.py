@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 
-from bot.core import intents, spool
+from bot.config import Settings
+from bot.core import intents, sla, spool, weighing
+from bot.core.desk import Desk
 from bot.core.errors import TicketNotFound
 from bot.core.lifecycle import OPEN_STATUSES
 from bot.core.tickets import load_ticket, ticket_view
@@ -25,16 +27,6 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at else None
 
 
-def _idle_minutes(t: m.Ticket, now: datetime) -> int | None:
-    if t.status in ("resolved", "closed"):
-        return None
-    since = t.last_staff_reply_at or t.created_at
-    return max(0, int((now - since).total_seconds() // 60))
-
-
-STATUS_ORDER = case({s: i for i, s in enumerate(("new", "open", "waiting", "on_hold", "resolved", "closed"))},
-                    value=m.Ticket.status)
-
 
 def _ticket_rows():
     """(ticket, group name, requester, assignee's Slack id) rows, as lists and JSON show them."""
@@ -46,17 +38,24 @@ def _ticket_rows():
 
 async def list_tickets(db: Database, *, now: datetime, status: str | None = None, limit: int = 100,
                        assignee: str | None = None, groups: list[str] | None = None,
-                       customer: str | None = None, queue_order: bool = False) -> list[dict[str, Any]]:
-    """Tickets, newest first (or, with ``queue_order``, by status then oldest first).
+                       customer: str | None = None, queue_order: bool = False, overdue: bool = False,
+                       settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Tickets, newest first (or, with ``queue_order``, heaviest first: the weight as of
+    ``now``, then the oldest).
 
     ``status="open"`` means every unresolved status; ``assignee`` is a Slack user id;
-    ``customer`` an email address or phone number.
+    ``customer`` an email address or phone number; ``overdue``: only open tickets past an SLA
+    target or idle. ``settings``: the rules to weigh by (the embedded defaults if not given).
     """
+    settings = settings or Settings()
     async with db.reading() as s:
-        query = _ticket_rows().limit(limit)
-        query = query.order_by(STATUS_ORDER, m.Ticket.created_at) if queue_order \
-            else query.order_by(m.Ticket.id.desc())
-        if status == "open":
+        query = _ticket_rows()
+        # Weight grows with the time waited, so a queue is ordered after reading all of it.
+        whole = queue_order or overdue
+        query = query.order_by(m.Ticket.id.desc()) if not whole else query.order_by(m.Ticket.id)
+        if not whole:
+            query = query.limit(limit)
+        if status == "open" or overdue:
             query = query.where(m.Ticket.status.in_(OPEN_STATUSES))
         elif status:
             query = query.where(m.Ticket.status == status)
@@ -66,17 +65,24 @@ async def list_tickets(db: Database, *, now: datetime, status: str | None = None
             query = query.where(m.HandlerGroup.name.in_(groups))
         if customer:
             query = query.where(or_(m.Contact.email == customer.lower(), m.Contact.phone == customer))
-        rows = (await s.execute(query)).all()
-        return [_ticket_dict(t, group, contact, who, now=now) for t, group, contact, who in rows]
+        rows = [_ticket_dict(t, group, contact, who, now=now, settings=settings)
+                for t, group, contact, who in (await s.execute(query)).all()]
+    if overdue:
+        rows = [r for r in rows if r["sla"]["breached"] or r["idle"]]
+    if whole:
+        rows.sort(key=lambda r: (-r["weight"], r["created_at"], r["number"]))
+        rows = rows[:limit]
+    return rows
 
 
-async def describe(db: Database, number: int) -> tuple[TicketView, MessageView | None]:
+async def describe(desk: Desk, number: int) -> tuple[TicketView, MessageView | None]:
     """A ticket and the customer's latest message (what the Reply modal shows)."""
-    async with db.reading() as s:
+    async with desk.db.reading() as s:
         ticket = await load_ticket(s, number)
         last = await s.scalar(select(m.Message).where(
             m.Message.ticket_id == number, m.Message.kind == "inbound").order_by(m.Message.id.desc()).limit(1))
-        return await ticket_view(s, ticket), MessageView.of(last) if last else None
+        view = await ticket_view(s, ticket, settings=desk.settings, now=desk.clock.now())
+        return view, MessageView.of(last) if last else None
 
 
 async def ticket_for_card(db: Database, *, remote_id: str) -> int | None:
@@ -87,13 +93,15 @@ async def ticket_for_card(db: Database, *, remote_id: str) -> int | None:
             m.OutboxItem.remote_id == remote_id, m.OutboxItem.kind == intents.CARD).limit(1))
 
 
-async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, Any]:
+async def show_ticket(db: Database, number: int, *, now: datetime,
+                      settings: Settings | None = None) -> dict[str, Any]:
+    """One ticket in full (DESIGN §5); ``settings`` as for ``list_tickets``."""
     async with db.reading() as s:
         row = (await s.execute(_ticket_rows().where(m.Ticket.id == number))).first()
         if row is None:
             raise TicketNotFound(f"there is no ticket #{number}")
         t, group, contact, assignee = row
-        result = _ticket_dict(t, group, contact, assignee, now=now)
+        result = _ticket_dict(t, group, contact, assignee, now=now, settings=settings or Settings())
         messages = (await s.scalars(select(m.Message).where(m.Message.ticket_id == t.id)
                                     .order_by(m.Message.id))).all()
         doors = dict((await s.execute(select(m.RawMessage.id, m.RawMessage.door).where(
@@ -121,15 +129,23 @@ async def show_ticket(db: Database, number: int, *, now: datetime) -> dict[str, 
 
 
 def _ticket_dict(t: m.Ticket, group: str, contact: m.Contact, assignee: str | None, *,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime, settings: Settings) -> dict[str, Any]:
+    clocks = sla.state(t, now=now)
     return {
         "number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
         "category": t.category, "type": t.type, "group": group, "assignee": assignee,
         "requester": {"name": contact.name, "email": contact.email, "phone": contact.phone},
         "channel": t.channel, "account": account_of(t.door), "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
-        "resolved_at": _iso(t.resolved_at), "closed_at": _iso(t.closed_at), "weight": t.weight,
-        "idle_minutes": _idle_minutes(t, now), "unread": t.unread,
-        "sla": {"first_response_due": None, "resolution_due": None, "breached": None},
+        "resolved_at": _iso(t.resolved_at), "closed_at": _iso(t.closed_at),
+        "weight": weighing.live_weight(t, sla.calendar(settings, group), now=now),
+        "idle_minutes": weighing.idle_minutes(settings, t, now=now),
+        "idle": weighing.is_idle(settings, t, now=now), "unread": t.unread,
+        "follow_up_at": _iso(t.follow_up_at), "action_required_at": _iso(t.action_required_at),
+        "sla": {"first_response_due": _iso(clocks.first_response_due),
+                "resolution_due": _iso(clocks.resolution_due), "breached": clocks.breached,
+                "first_response_breached": clocks.first_response_breached,
+                "resolution_breached": clocks.resolution_breached,
+                "first_response_at": _iso(clocks.first_response_met_at), "paused": clocks.paused},
     }
 
 

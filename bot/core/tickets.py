@@ -10,6 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Settings
+from bot.core import sla, weighing
 from bot.core.errors import TicketNotFound
 from bot.core.views import TicketView
 from bot.store import models as m
@@ -33,20 +35,29 @@ async def load_ticket(s: AsyncSession, number: int, *, for_update: bool = False)
     return ticket
 
 
-async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, now: datetime | None = None,
-                      new: bool = False) -> TicketView:
-    """The ticket as cards and messages show it; a reply lock that expired before ``now`` is
-    not shown (nobody clears it, it simply stops counting). ``new``: the ticket was made in
-    this transaction, so it has no links yet (saves a query on the ingest path)."""
+async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, settings: Settings,
+                      now: datetime, new: bool = False) -> TicketView:
+    """The ticket as cards and messages show it, with its SLA clocks, idle time and weight as
+    of ``now``; a reply lock that expired before ``now`` is not shown (the scheduler clears
+    it). ``new``: the ticket was made in this transaction, so it has no links yet (saves a
+    query on the ingest path)."""
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     requester = await s.get_one(m.Contact, ticket.requester_id)
     assignee = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
     locker = None
-    if ticket.lock_staff_id and ticket.lock_expires_at and (now is None or ticket.lock_expires_at > now):
+    if ticket.lock_staff_id and ticket.lock_expires_at and ticket.lock_expires_at > now:
         locker = await s.get(m.Staff, ticket.lock_staff_id)
     links: tuple[int, ...] = () if new else tuple((await s.scalars(select(m.TicketLink.other_id).where(
         m.TicketLink.ticket_id == ticket.id).order_by(m.TicketLink.other_id))).all())
+    clocks = sla.state(ticket, now=now)
     return TicketView.of(ticket, group=group.name, requester=requester,
                          assignee=assignee.slack_user_id if assignee else None,
                          locked_by=(locker.name or locker.slack_user_id) if locker else None,
-                         links=links)
+                         links=links,
+                         weight=weighing.live_weight(ticket, sla.calendar(settings, group.name), now=now),
+                         first_response_due=clocks.first_response_due, resolution_due=clocks.resolution_due,
+                         first_response_breached=clocks.first_response_breached,
+                         resolution_breached=clocks.resolution_breached, sla_paused=clocks.paused,
+                         first_responded_at=clocks.first_response_met_at,
+                         idle_minutes=weighing.idle_minutes(settings, ticket, now=now),
+                         idle=weighing.is_idle(settings, ticket, now=now))

@@ -143,19 +143,32 @@ class TicketView:
     reply_to: str | None = None  # where replies go, when not the requester's own address
     proposed_reply_to: str | None = None  # asked for by a message staff have not accepted
     account: str | None = None  # the IMAP account its first message was read from
+    # The rules, as of when the view was taken (core.sla, core.weighing).
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+    first_response_breached: bool = False
+    resolution_breached: bool = False
+    sla_paused: bool = False
+    first_responded_at: datetime | None = None
+    idle_minutes: int | None = None
+    idle: bool = False
+    follow_up_at: datetime | None = None
+    action_required_at: datetime | None = None
 
     @classmethod
     def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,
-           locked_by: str | None = None, links: tuple[int, ...] = ()) -> "TicketView":
+           locked_by: str | None = None, links: tuple[int, ...] = (), weight: int | None = None,
+           **rules: Any) -> "TicketView":
         return cls(number=t.id, subject=t.subject, status=t.status, priority=t.priority,
                    category=t.category, type=t.type, group=group, assignee=assignee,
                    requester=ContactView.of(requester), channel=t.channel, unread=t.unread,
-                   weight=t.weight, created_at=t.created_at, updated_at=t.updated_at,
+                   weight=t.weight if weight is None else weight, created_at=t.created_at, updated_at=t.updated_at,
                    last_customer_message_at=t.last_customer_message_at,
                    resolved_at=t.resolved_at, closed_at=t.closed_at, locked_by=locked_by,
                    lock_expires_at=t.lock_expires_at if locked_by else None, links=links,
                    reply_to=t.reply_to, proposed_reply_to=t.proposed_reply_to,
-                   account=account_of(t.door))
+                   account=account_of(t.door), follow_up_at=t.follow_up_at,
+                   action_required_at=t.action_required_at, **rules)
 
 
 def account_of(door: str) -> str | None:

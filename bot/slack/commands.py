@@ -166,7 +166,7 @@ async def _contact(ctx: CommandContext, args: list[str]) -> str:
 
 async def _show(ctx: CommandContext, args: list[str]) -> str:
     n, _ = _number(ctx, args, "show N")
-    t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now())
+    t = await reports.show_ticket(ctx.desk.db, n, now=ctx.desk.clock.now(), settings=ctx.desk.settings)
     check_allowed(ctx.desk.settings, ctx.actor, group=t["group"], action="see")
     who = f"<@{t['assignee']}>" if t["assignee"] else "unassigned"
     lines = [f"*#{t['number']}* {_safe(t['subject'])}",
@@ -181,27 +181,40 @@ async def _list(ctx: CommandContext, args: list[str]) -> str:
     now, db = ctx.desk.clock.now(), ctx.desk.db
     what = args[0].lower() if args else "open"
     groups = visible_groups(ctx.desk.settings, ctx.actor)
+    rules = {"now": now, "settings": ctx.desk.settings}
     if what == "mine":
-        rows = await reports.list_tickets(db, now=now, status="open", assignee=ctx.actor.slack_user_id,
-                                          queue_order=True)
+        rows = await reports.list_tickets(db, status="open", assignee=ctx.actor.slack_user_id,
+                                          queue_order=True, **rules)
     elif what == "group" and len(args) == 2:
         check_allowed(ctx.desk.settings, ctx.actor, group=args[1], action="see")
-        rows = await reports.list_tickets(db, now=now, status="open", groups=[args[1]], queue_order=True)
+        rows = await reports.list_tickets(db, status="open", groups=[args[1]], queue_order=True, **rules)
     elif what == "customer" and len(args) == 2:
-        rows = await reports.list_tickets(db, now=now, customer=_address(args[1]), groups=groups)
+        rows = await reports.list_tickets(db, customer=_address(args[1]), groups=groups, **rules)
     elif what == "overdue":
-        return "Overdue lists need SLA targets, which this helpdesk does not track yet."
+        rows = await reports.list_tickets(db, overdue=True, groups=groups, queue_order=True, **rules)
     elif what == "open":
-        rows = await reports.list_tickets(db, now=now, status="open", groups=groups, queue_order=True)
+        rows = await reports.list_tickets(db, status="open", groups=groups, queue_order=True, **rules)
     else:
         raise BadRequest("usage: list [mine|group NAME|overdue|customer ADDRESS]")
     if not rows:
         return "No tickets."
-    lines = [f"#{t['number']} · {t['status']} · P{t['priority']} · {t['group']} · {_safe(t['subject'][:80])}"
-             for t in rows[:30]]
+    lines = [f"#{t['number']} · {t['status']} · P{t['priority']} · w{t['weight']} · {t['group']}"
+             f"{_flags(t)} · {_safe(t['subject'][:80])}" for t in rows[:30]]
     if len(rows) > 30:
         lines.append(f"…and {len(rows) - 30} more")
     return "\n".join(lines)
+
+
+def _flags(t: dict) -> str:
+    """What a list line says about a ticket's clocks."""
+    flags = []
+    if t["sla"]["first_response_breached"]:
+        flags.append("first response overdue")
+    if t["sla"]["resolution_breached"]:
+        flags.append("resolution overdue")
+    if t["idle"]:
+        flags.append(f"idle {t['idle_minutes'] // 60} h")
+    return "".join(f" · :red_circle: {f}" if "overdue" in f else f" · {f}" for f in flags)
 
 
 async def _new(ctx: CommandContext, args: list[str]) -> str:

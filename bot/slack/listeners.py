@@ -201,7 +201,7 @@ class Listeners:
                 until = f"{lock.expires_at:%H:%M} UTC" if lock.expires_at else "soon"
                 view = modals.lock_warning_modal(number, lock.held_by_other, until, channel=channel)
             else:
-                ticket, last = await reports.describe(self.desk.db, number)
+                ticket, last = await reports.describe(self.desk, number)
                 view = modals.reply_modal(ticket, last, self.desk.settings, channel=channel)
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
@@ -226,7 +226,7 @@ class Listeners:
         current = next((b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("text.")),
                        "text.0")
         version = int(current.split(".")[1]) + 1
-        ticket, last = await reports.describe(self.desk.db, number)
+        ticket, last = await reports.describe(self.desk, number)
         await self.client.views_update(view_id=view["id"], hash=view.get("hash"), view=modals.reply_modal(
             ticket, last, self.desk.settings, channel=channel, text=canned.text, version=version))
 
@@ -282,7 +282,7 @@ class Listeners:
         user, number, channel, _ = self._button(body)
         choice = body["actions"][0]["selected_option"]["value"].split(":", 1)[0]
         try:
-            ticket, _ = await reports.describe(self.desk.db, number)
+            ticket, _ = await reports.describe(self.desk, number)
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return
@@ -432,6 +432,8 @@ class Listeners:
         user = event["user"]
         now = self.desk.clock.now()
         groups = visible_groups(self.desk.settings, Actor(user))
-        mine = await reports.list_tickets(self.desk.db, now=now, status="open", assignee=user, queue_order=True)
-        queue = await reports.list_tickets(self.desk.db, now=now, status="open", groups=groups, queue_order=True)
+        mine = await reports.list_tickets(self.desk.db, now=now, status="open", assignee=user, queue_order=True,
+                                          settings=self.desk.settings)
+        queue = await reports.list_tickets(self.desk.db, now=now, status="open", groups=groups, queue_order=True,
+                                           settings=self.desk.settings)
         await self.client.views_publish(user_id=user, view=modals.home_view(mine=mine, queue=queue))

@@ -101,6 +101,11 @@ class Staff(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # Assignment skips whoever said ``/ticket away`` (until ``/ticket back``), and whoever
+    # Slack last showed as away; ties go to the one assigned longest ago.
+    away: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    slack_away: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_assigned_at: Mapped[datetime | None]
 
 
 class HandlerGroup(Base):
@@ -114,6 +119,13 @@ class HandlerGroup(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        # The scheduler's sweeps: each reads only the tickets whose moment has come.
+        Index("ix_tickets_status_resolved", "status", "resolved_at"),
+        Index("ix_tickets_follow_up", "follow_up_reminded_at", "follow_up_at"),
+        Index("ix_tickets_action_required", "action_required_reminded_at", "action_required_at"),
+        Index("ix_tickets_lock_expiry", "lock_expires_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)  # shown to people as #N
     subject: Mapped[str] = mapped_column(String(998), default="")
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
@@ -150,6 +162,29 @@ class Ticket(Base):
     # account's tickets are answered from that account's address. (A server default: the
     # previous release, running during an upgrade, inserts tickets without it.)
     door: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # The rules (core.sla, core.rules). When a reply last passed either way, and since when
+    # the customer has waited for staff (None: staff spoke last): idle time and weight.
+    last_reply_at: Mapped[datetime | None]
+    awaiting_staff_since: Mapped[datetime | None]
+    # When the ticket turns idle unless something happens first (None: resolved, closed or
+    # flagged already), and when the sweep flagged it.
+    idle_at: Mapped[datetime | None] = mapped_column(index=True)
+    idle_flagged_at: Mapped[datetime | None]
+    # SLA clocks: the due instants (None while paused, or once met), business minutes spent
+    # paused so far, when each breach was announced and escalated (once per target), and the
+    # next instant the sweep must look at this ticket (None: nothing pending).
+    first_response_at: Mapped[datetime | None]
+    first_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    sla_paused_at: Mapped[datetime | None]
+    sla_paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_response_alerted_at: Mapped[datetime | None]
+    resolution_alerted_at: Mapped[datetime | None]
+    first_response_escalated_at: Mapped[datetime | None]
+    resolution_escalated_at: Mapped[datetime | None]
+    follow_up_reminded_at: Mapped[datetime | None]
+    action_required_reminded_at: Mapped[datetime | None]
 
 
 class TicketLink(Base):
@@ -373,3 +408,23 @@ class ProcessedKey(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime]
+
+
+class CannedResponse(Base):
+    """A ready answer staff saved from Slack (``/ticket canned add``), beside the config's."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(75), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
+
+
+class SchedulerJob(Base):
+    """When each scheduler job last made a pass, and up to which instant it looked."""
+
+    __tablename__ = "scheduler_jobs"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_run_at: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(Text, default="")

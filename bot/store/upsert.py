@@ -80,6 +80,22 @@ async def staff(s: AsyncSession, *, slack_user_id: str, name: str, email: str | 
                                    values={"name": name[:200], "email": email, "created_at": now})
 
 
+async def staff_rows(s: AsyncSession, slack_user_ids: list[str], *, now: datetime) -> list[m.Staff]:
+    """The staff rows of these Slack users (made, nameless, for those not seen yet), in order."""
+    wanted = list(dict.fromkeys(slack_user_ids))
+    if not wanted:
+        return []
+    query = select(m.Staff).where(m.Staff.slack_user_id.in_(wanted))
+    found = {row.slack_user_id: row for row in (await s.scalars(query)).all()}
+    missing = [u for u in wanted if u not in found]
+    if missing:
+        await s.execute(insert_for(s, m.Staff).values([
+            {"slack_user_id": u, "name": "", "email": None, "created_at": now, "is_admin": False}
+            for u in missing]).on_conflict_do_nothing())
+        found = {row.slack_user_id: row for row in (await s.scalars(query)).all()}
+    return [found[u] for u in wanted]
+
+
 async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]]) -> None:
     """Store each (sha256, bytes) once; the same file in many messages is kept once."""
     rows = {digest: data for digest, data in files}

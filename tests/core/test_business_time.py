@@ -293,7 +293,10 @@ def test_same_object_same_calendar() -> None:
 
 
 def test_never_open_calendar() -> None:
-    closed = Calendar.of(_hours("Europe/Berlin", {}))
+    # The config refuses business hours without any open day; a calendar built directly can be.
+    with pytest.raises(ValueError, match="no open hours"):
+        _hours("Europe/Berlin", {})
+    closed = Calendar(ZoneInfo("Europe/Berlin"), {})
     start = utc("2026-04-13 10:00")
     assert closed.minutes_between(start, start + timedelta(days=30)) == 0
     assert not closed.is_open(start)
