@@ -617,6 +617,41 @@ async def reopen(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey |
     return await _act(desk, actor=actor, number=number, action="reopen", key=key, work=work)
 
 
+# ----- reminders ------------------------------------------------------------------------------
+
+REMINDERS = {"follow_up": "follow-up", "action_required": "action required"}
+
+
+async def set_reminder(desk: Desk, *, actor: Actor, number: int, which: str, at: datetime | None,
+                       key: IdempotencyKey | None = None) -> ActionResult:
+    """Set (or, with None, clear) the ticket's follow-up or action-required date; the
+    scheduler reminds in the thread and the assignee when it comes."""
+    if which not in REMINDERS:
+        raise BadRequest(f"unknown reminder {which!r}: use follow_up or action_required")
+    if at is not None and at.tzinfo is None:
+        raise BadRequest("a reminder needs its time zone")
+    words = REMINDERS[which]
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        old = getattr(ticket, f"{which}_at")
+        if old == at:
+            return f"#{ticket.id} {words} is already {_day(at)}.", ""
+        setattr(ticket, f"{which}_at", at)
+        setattr(ticket, f"{which}_reminded_at", None)  # a new date is reminded again
+        _event(s, ticket, staff, "reminder_set", now, what=which,
+               **{"from": old.isoformat() if old else None, "to": at.isoformat() if at else None})
+        if at is None:
+            return f"#{ticket.id} {words} cleared.", f"{_staff_label(staff)} cleared the {words} date"
+        return f"#{ticket.id} {words} set to {_day(at)}.", f"{_staff_label(staff)} set {words} for {_day(at)}"
+
+    return await _act(desk, actor=actor, number=number, action="set_reminder", key=key, work=work)
+
+
+def _day(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else "not set"
+
+
 # ----- reply lock -----------------------------------------------------------------------------
 
 
