@@ -41,7 +41,7 @@ class SlackCall:
 
 @dataclass
 class FakeSlack:
-    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info.
+    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info, users.getPresence.
 
     Strict where a mistake would otherwise go unseen: a ``thread_ts`` must be the ``ts`` of a
     top-level message posted in that same channel, and ``chat.update`` needs a ``ts`` it knows.
@@ -154,6 +154,8 @@ class FakeSlack:
         "UBOB": {"real_name": "Bob Agent", "email": "bob@staff.example.com"},
         "UCAROL": {"real_name": "Carol Outsider", "email": "carol@staff.example.com"},
         "UADMIN": {"real_name": "Ada Admin", "email": "ada@staff.example.com"}})
+    # users.getPresence answers: "active" unless set here ("away"); an unknown user is an error.
+    presence: dict[str, str] = field(default_factory=dict)
     views_opened: list[dict[str, Any]] = field(default_factory=list)
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
@@ -199,6 +201,12 @@ class FakeSlack:
         if profile is None:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": {"id": args["user"], "name": args["user"].lower(), "profile": profile}}
+
+    def _users_getPresence(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user", "")
+        if user not in self.users and user not in self.presence:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "presence": self.presence.get(user, "active")}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])

@@ -8,7 +8,7 @@ section text 3,000 characters, header 150, message ``text`` 40,000. No I/O here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
@@ -76,6 +76,64 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC") if at else "—"
 
 
+def slack_date(at: datetime) -> str:
+    """An instant each reader sees in their own time zone ("Tomorrow at 9:00 AM"); clients
+    that cannot show it read the UTC fallback.
+    https://api.slack.com/reference/surfaces/formatting#date-formatting"""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{_when(at.astimezone(timezone.utc))}>"
+
+
+def duration(minutes: int) -> str:
+    """45 → "45 min", 300 → "5 h", 3000 → "2 d 2 h"."""
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} d" + (f" {hours % 24} h" if hours % 24 else "")
+
+
+OVERDUE = "🔴"  # Block Kit has no coloured text: a red circle and bold mark a missed target
+
+
+def rules_lines(t: TicketView) -> list[str]:
+    """What the card says about the ticket's clocks (SLA, idle time) and reminder dates, in
+    our own mrkdwn: nothing here is customer text."""
+    lines: list[str] = []
+    finished = t.status in ("resolved", "closed")
+    if t.first_responded_at is not None:
+        if t.first_response_breached:
+            due = f" (due {slack_date(t.first_response_due)})" if t.first_response_due else ""
+            lines.append(f"{OVERDUE} *First response late:* {slack_date(t.first_responded_at)}{due}")
+        else:
+            lines.append(f"First response ✓ {slack_date(t.first_responded_at)}")
+    elif t.first_response_due is not None and not finished:
+        if t.first_response_breached:
+            lines.append(f"{OVERDUE} *First response overdue since {slack_date(t.first_response_due)}*")
+        elif not t.sla_paused:
+            lines.append(f"First response due {slack_date(t.first_response_due)}")
+    if finished and t.resolved_at is not None and t.resolution_due is not None:
+        if t.resolution_breached:
+            lines.append(f"{OVERDUE} *Resolved late:* {slack_date(t.resolved_at)} "
+                         f"(due {slack_date(t.resolution_due)})")
+        else:
+            lines.append(f"Resolution ✓ {slack_date(t.resolved_at)}")
+    elif t.resolution_due is not None and not finished:
+        if t.resolution_breached:
+            lines.append(f"{OVERDUE} *Resolution overdue since {slack_date(t.resolution_due)}*")
+        elif not t.sla_paused:
+            lines.append(f"Resolution due {slack_date(t.resolution_due)}")
+    if t.sla_paused and not finished:
+        lines.append("⏸ SLA paused")
+    if t.idle and t.idle_minutes is not None:
+        lines.append(f"💤 Idle {duration(t.idle_minutes)}")
+    if t.follow_up_at is not None:
+        lines.append(f"📅 Follow up {slack_date(t.follow_up_at)}")
+    if t.action_required_at is not None:
+        lines.append(f"❗ Action required by {slack_date(t.action_required_at)}")
+    return lines
+
+
 def ticket_header(ticket: TicketView) -> str:
     return trim(f"#{ticket.number} {ticket.subject}", MAX_HEADER)
 
@@ -96,9 +154,13 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
             mrkdwn(f"*Category / type*\n{escape_mrkdwn(category)}"),
             mrkdwn(f"*Received*\n{_when(t.created_at)} via {t.channel}"
                    + (f" ({escape_mrkdwn(t.account)} mailbox)" if t.account else "")),
+            mrkdwn(f"*Weight*\n{t.weight:,}"),
         ]},
         {"type": "section", "text": plain(f"From: {t.requester.label}", MAX_FIELD)},
     ]
+    rules = rules_lines(t)
+    if rules:
+        blocks.append({"type": "section", "text": mrkdwn("\n".join(rules))})
     if t.reply_to:
         blocks.append(context(f"↩️ Replies go to {t.reply_to}"))
     if t.requester.phone and t.requester.sms_opted_out:
@@ -156,7 +218,19 @@ def card_actions(t: TicketView) -> dict[str, Any]:
     elements.append({"type": "overflow", "action_id": "ticket.more",
                      "options": [{"text": plain(label, 75), "value": f"{key}:{n}"}
                                  for key, label in MORE_OPTIONS]})
-    return {"type": "actions", "block_id": f"ticket:{n}", "elements": elements}
+    elements.append(follow_up_picker(t))  # a resolved ticket may still need a check later
+    # Slack refuses an actions block of more than 25 elements (we have at most 7).
+    return {"type": "actions", "block_id": f"ticket:{n}", "elements": elements[:25]}
+
+
+def follow_up_picker(t: TicketView) -> dict[str, Any]:
+    """A date to follow the ticket up on (09:00 in its group's business hours, see the
+    listener). The date shown is the follow-up's UTC date: a card carries no time zone."""
+    picker: dict[str, Any] = {"type": "datepicker", "action_id": "ticket.follow_up",
+                              "placeholder": plain("Follow up on…", 150)}
+    if t.follow_up_at is not None:
+        picker["initial_date"] = t.follow_up_at.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return picker
 
 
 def _proposed_reply_to(t: TicketView) -> list[dict[str, Any]]:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 
-from bot.core import actions, reports
+from bot.config import Settings
+from bot.core import actions, availability, canned, reports
 from bot.core.actions import ActionResult, BadRequest, IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
-from bot.core.staff import Actor, check_allowed, visible_groups
 from bot.core.lifecycle import STATUSES
+from bot.core.staff import Actor, check_allowed, visible_groups
 from bot.slack.blocks import escape_mrkdwn as _safe
 from bot.slack.identity import Directory
 
@@ -27,6 +30,11 @@ HELP = """*/ticket* — work tickets without leaving Slack:
 `replyto N ADDRESS|reset` — where replies to the customer go
 `contact N email ADDRESS|phone NUMBER` — another way to reach the customer (merges contacts)
 `show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
+`followup N YYYY-MM-DD [HH:MM]|clear` · `actiondue N YYYY-MM-DD [HH:MM]|clear` — reminder dates \
+(the ticket group's business-hours time zone; 09:00 when no time is given)
+`away` · `back` — stop or start getting new tickets
+`canned list` · `canned add NAME | text` · `canned remove NAME` — canned responses for replies \
+(placeholders: {{customer_name}} {{ticket_number}} {{assignee}} {{subject}} {{group}})
 `new email ADDRESS subject | body` — open a ticket for a customer and mail them
 `new sms +15551234567 text` — open a ticket for a customer and text them
 `help` — this text"""
@@ -238,6 +246,132 @@ async def _new(ctx: CommandContext, args: list[str]) -> str:
                                                         subject=subject, body=body, key=ctx.key))
 
 
+# ----- reminder dates ---------------------------------------------------------------------------
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # 2026-12-01
+TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})$")  # 9:30, 17:05
+REMINDER_TIME = time(9, 0)  # a reminder date without a time: the start of a usual working day
+
+
+def group_zone(settings: Settings, group: str) -> ZoneInfo:
+    """The time zone of ``group``'s business hours (the default entry's for an unknown group)."""
+    config = settings.group_by_name(group)
+    hours = settings.business_hours.get(config.business_hours if config else "default") \
+        or settings.business_hours.get("default")
+    return hours.zone if hours is not None else ZoneInfo("UTC")
+
+
+def reminder_instant(settings: Settings, group: str, day: str, at: str | None = None) -> datetime:
+    """"2026-12-01" (and "14:30", else 09:00) in ``group``'s business-hours time zone, as a
+    UTC instant; ``BadRequest`` saying what is wrong with a date or time that is not one."""
+    if not DATE_RE.match(day):
+        raise BadRequest(f"{day!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-12-01")
+    try:
+        chosen_day = date.fromisoformat(day)
+    except ValueError:
+        raise BadRequest(f"{day} is not a day of the calendar: check the month and the day") from None
+    chosen_time = REMINDER_TIME
+    if at is not None:
+        match = TIME_RE.match(at)
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise BadRequest(f"{at!r} is not a time of day: write it as HH:MM (24-hour), e.g. 14:30")
+        chosen_time = time(int(match.group(1)), int(match.group(2)))
+    zone = group_zone(settings, group)
+    local = datetime.combine(chosen_day, chosen_time, tzinfo=zone)
+    # A time the clocks skip when they change (02:30 on a spring-forward night) does not exist
+    # there: say so rather than pick an hour for them.
+    if local.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise BadRequest(f"{day} {chosen_time:%H:%M} does not exist in {zone.key} (the clocks change "
+                         "that night): choose another time")
+    return local.astimezone(timezone.utc)
+
+
+def _reminder(which: str, verb: str):
+    usage = f"{verb} N YYYY-MM-DD [HH:MM] (or {verb} N clear)"
+
+    async def handle(ctx: CommandContext, args: list[str]) -> str:
+        n, rest = _number(ctx, args, usage)
+        at = None
+        if len(rest) == 1 and rest[0].lower() == "clear":
+            pass
+        elif len(rest) in (1, 2):
+            ticket, _ = await reports.describe(ctx.desk, n)
+            at = reminder_instant(ctx.desk.settings, ticket.group, rest[0], rest[1] if len(rest) == 2 else None)
+        else:
+            raise BadRequest(f"usage: {usage}")
+        result = await actions.set_reminder(ctx.desk, actor=ctx.actor, number=n, which=which, at=at,
+                                            key=ctx.key)
+        answer = _done(result)
+        if at is not None and not result.duplicate:
+            zone = group_zone(ctx.desk.settings, ticket.group)
+            if zone.key != "UTC":
+                answer += f" ({at.astimezone(zone):%Y-%m-%d %H:%M} {zone.key})"
+            if at <= ctx.desk.clock.now():
+                answer += " That is in the past: the reminder comes with the scheduler's next pass."
+        return answer
+
+    return handle
+
+
+# ----- availability -----------------------------------------------------------------------------
+
+
+async def _away(ctx: CommandContext, args: list[str]) -> str:
+    return await availability.set_away(ctx.desk, actor=ctx.actor, away=True)
+
+
+async def _back(ctx: CommandContext, args: list[str]) -> str:
+    return await availability.set_away(ctx.desk, actor=ctx.actor, away=False)
+
+
+# ----- canned responses -------------------------------------------------------------------------
+
+# What follows "canned add" / "canned remove", line breaks and spacing kept (the words the
+# dispatcher split are not enough: a canned text keeps its lines).
+CANNED_REST_RE = re.compile(r"^\s*canned\s+(?:add|remove)\s*(.*)$", re.S | re.I)  # "canned add Hi | Hello"
+PREVIEW = 80  # characters of each text shown by "canned list"
+
+
+def _unslack(text: str) -> str:
+    """Slack sends "&", "<" and ">" typed in a command as "&amp;", "&lt;", "&gt;": the text
+    as typed ("&amp;" last, so a typed "&lt;" stays "&lt;")."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+async def _canned(ctx: CommandContext, args: list[str]) -> str:
+    usage = "canned list, canned add NAME | text, or canned remove NAME"
+    sub = args[0].lower() if args else "list"
+    if sub == "list":
+        return _canned_list(await canned.list_responses(ctx.desk))
+    match = CANNED_REST_RE.match(ctx.text)
+    if sub not in ("add", "remove") or match is None:
+        raise BadRequest(f"usage: {usage}")
+    rest = _unslack(match.group(1))
+    if sub == "add":
+        name, sep, text = rest.partition("|")
+        if not sep:
+            raise BadRequest("separate the name from the text with |: canned add NAME | text")
+        saved = await canned.add(ctx.desk, actor=ctx.actor, name=name, text=text)
+        return f"✅ Canned response *{_safe(saved.name)}* saved: the Reply modal offers it from now on."
+    removed = await canned.remove(ctx.desk, actor=ctx.actor, name=rest)
+    return f"✅ Canned response *{_safe(removed.name)}* removed."
+
+
+def _canned_list(responses: list[canned.Canned]) -> str:
+    if not responses:
+        return "No canned responses yet. Add one: /ticket canned add NAME | text"
+    lines = [f"*Canned responses* ({len(responses)})"]
+    for c in responses:
+        origin = ("from the config file" if c.source == canned.CONFIG else
+                  f"added by <@{c.added_by}>" if c.added_by else "added in Slack")
+        preview = " ".join(c.text.split())
+        preview = preview if len(preview) <= PREVIEW else preview[:PREVIEW - 1].rstrip() + "…"
+        lines.append(f"• *{_safe(c.name)}* ({origin}): {_safe(preview)}")
+    return "\n".join(lines)
+
+
 COMMANDS = {"reply": _reply, "note": _note, "assign": _assign, "transfer": _transfer,
             "priority": _priority, "status": _status, "close": _close, "reopen": _reopen,
-            "link": _link, "replyto": _replyto, "contact": _contact, "show": _show, "list": _list, "new": _new}
+            "link": _link, "replyto": _replyto, "contact": _contact, "show": _show, "list": _list, "new": _new,
+            "followup": _reminder("follow_up", "followup"), "actiondue": _reminder("action_required", "actiondue"),
+            "away": _away, "back": _back, "canned": _canned}

@@ -21,7 +21,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core import actions, reports
+from bot.core import actions, canned, reports
 from bot.core.actions import IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
@@ -29,7 +29,7 @@ from bot.core.segments import sms_length
 from bot.core.staff import Actor, visible_groups
 from bot.slack import modals
 from bot.slack.blocks import escape_mrkdwn
-from bot.slack.commands import CommandContext, run_command
+from bot.slack.commands import CommandContext, reminder_instant, run_command
 from bot.slack.identity import Directory
 from bot.slack.sender import remote_id
 
@@ -116,6 +116,7 @@ class Listeners:
         app.action("ticket.keep_reply_to")(self.on_keep_reply_to)
         app.action("ticket.more")(self.on_more)
         app.action("reply.canned")(self.on_canned)
+        app.action("ticket.follow_up")(self.on_follow_up)
         for callback in ("reply", "note", "assign", "transfer", "fields", "category", "link"):
             app.view(callback)(getattr(self, f"submit_{callback}"))
         app.view_closed("reply")(self.on_reply_closed)
@@ -202,7 +203,8 @@ class Listeners:
                 view = modals.lock_warning_modal(number, lock.held_by_other, until, channel=channel)
             else:
                 ticket, last = await reports.describe(self.desk, number)
-                view = modals.reply_modal(ticket, last, self.desk.settings, channel=channel)
+                view = modals.reply_modal(ticket, last, self.desk.settings, channel=channel,
+                                          canned=await canned.list_responses(self.desk))
         except Rejected as exc:
             await self._tell(user, channel, f"⚠️ {exc}")
             return
@@ -218,17 +220,42 @@ class Listeners:
                 await actions.release_lock(self.desk, actor=actor, number=number)
 
     async def on_canned(self, ack: Any, body: dict[str, Any]) -> None:
+        """A canned response picked in the Reply modal replaces the text, its placeholders
+        filled in for this ticket ({assignee}: the assignee, else whoever is replying)."""
         await ack()
         view = body["view"]
         number, channel = modals.read_metadata(view)
-        index = int(body["actions"][0]["selected_option"]["value"])
-        canned = self.desk.settings.canned_responses[index]
+        user = body["user"]["id"]
+        try:
+            chosen = await canned.find(self.desk, body["actions"][0]["selected_option"]["value"])
+            ticket, last = await reports.describe(self.desk, number)
+        except Rejected as exc:
+            await self._tell(user, channel, f"⚠️ {exc}")
+            return
+        writer = await self.directory.actor(ticket.assignee or user)
         current = next((b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("text.")),
                        "text.0")
         version = int(current.split(".")[1]) + 1
-        ticket, last = await reports.describe(self.desk, number)
         await self.client.views_update(view_id=view["id"], hash=view.get("hash"), view=modals.reply_modal(
-            ticket, last, self.desk.settings, channel=channel, text=canned.text, version=version))
+            ticket, last, self.desk.settings, channel=channel, version=version,
+            text=canned.render(chosen.text, ticket, writer.label), canned=await canned.list_responses(self.desk)))
+
+    async def on_follow_up(self, ack: Any, body: dict[str, Any]) -> None:
+        """The card's date picker: follow up on that day, 09:00 in the group's business hours."""
+        await ack()
+        action = body["actions"][0]
+        user, channel = body["user"]["id"], (body.get("channel") or {}).get("id")
+        number = int(action.get("block_id", "").rsplit(":", 1)[-1])  # "ticket:42"
+        key = IdempotencyKey("action_ts", f"{action['action_id']}:{action.get('action_ts', '')}")
+        try:
+            ticket, _ = await reports.describe(self.desk, number)
+            at = reminder_instant(self.desk.settings, ticket.group, action.get("selected_date") or "")
+        except Rejected as exc:
+            await self._tell(user, channel, f"⚠️ {exc}")
+            return
+        await self._run(user, channel, actions.set_reminder(
+            self.desk, actor=await self.directory.actor(user), number=number, which="follow_up", at=at,
+            key=key), quiet=False)
 
     async def on_note_button(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()

@@ -8,9 +8,11 @@ only ever goes into ``plain_text`` objects (see ``blocks``). No I/O here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.config import Settings
+from bot.core.canned import Canned
 from bot.core.lifecycle import STATUSES
 from bot.core.views import MessageView, TicketView
 from bot.slack.blocks import MAX_BLOCKS, context, plain, trim
@@ -68,10 +70,16 @@ def _select(block_id: str, label: str, options: list[tuple[str, str]], *, initia
 SMS_WARN_SEGMENTS = 3  # a reply by text over this many parts is refused at submit (each part is billed)
 
 
+MAX_OPTIONS = 100  # Slack's limit for a static_select
+
+
 def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: Settings, *,
-                channel: str | None, text: str = "", version: int = 0) -> dict[str, Any]:
+                channel: str | None, text: str = "", version: int = 0,
+                canned: Sequence[Canned] | None = None) -> dict[str, Any]:
     """Reply to the customer. ``version`` renames the text block so a canned answer can
-    replace what is typed (Slack keeps an input's value while its block_id stays the same)."""
+    replace what is typed (Slack keeps an input's value while its block_id stays the same).
+    ``canned``: the responses to offer (``core.canned.list_responses``); None offers the
+    config's only."""
     to = f"{ticket.requester.name} <{ticket.reply_to}>" if ticket.reply_to else ticket.requester.label
     blocks: list[dict[str, Any]] = [context(f"To {to} · #{ticket.number} {ticket.subject}")]
     if ticket.proposed_reply_to:
@@ -80,11 +88,16 @@ def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: 
     if last_message is not None:
         blocks.append({"type": "section", "text": plain(
             f"Last message from the customer:\n{trim(last_message.body or '(no text)', 1200)}")})
-    if settings.canned_responses:
+    offered = ([(c.name, str(i)) for i, c in enumerate(settings.canned_responses)] if canned is None
+               else [(c.name, c.key) for c in canned])
+    if offered:
         blocks.append({"type": "actions", "block_id": "canned", "elements": [{
             "type": "static_select", "action_id": "reply.canned",
             "placeholder": plain("Insert a canned response", 150),
-            "options": [_option(c.name, str(i)) for i, c in enumerate(settings.canned_responses[:100])]}]})
+            "options": [_option(name, key) for name, key in offered[:MAX_OPTIONS]]}]})
+        if len(offered) > MAX_OPTIONS:
+            blocks.append(context(f"The first {MAX_OPTIONS} of {len(offered)} canned responses are listed "
+                                  "(a Slack limit); /ticket canned list shows them all."))
     blocks.append(_text_input(f"text.{version}", "Your reply", initial=text))
     blocks.append(_select("status_after", "Then set the ticket to", [
         ("Waiting on customer", "waiting"), ("Open", "open"), ("Resolved", "resolved"),
