@@ -549,6 +549,34 @@ async def set_category(desk: Desk, *, actor: Actor, number: int, category: str |
     return await _act(desk, actor=actor, number=number, action="set_category", key=key, work=work)
 
 
+CONTACT_FLAGS = ("good", "bad")
+
+
+async def flag_contact(desk: Desk, *, actor: Actor, number: int, flag: str | None,
+                       key: IdempotencyKey | None = None) -> ActionResult:
+    """Mark the ticket's customer as a good or bad customer (None: neither), as BILLmanager
+    does; the flag's weight points count on every open ticket of theirs."""
+    if flag is not None and flag not in CONTACT_FLAGS:
+        raise BadRequest(f"a customer is flagged good or bad (or clear), not {flag!r}")
+    now = desk.clock.now()
+
+    async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
+        contact = await s.get_one(m.Contact, ticket.requester_id)
+        if contact.rating == flag:
+            return f"The customer of #{ticket.id} is already {flag or 'unflagged'}.", ""
+        _event(s, ticket, staff, "contact_flag", now, **{"from": contact.rating, "to": flag})
+        contact.rating = flag
+        others = (await s.scalars(select(m.Ticket).where(
+            m.Ticket.requester_id == contact.id, m.Ticket.id != ticket.id,
+            m.Ticket.status.in_(lifecycle.OPEN_STATUSES)))).all()
+        for other in others:  # their weight changes too; this ticket's is redone by the frame
+            await lifecycle.rules_changed(s, other, settings=desk.settings)
+        label = f"a {flag} customer" if flag else "unflagged"
+        return f"The customer of #{ticket.id} is now {label}.", f"{_staff_label(staff)} marked the customer {label}"
+
+    return await _act(desk, actor=actor, number=number, action="flag_contact", key=key, work=work)
+
+
 async def link(desk: Desk, *, actor: Actor, number: int, other: int,
                key: IdempotencyKey | None = None) -> ActionResult:
     if other == number:

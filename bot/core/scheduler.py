@@ -70,20 +70,23 @@ async def _record(desk: Desk, name: str, now: datetime, detail: str) -> None:
 async def _sweep(desk: Desk, now: datetime, due: ColumnElement[bool] | None, handle: Handle) -> int:
     if due is None:  # the job is switched off in the config
         return 0
-    total = 0
+    seen: set[int] = set()
     while True:
         async with desk.db.transaction() as s:
             query = select(m.Ticket).where(due).limit(BATCH)  # no ORDER BY: SQLite would walk the ids
             if s.bind.dialect.name == "postgresql":
                 # A ticket a staff action holds right now is taken by the next pass.
                 query = query.with_for_update(skip_locked=True, key_share=True)
-            tickets = (await s.scalars(query)).all()
+            tickets = [t for t in (await s.scalars(query)).all() if t.id not in seen]
             for ticket in tickets:
                 summary = await handle(desk, s, ticket, now)
                 await _refresh_card(desk, s, ticket, now, summary)
-        total += len(tickets)
+        seen.update(t.id for t in tickets)
+        if not tickets:
+            # A handler left a ticket due (a bug): taking it again would loop, not help.
+            return len(seen)
         if len(tickets) < BATCH:
-            return total
+            return len(seen)
 
 
 async def _refresh_card(desk: Desk, s: AsyncSession, ticket: m.Ticket, now: datetime, summary: str) -> None:

@@ -3,8 +3,9 @@
 A ticket's clocks start when it opens and pause while it waits on the customer, is on hold,
 resolved or closed (DESIGN §3). The due instants are derived, never accumulated: due = the
 instant ``target + paused`` business minutes after the ticket opened, where ``paused`` counts
-the business minutes spent in paused statuses so far. So a priority or category change, or a
-pause ending, simply recomputes them.
+the business minutes that target's clock spent paused so far (a pause that begins after the
+target was missed or met does not move it). So a priority or category change, or a pause
+ending, simply recomputes them.
 
 ``sla_check_at`` is the next instant the scheduler must look at the ticket (a breach to
 announce, an escalation to make); the sweep reads only tickets whose instant has come.
@@ -49,7 +50,7 @@ def targets(settings: Settings, ticket: m.Ticket) -> dict[str, int | None]:
 
 def start(ticket: m.Ticket, settings: Settings, cal: Calendar, *, now: datetime) -> None:
     """A new ticket: clocks from its creation (paused already if it opens waiting)."""
-    ticket.sla_paused_minutes = 0
+    ticket.first_response_paused_minutes = ticket.resolution_paused_minutes = 0
     ticket.sla_paused_at = now if ticket.status in PAUSED else None
     recompute(ticket, settings, cal)
 
@@ -58,10 +59,21 @@ def status_changed(ticket: m.Ticket, old: str, settings: Settings, cal: Calendar
     if ticket.status in PAUSED and old not in PAUSED:
         ticket.sla_paused_at = now
     elif ticket.status not in PAUSED and old in PAUSED:
-        if ticket.sla_paused_at is not None:
-            ticket.sla_paused_minutes += cal.minutes_between(ticket.sla_paused_at, now)
+        began = ticket.sla_paused_at
+        if began is not None:
+            paused = cal.minutes_between(began, now)
+            # Only a clock still running when the pause began was stopped by it.
+            if ticket.first_response_at is None and _after(ticket.first_response_due_at, began):
+                ticket.first_response_paused_minutes += paused
+            if _after(ticket.resolution_due_at, began):
+                ticket.resolution_paused_minutes += paused
         ticket.sla_paused_at = None
     recompute(ticket, settings, cal)
+
+
+def _after(due: datetime | None, at: datetime) -> bool:
+    """The target is due after ``at`` (no due yet counts as after: it was never missed)."""
+    return due is None or due > at
 
 
 def responded(ticket: m.Ticket, settings: Settings, cal: Calendar, *, now: datetime) -> None:
@@ -81,10 +93,11 @@ def recompute(ticket: m.Ticket, settings: Settings, cal: Calendar) -> None:
         opened = ticket.created_at
         if ticket.first_response_at is None:
             minutes = allowed[FIRST_RESPONSE]
-            ticket.first_response_due_at = (cal.add_minutes(opened, minutes + ticket.sla_paused_minutes)
-                                            if minutes is not None else None)
+            ticket.first_response_due_at = (
+                cal.add_minutes(opened, minutes + ticket.first_response_paused_minutes)
+                if minutes is not None else None)
         minutes = allowed[RESOLUTION]
-        ticket.resolution_due_at = (cal.add_minutes(opened, minutes + ticket.sla_paused_minutes)
+        ticket.resolution_due_at = (cal.add_minutes(opened, minutes + ticket.resolution_paused_minutes)
                                     if minutes is not None else None)
     ticket.sla_check_at = next_check(ticket, settings)
 

@@ -170,14 +170,16 @@ class Ticket(Base):
     # flagged already), and when the sweep flagged it.
     idle_at: Mapped[datetime | None] = mapped_column(index=True)
     idle_flagged_at: Mapped[datetime | None]
-    # SLA clocks: the due instants (None while paused, or once met), business minutes spent
-    # paused so far, when each breach was announced and escalated (once per target), and the
-    # next instant the sweep must look at this ticket (None: nothing pending).
+    # SLA clocks: the due instants, the business minutes each target's clock has spent paused
+    # (a pause that begins after a target was missed does not count for it), when each breach
+    # was announced and escalated (once per target), and the next instant the sweep must look
+    # at this ticket (None: nothing pending).
     first_response_at: Mapped[datetime | None]
     first_response_due_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None]
     sla_paused_at: Mapped[datetime | None]
-    sla_paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_response_paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resolution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
     first_response_alerted_at: Mapped[datetime | None]
     resolution_alerted_at: Mapped[datetime | None]

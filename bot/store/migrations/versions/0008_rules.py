@@ -28,7 +28,8 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, UTCDateTime(), nullable=True))
         # Server defaults: processes of the previous release, still running during an
         # upgrade, insert rows without these columns.
-        batch.add_column(sa.Column('sla_paused_minutes', sa.Integer(), nullable=False, server_default='0'))
+        for name in ('first_response_paused_minutes', 'resolution_paused_minutes'):
+            batch.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default='0'))
         batch.create_index('ix_tickets_sla_check_at', ['sla_check_at'])
         batch.create_index('ix_tickets_idle_at', ['idle_at'])
         batch.create_index('ix_tickets_status_resolved', ['status', 'resolved_at'])
@@ -73,6 +74,7 @@ def downgrade() -> None:
         for index in ('ix_tickets_lock_expiry', 'ix_tickets_action_required', 'ix_tickets_follow_up',
                       'ix_tickets_status_resolved', 'ix_tickets_idle_at', 'ix_tickets_sla_check_at'):
             batch.drop_index(index)
-        batch.drop_column('sla_paused_minutes')
+        batch.drop_column('resolution_paused_minutes')
+        batch.drop_column('first_response_paused_minutes')
         for name in reversed(TICKET_TIMES):
             batch.drop_column(name)
