@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.views import (
@@ -151,9 +151,32 @@ async def update_card(s: AsyncSession, *, ticket_id: int, ticket: TicketView, no
     if card is None:
         post_card(s, ticket_id=ticket_id, card=view, destination=repost_to or "", now=now)
         return
+    payload = {"card": snapshot(view)}
+    if new_card is None and transferred_to is None and await _coalesced(s, ticket_id, card.id, payload):
+        return
     enqueue(s, channel="slack", kind=CARD_UPDATE, ticket_id=ticket_id, now=now,
-            ordering_key=staff_ordering_key(ticket_id), payload={"card": snapshot(view)},
+            ordering_key=staff_ordering_key(ticket_id), payload=payload,
             refs={"card": card.id, **({"new_card": new_card.id} if new_card else {})})
+
+
+async def _coalesced(s: AsyncSession, ticket_id: int, card_id: int, payload: dict[str, Any]) -> bool:
+    """Fold a card update into one still waiting for the same card: the card is rendered once
+    with the newest content (Slack takes about one update a second per channel, and a sweep or
+    a busy ticket would otherwise queue several). Only an item nobody has claimed yet is
+    changed: the UPDATE re-checks its status, so one a dispatcher took meanwhile is left alone
+    and a new item is queued instead."""
+    waiting = (await s.execute(select(m.OutboxItem.id, m.OutboxItem.payload).where(
+        m.OutboxItem.ticket_id == ticket_id, m.OutboxItem.kind == CARD_UPDATE,
+        m.OutboxItem.status == "pending", m.OutboxItem.attempts == 0)
+        .order_by(m.OutboxItem.id.desc()).limit(1))).first()
+    refs = {"card": card_id}
+    if waiting is None or waiting.payload.get("refs") != refs or waiting.payload.get("transferred_to"):
+        return False
+    folded = await s.execute(update(m.OutboxItem).where(
+        m.OutboxItem.id == waiting.id, m.OutboxItem.status == "pending")
+        .values(payload={**payload, "refs": refs}).execution_options(synchronize_session=False))
+    return folded.rowcount == 1
+
 
 
 # ----- notices --------------------------------------------------------------------------------

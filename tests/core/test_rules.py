@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import FrozenClock
 from bot.config import Settings
@@ -345,3 +345,31 @@ async def test_idle_time_counts_from_replies_or_from_any_action(tmp_path, basis,
     assert t["idle_minutes"] == idle_minutes  # 240 since the reply at 10:00; 120 since the note at 12:00
     assert t["idle"] is flagged and counts["idle"] == int(flagged)
     assert [x["number"] for x in overdue] == ([1] if flagged else [])
+
+
+# ----- card updates are coalesced ---------------------------------------------------------------
+
+
+async def test_card_updates_waiting_to_go_out_are_folded_into_one(tmp_path):
+    async with helpdesk(tmp_path, utc("2026-12-07 09:00")) as (desk, clock):
+        await customer_writes(desk)
+        await ingest(desk)
+        async with desk.db.transaction() as s:  # the card went out: its update has a card to edit
+            await s.execute(update(m.OutboxItem).where(m.OutboxItem.kind == intents.CARD)
+                            .values(status="sent", remote_id="C1:1.0"))
+        await actions.set_priority(desk, actor=BOB, number=1, priority=1)
+        await actions.set_status(desk, actor=BOB, number=1, status="on_hold")
+        clock.advance(hours=9)
+        await scheduler.run_pass(desk)  # the idle flag re-renders the card too
+        waiting = await outbox(desk, intents.CARD_UPDATE)
+        # Once the dispatcher has taken an update, the next one is a new item.
+        async with desk.db.transaction() as s:
+            await s.execute(update(m.OutboxItem).where(m.OutboxItem.kind == intents.CARD_UPDATE)
+                            .values(status="sending"))
+        await actions.set_status(desk, actor=BOB, number=1, status="open")
+        after = await outbox(desk, intents.CARD_UPDATE)
+    [only] = waiting
+    card = only.payload["card"]["ticket"]
+    assert (card["priority"], card["status"], card["idle"]) == (1, "on_hold", True)
+    assert [x.status for x in after] == ["sending", "pending"]
+    assert after[1].payload["card"]["ticket"]["status"] == "open"
