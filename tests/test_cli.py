@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
+from bot.config import Settings
 from tests import mailfixtures as fx
 from tests.conftest import deliver, running, settings_dict
 from tests.test_foundation import mail
@@ -17,7 +19,7 @@ from tests.test_process import cli
 
 COMMANDS = [[], ["run"], ["smtp"], ["web"], ["worker"], ["check"], ["db"], ["db", "upgrade"],
             ["tickets"], ["tickets", "list"], ["tickets", "show"], ["outbox"], ["outbox", "list"],
-            ["outbox", "retry"], ["reprocess"]]
+            ["outbox", "retry"], ["reprocess"], ["tick"], ["imap"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "deskbell")
@@ -82,3 +84,25 @@ async def test_tickets_show_json_follows_the_contract(tmp_path, app_settings, fa
     assert t["created_at"].endswith("Z")
     missing = await asyncio.to_thread(cli, "tickets", "show", "99", "--config", str(path), cwd=tmp_path)
     assert missing.returncode == 1 and "no ticket #99" in missing.stderr
+
+
+async def test_tick_makes_one_pass_as_of_the_given_instant(tmp_path, fake_slack, relay):
+    path = tmp_path / "deskbell.yaml"
+    data = settings_dict(tmp_path, slack_url=fake_slack.url, relay_port=relay.port,
+                         tickets={"idle_after_minutes": 60})
+    path.write_text(yaml.safe_dump(data))
+    async with running(Settings.model_validate(data)) as app:
+        await deliver(app, mail())
+        opened = app.clock.now()
+    later = (opened.replace(microsecond=0) + timedelta(hours=2)).isoformat()
+    done = await asyncio.to_thread(cli, "tick", "--now", later, "--config", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"as of {later}" in done.stdout and "idle 1" in done.stdout
+    again = await asyncio.to_thread(cli, "tick", "--now", later, "--config", str(path), cwd=tmp_path)
+    assert "idle 0" in again.stdout  # the same instant again: nothing twice
+    shown = await asyncio.to_thread(cli, "tickets", "show", "1", "--json", "--config", str(path), cwd=tmp_path)
+    assert [e["kind"] for e in json.loads(shown.stdout)["events"]].count("idle") == 1
+    for bad in ("yesterday", "2026-12-01T09:00:00"):
+        refused = await asyncio.to_thread(cli, "tick", "--now", bad, "--config", str(path), cwd=tmp_path)
+        assert refused.returncode == 2 and "--now" in refused.stderr
+
