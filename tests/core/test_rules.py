@@ -194,6 +194,19 @@ async def test_sla_due_times_match_the_hand_computed_table(tmp_path, case, hours
     assert t["sla"]["paused"] is False
 
 
+async def test_a_priority_change_moves_the_due_times(tmp_path):
+    async with helpdesk(tmp_path, utc("2026-12-07 09:00"), sla=TARGETS,
+                        business_hours={"default": OFFICE}) as (desk, clock):
+        await customer_writes(desk)
+        await ingest(desk)
+        clock.advance(minutes=30)
+        await actions.set_priority(desk, actor=BOB, number=1, priority=1)
+        t = await ticket(desk, 1)
+    # P1 from Mon 09:00: first response 60 → 10:00, resolution 480 → 17:00 (not from the change).
+    assert (t["sla"]["first_response_due"], t["sla"]["resolution_due"]) == ("2026-12-07T10:00:00Z",
+                                                                           "2026-12-07T17:00:00Z")
+
+
 # ----- 3. breach alerts once, across a restart mid-sweep --------------------------------------
 
 
