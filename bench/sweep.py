@@ -192,8 +192,8 @@ async def main() -> None:
             cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"| database | open tickets | quiet pass | due pass (tickets acted on) | per ticket acted on | "
-          f"same instant again | full scan of the queue (ceiling) | target < 2 s at 100k |")
+    print("| database | open tickets | quiet pass | due pass (tickets acted on) | per ticket acted on | "
+          "same instant again | full scan of the queue (ceiling) | target < 2 s at 100k |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for database, r in results:
         acted = sum(r["acted"].values())

@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
-from bot.core import deliveries, groups, reports, scheduler, spool
+from bot.core import availability, deliveries, groups, reports, scheduler, spool
 from bot.core.desk import Desk
 from bot.fdlimit import raise_open_file_limit
 from bot.inbound.imap import AccountPoller
@@ -42,6 +42,7 @@ from bot.outbound.email import EmailSender
 from bot.outbound.sms import SmsSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack.listeners import AckFirst, build_bolt_app
+from bot.slack.presence import PresencePoller
 from bot.slack.sender import SlackSender, make_client
 from bot.store import migrate, notify
 from bot.store.db import Database
@@ -196,6 +197,12 @@ class Deskbell:
                 media_fetcher = self._media_fetcher()
                 if media_fetcher is not None:
                     tasks.append(asyncio.create_task(media_fetcher.run(), name="mms"))
+                if slack is not None and availability.members_to_watch(self.settings):
+                    # Slack's presence steers assignment (core.availability): one worker of many asks.
+                    watcher = Leadership(self.settings.database.url, "presence")
+                    leaderships.append(watcher)
+                    tasks.append(asyncio.create_task(watcher.run(PresencePoller(self.desk, slack).run),
+                                                     name="presence"))
                 # One scheduler of all the worker processes makes each pass (PostgreSQL).
                 scheduler = Leadership(self.settings.database.url, "scheduler")
                 leaderships.append(scheduler)

@@ -22,7 +22,7 @@ SCOPES = {
     "conversations.history": {"channels:history", "groups:history"},
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.list": {"channels:read", "groups:read"},
-    "users.info": {"users:read"},
+    "users.info": {"users:read"}, "users.getPresence": {"users:read"},
     "views.open": set(), "views.update": set(), "views.publish": set(), "auth.test": set(),
 }
 

@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.core.desk import Desk
 from bot.core.staff import Actor, staff_row
 from bot.store import models as m
+from bot.store import upsert
 
 
 async def set_away(desk: Desk, *, actor: Actor, away: bool) -> str:
@@ -33,6 +34,8 @@ async def record_presence(desk: Desk, presence: dict[str, bool]) -> None:
     if not presence:
         return
     async with desk.db.transaction() as s:
+        # Members nobody has assigned yet get their row now: the next assignment must know.
+        await upsert.staff_rows(s, sorted(presence), now=desk.clock.now())
         for away in (True, False):
             users = sorted(u for u, a in presence.items() if a is away)
             if users:

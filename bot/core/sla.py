@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.config import Settings
+from bot.config import BusinessHours, Settings
 from bot.core.business_time import Calendar
 from bot.store import models as m
 
@@ -28,12 +28,17 @@ PAUSED = ("waiting", "on_hold", "resolved", "closed")
 FIRST_RESPONSE, RESOLUTION = "first_response", "resolution"
 
 
-def calendar(settings: Settings, group: str) -> Calendar:
-    """The business hours of ``group`` (the default ones for a group no longer configured)."""
-    configured = next((g for g in settings.handler_groups if g.name == group), None)
+def calendar_hours(settings: Settings, group: str) -> BusinessHours:
+    """The business hours of ``group`` (the default ones for a group no longer configured;
+    every day, all day, when there are none)."""
+    configured = settings.group_by_name(group)
     key = configured.business_hours if configured else "default"
-    hours = settings.business_hours.get(key) or settings.business_hours.get("default")
-    return Calendar.of(hours) if hours is not None else Calendar.always()
+    return (settings.business_hours.get(key) or settings.business_hours.get("default")
+            or BusinessHours(days={"mon-sun": "00:00-24:00"}))
+
+
+def calendar(settings: Settings, group: str) -> Calendar:
+    return Calendar.of(calendar_hours(settings, group))
 
 
 def targets(settings: Settings, ticket: m.Ticket) -> dict[str, int | None]:

@@ -60,4 +60,5 @@ async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, settings: Settings,
                          resolution_breached=clocks.resolution_breached, sla_paused=clocks.paused,
                          first_responded_at=clocks.first_response_met_at,
                          idle_minutes=weighing.idle_minutes(settings, ticket, now=now),
-                         idle=weighing.is_idle(settings, ticket, now=now))
+                         idle=weighing.is_idle(settings, ticket, now=now),
+                         business_timezone=sla.calendar_hours(settings, group.name).timezone)

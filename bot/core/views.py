@@ -154,6 +154,7 @@ class TicketView:
     idle: bool = False
     follow_up_at: datetime | None = None
     action_required_at: datetime | None = None
+    business_timezone: str = "UTC"  # the group's business hours: where a date means a day
 
     @classmethod
     def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 
@@ -225,11 +226,11 @@ def card_actions(t: TicketView) -> dict[str, Any]:
 
 def follow_up_picker(t: TicketView) -> dict[str, Any]:
     """A date to follow the ticket up on (09:00 in its group's business hours, see the
-    listener). The date shown is the follow-up's UTC date: a card carries no time zone."""
+    listener); the date shown is the follow-up's day there."""
     picker: dict[str, Any] = {"type": "datepicker", "action_id": "ticket.follow_up",
                               "placeholder": plain("Follow up on…", 150)}
     if t.follow_up_at is not None:
-        picker["initial_date"] = t.follow_up_at.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        picker["initial_date"] = t.follow_up_at.astimezone(ZoneInfo(t.business_timezone)).strftime("%Y-%m-%d")
     return picker
 
 

@@ -29,6 +29,7 @@ HELP = """*/ticket* — work tickets without leaving Slack:
 `priority N 1-{levels}` · `status N {statuses}` · `close N` · `reopen N` · `link N M`
 `replyto N ADDRESS|reset` — where replies to the customer go
 `contact N email ADDRESS|phone NUMBER` — another way to reach the customer (merges contacts)
+`customer N good|bad|clear` — flag the customer (their tickets weigh more, or less)
 `show N` · `list [mine|group NAME|overdue|customer ADDRESS]`
 `followup N YYYY-MM-DD [HH:MM]|clear` · `actiondue N YYYY-MM-DD [HH:MM]|clear` — reminder dates \
 (the ticket group's business-hours time zone; 09:00 when no time is given)
@@ -170,6 +171,14 @@ async def _contact(ctx: CommandContext, args: list[str]) -> str:
     kind, value = rest[0].lower(), "".join(rest[1:])
     return _done(await actions.link_contact(ctx.desk, actor=ctx.actor, number=n, key=ctx.key,
                                             **{kind: value}))
+
+
+async def _customer(ctx: CommandContext, args: list[str]) -> str:
+    n, rest = _number(ctx, args, "customer N good|bad|clear")
+    if len(rest) != 1 or rest[0].lower() not in ("good", "bad", "clear"):
+        raise BadRequest("usage: customer N good|bad|clear")
+    flag = None if rest[0].lower() == "clear" else rest[0].lower()
+    return _done(await actions.flag_contact(ctx.desk, actor=ctx.actor, number=n, flag=flag, key=ctx.key))
 
 
 async def _show(ctx: CommandContext, args: list[str]) -> str:
@@ -372,6 +381,6 @@ def _canned_list(responses: list[canned.Canned]) -> str:
 
 COMMANDS = {"reply": _reply, "note": _note, "assign": _assign, "transfer": _transfer,
             "priority": _priority, "status": _status, "close": _close, "reopen": _reopen,
-            "link": _link, "replyto": _replyto, "contact": _contact, "show": _show, "list": _list, "new": _new,
+            "link": _link, "replyto": _replyto, "contact": _contact, "customer": _customer, "show": _show, "list": _list, "new": _new,
             "followup": _reminder("follow_up", "followup"), "actiondue": _reminder("action_required", "actiondue"),
             "away": _away, "back": _back, "canned": _canned}

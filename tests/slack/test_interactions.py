@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from email.utils import make_msgid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bot.core import reports
+from bot.core import intents, reports
 from bot.store import models as m
 from tests.conftest import DOMAIN, rename_table, running, send_mail, wait_until
 from tests.slack_client import SECRET, SlackSender, sign
@@ -44,7 +44,15 @@ async def customer_ticket(app, fake_slack, *, subject="Router down", body="No in
                                       mail(subject=subject, body=body, message_id=message_id))
     assert code == 250
     await wait_until(lambda: len(fake_slack.cards()) > cards)  # this ticket's card, not an earlier one
+    # … and recorded as delivered: a message in its thread is matched to the ticket by it.
+    await wait_until(lambda: _cards_delivered(app, cards + 1))
     return message_id
+
+
+async def _cards_delivered(app, count: int) -> bool:
+    async with app.db.reading() as s:
+        return await s.scalar(select(func.count()).select_from(m.OutboxItem).where(
+            m.OutboxItem.kind == intents.CARD, m.OutboxItem.remote_id.is_not(None))) >= count
 
 
 async def events(app, kind: str | None = None) -> list[m.Event]:

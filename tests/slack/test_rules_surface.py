@@ -261,3 +261,22 @@ def test_card_lines_for_each_state_of_the_clocks():
         "First response ✓ [2026-03-02 09:00 UTC]", "Resolution ✓ [2026-03-02 09:00 UTC]",
         "📅 Follow up [2026-03-02 15:00 UTC]", "❗ Action required by [2026-03-02 13:00 UTC]"]
     assert [blocks.duration(m) for m in (45, 300, 3000)] == ["45 min", "5 h", "2 d 2 h"]
+
+
+async def test_flagging_the_customer_changes_the_weight_of_their_tickets(app_settings, fake_slack):
+    async with desk(app_settings, fake_slack, weight={"good_contact_points": 20, "bad_contact_points": -10}) \
+            as (app, slack):
+        await customer_ticket(app, fake_slack, subject="First")
+        await customer_ticket(app, fake_slack, subject="Second")  # the same customer
+        before = [(await reports.show_ticket(app.db, n, now=app.clock.now(), settings=app.settings))["weight"]
+                  for n in (1, 2)]
+        assert "a good customer" in await answer(fake_slack, slack, "customer 1 good")
+        good = [(await reports.show_ticket(app.db, n, now=app.clock.now(), settings=app.settings))["weight"]
+                for n in (1, 2)]
+        assert "usage: customer N good|bad|clear" in await answer(fake_slack, slack, "customer 1 great")
+        await answer(fake_slack, slack, "customer 2 bad")
+        bad = [(await reports.show_ticket(app.db, n, now=app.clock.now(), settings=app.settings))["weight"]
+               for n in (1, 2)]
+    # Both tickets are the customer's: the flag weighs on each (business minutes waited may add).
+    assert [g - b for g, b in zip(good, before)] in ([20, 20], [21, 20], [20, 21], [21, 21])
+    assert [b - g for b, g in zip(bad, good)] in ([-30, -30], [-29, -30], [-30, -29], [-29, -29])
