@@ -187,6 +187,22 @@ def check(config_path: str | None) -> None:
     click.echo("All checks passed.")
 
 
+def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(app)`` on a prepared ``Deskbell`` (schema up to date, groups mirrored), no roles
+    running; the database is let go afterwards."""
+    from bot.app import Deskbell  # the composition root: only commands that need it load it
+
+    async def go() -> T:
+        app = Deskbell(settings, clock=_clock())
+        try:
+            await app.prepare()
+            return await work(app)
+        finally:
+            await app.db.dispose()
+
+    return _run(go)
+
+
 def _with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(database)`` on a fresh connection pool, closed afterwards."""
     from sqlalchemy.exc import DBAPIError
@@ -316,8 +332,6 @@ def tick_command(config_path: str | None, at: str | None) -> None:
     A pass repeated for the same instant sends nothing twice. A running worker sends the
     Slack posts and emails it queues.
     """
-    from bot.app import Deskbell
-
     settings = _settings(config_path)
     when = None
     if at:
@@ -330,16 +344,12 @@ def tick_command(config_path: str | None, at: str | None) -> None:
                                      param_hint="--now")
         when = when.astimezone(timezone.utc)
 
-    async def go() -> dict[str, int]:
-        app = Deskbell(settings, clock=_clock())
-        try:
-            await app.prepare()
-            return await app.tick(when)
-        finally:
-            await app.db.dispose()
+    async def tick(app: Any) -> tuple[datetime, dict[str, int]]:
+        instant = when or app.clock.now()
+        return instant, await app.tick(instant)
 
-    done = _run(go)
-    click.echo(f"Scheduler pass as of {(when or _clock().now()).isoformat()}: "
+    instant, done = _with_app(settings, tick)
+    click.echo(f"Scheduler pass as of {instant.isoformat()}: "
                + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in done.items()))
 
 
@@ -352,19 +362,7 @@ def reprocess_command(config_path: str | None, quarantine_id: int | None) -> Non
     Mail that still cannot be read stays held; the rest becomes tickets as if just received.
     A running worker sends the cards and acknowledgements this causes.
     """
-    from bot.app import Deskbell
-
-    settings = _settings(config_path)
-
-    async def go() -> list[tuple[int, str]]:
-        app = Deskbell(settings, clock=_clock())
-        try:
-            await app.prepare()
-            return await app.reprocess(quarantine_id)
-        finally:
-            await app.db.dispose()
-
-    outcomes = _run(go)
+    outcomes = _with_app(_settings(config_path), lambda app: app.reprocess(quarantine_id))
     if not outcomes:
         click.echo("Nothing held in quarantine" + (f" as #{quarantine_id}." if quarantine_id else "."))
         return

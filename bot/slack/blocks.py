@@ -97,33 +97,31 @@ def duration(minutes: int) -> str:
 OVERDUE = "🔴"  # Block Kit has no coloured text: a red circle and bold mark a missed target
 
 
+def _target_line(words: str, late: str, *, due: datetime | None, met_at: datetime | None,
+                 breached: bool, running: bool, paused: bool) -> str | None:
+    """One SLA target: met (in time or late), overdue, due, or nothing to say."""
+    if met_at is not None:
+        if breached:
+            return f"{OVERDUE} *{late}:* {slack_date(met_at)}" + (f" (due {slack_date(due)})" if due else "")
+        return f"{words} ✓ {slack_date(met_at)}"
+    if due is None or not running:
+        return None
+    if breached:
+        return f"{OVERDUE} *{words} overdue since {slack_date(due)}*"
+    return None if paused else f"{words} due {slack_date(due)}"
+
+
 def rules_lines(t: TicketView) -> list[str]:
     """What the card says about the ticket's clocks (SLA, idle time) and reminder dates, in
     our own mrkdwn: nothing here is customer text."""
-    lines: list[str] = []
     finished = t.status in ("resolved", "closed")
-    if t.first_responded_at is not None:
-        if t.first_response_breached:
-            due = f" (due {slack_date(t.first_response_due)})" if t.first_response_due else ""
-            lines.append(f"{OVERDUE} *First response late:* {slack_date(t.first_responded_at)}{due}")
-        else:
-            lines.append(f"First response ✓ {slack_date(t.first_responded_at)}")
-    elif t.first_response_due is not None and not finished:
-        if t.first_response_breached:
-            lines.append(f"{OVERDUE} *First response overdue since {slack_date(t.first_response_due)}*")
-        elif not t.sla_paused:
-            lines.append(f"First response due {slack_date(t.first_response_due)}")
-    if finished and t.resolved_at is not None and t.resolution_due is not None:
-        if t.resolution_breached:
-            lines.append(f"{OVERDUE} *Resolved late:* {slack_date(t.resolved_at)} "
-                         f"(due {slack_date(t.resolution_due)})")
-        else:
-            lines.append(f"Resolution ✓ {slack_date(t.resolved_at)}")
-    elif t.resolution_due is not None and not finished:
-        if t.resolution_breached:
-            lines.append(f"{OVERDUE} *Resolution overdue since {slack_date(t.resolution_due)}*")
-        elif not t.sla_paused:
-            lines.append(f"Resolution due {slack_date(t.resolution_due)}")
+    lines = [line for line in (
+        _target_line("First response", "First response late", due=t.first_response_due,
+                     met_at=t.first_responded_at, breached=t.first_response_breached,
+                     running=not finished, paused=t.sla_paused),
+        _target_line("Resolution", "Resolved late", due=t.resolution_due,
+                     met_at=t.resolved_at if finished else None, breached=t.resolution_breached,
+                     running=not finished, paused=t.sla_paused)) if line]
     if t.sla_paused and not finished:
         lines.append("⏸ SLA paused")
     if t.idle and t.idle_minutes is not None:
