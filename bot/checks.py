@@ -15,7 +15,7 @@ import aiohttp
 import aiosmtplib
 
 from bot.config import ImapAccount, Settings
-from bot.core import mailbox_ledger
+from bot.core import mailbox_ledger, scheduler
 from bot.inbound import imap
 from bot.slack.sender import make_client
 from bot.store import migrate
@@ -38,11 +38,19 @@ async def probe_database(settings: Settings) -> Probe:
             hint = "run `deskbell db upgrade`" if not db.is_sqlite else "`deskbell run` migrates it"
             return Probe("database", db.is_sqlite,
                          f"reachable; schema at {current or 'nothing'}, code needs {head} ({hint})")
-        return Probe("database", True, f"reachable, schema {current}")
+        return Probe("database", True, f"reachable, schema {current}; {await _scheduler_state(db, settings)}")
     except Exception as exc:
         return Probe("database", False, f"{settings.database.redacted_url}: {type(exc).__name__}: {exc}")
     finally:
         await db.dispose()
+
+
+async def _scheduler_state(db: Database, settings: Settings) -> str:
+    """When the scheduler last made a pass: a worker that stopped making them shows here."""
+    runs = await scheduler.last_runs(db)
+    if not runs:
+        return f"no scheduler pass yet (a worker makes one every {settings.scheduler.interval_seconds:g} s)"
+    return f"last scheduler pass {max(runs.values()).isoformat()}"
 
 
 async def probe_smtp_relay(settings: Settings) -> Probe:

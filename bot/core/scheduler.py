@@ -33,6 +33,7 @@ from bot.core.errors import BadRequest
 from bot.core.tickets import ticket_view
 from bot.store import models as m
 from bot.store import upsert
+from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +49,27 @@ async def run_pass(desk: Desk, *, now: datetime | None = None) -> dict[str, int]
     done = {}
     for name, (due, handle) in JOBS.items():
         done[name] = await _sweep(desk, now, due(desk, now), handle)
-        await _record(desk, name, now, f"{done[name]} ticket(s)")
+    await _record(desk, done, now)
     if any(done.values()):
         log.info("scheduler pass at %s: %s", now.isoformat(),
                  ", ".join(f"{k} {v}" for k, v in done.items() if v))
     return done
 
 
-async def last_runs(desk: Desk) -> dict[str, datetime]:
-    async with desk.db.reading() as s:
+async def last_runs(db: Database) -> dict[str, datetime]:
+    """Each job's last pass (``deskbell check`` shows the latest)."""
+    async with db.reading() as s:
         return {row.name: row.last_run_at for row in (await s.scalars(select(m.SchedulerJob))).all()}
 
 
-async def _record(desk: Desk, name: str, now: datetime, detail: str) -> None:
+async def _record(desk: Desk, done: dict[str, int], now: datetime) -> None:
+    """Each job's last run, in one transaction (one disk flush a pass)."""
     async with desk.db.transaction() as s:
-        insert = upsert.insert_for(s, m.SchedulerJob).values(name=name, last_run_at=now, detail=detail)
+        insert = upsert.insert_for(s, m.SchedulerJob).values(
+            [{"name": name, "last_run_at": now, "detail": f"{count} ticket(s)"} for name, count in done.items()])
         await s.execute(insert.on_conflict_do_update(
-            index_elements=["name"], set_={"last_run_at": now, "detail": detail}))
+            index_elements=["name"], set_={"last_run_at": insert.excluded.last_run_at,
+                                           "detail": insert.excluded.detail}))
 
 
 async def _sweep(desk: Desk, now: datetime, due: ColumnElement[bool] | None, handle: Handle) -> int:

@@ -329,9 +329,11 @@ async def test_resolved_ticket_closes_after_n_days_with_one_notice_unless_the_cu
         first = await scheduler.run_pass(desk)
         again = await scheduler.run_pass(desk)
         quiet, talks = await ticket(desk, 1), await ticket(desk, 2)
+        runs = await scheduler.last_runs(desk.db)
         closing = [x for x in await outbox(desk, intents.CUSTOMER_MESSAGE)
                    if x.payload["mail"]["template"] == "ticket_auto_closed"]
     assert (first["auto_close"], again["auto_close"]) == (1, 0)
+    assert runs == {name: clock.now() for name in scheduler.JOBS}  # each job's last pass, recorded
     assert quiet["status"] == "closed" and talks["status"] == "open"
     assert [x.ticket_id for x in closing] == [1]  # one notice, to the quiet customer only
     assert [e["data"]["reason"] for e in quiet["events"] if e["kind"] == "status" and e["data"]["to"] == "closed"] \
