@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import recipient, send_to_customer
-from bot.core.customer_sms import send_sms, subject_of
+from bot.core.customer_sms import send_sms
 from bot.core.desk import Desk
 from bot.core.errors import BadRequest, Contended, Rejected
 from bot.core.lifecycle import STATUSES
@@ -73,12 +73,12 @@ async def _act(desk: Desk, *, actor: Actor, number: int, action: str,
                refresh_card: bool = True) -> ActionResult:
     """The frame of every action: one transaction, idempotent, checked, logged, shown."""
     now = desk.clock.now()
-    return await _once(key, number, lambda: _in_transaction(
+    return await run_once(key, number, lambda: _in_transaction(
         desk, actor=actor, number=number, action=action, key=key, work=work, echo=echo,
         refresh_card=refresh_card, now=now))
 
 
-async def _once(key: IdempotencyKey | None, number: int | None,
+async def run_once(key: IdempotencyKey | None, number: int | None,
                 run: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
     """Run an action once. A twin of a keyed action delivered at the same moment (a double
     click, Slack's retry) loses the race to record the key — a conflict on the processed-keys
@@ -104,7 +104,7 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
                           key: IdempotencyKey | None, work: Work, echo: bool, refresh_card: bool,
                           now: datetime) -> ActionResult:
     async with desk.db.transaction() as s:
-        if key is not None and await _seen(s, key, now=now):
+        if key is not None and await seen_before(s, key, now=now):
             return ActionResult(number, "Already done.", duplicate=True)
         # The row lock: a concurrent action on this ticket waits for this one to commit, so
         # each reads what the one before wrote and records what it really changed.
@@ -126,7 +126,7 @@ async def _in_transaction(desk: Desk, *, actor: Actor, number: int, action: str,
         return ActionResult(ticket.id, text)
 
 
-async def _seen(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
+async def seen_before(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
     """True when this interaction was handled before; otherwise records it (same transaction)."""
     stored = key.key[-255:]  # the tail keeps what differs (timestamps, view hashes)
     if await s.get(m.ProcessedKey, (key.kind, stored)) is not None:
@@ -138,16 +138,16 @@ async def _seen(s: AsyncSession, key: IdempotencyKey, *, now: datetime) -> bool:
 
 def _event(s: AsyncSession, ticket: m.Ticket, staff: m.Staff, kind: str, now: datetime,
            **data: object) -> None:
-    lifecycle.record_event(s, ticket.id, kind, actor=_actor(staff), staff_id=staff.id, now=now, **data)
+    lifecycle.record_event(s, ticket.id, kind, actor=actor_tag(staff), staff_id=staff.id, now=now, **data)
 
 
-def _actor(staff: m.Staff) -> str:
+def actor_tag(staff: m.Staff) -> str:
     return f"staff:{staff.slack_user_id}"
 
 
 async def _set_status(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m.Staff, status: str,
                       now: datetime) -> None:
-    await lifecycle.change_status(s, ticket, status, settings=desk.settings, actor=_actor(staff),
+    await lifecycle.change_status(s, ticket, status, settings=desk.settings, actor=actor_tag(staff),
                                   staff_id=staff.id, now=now)
 
 
@@ -159,7 +159,7 @@ async def _auto_reassign(desk: Desk, s: AsyncSession, ticket: m.Ticket, staff: m
     """Powercode's "Auto Reassign Ticket on Update": whoever replies, notes or transfers owns it."""
     if desk.settings.tickets.auto_reassign_on_update and ticket.assignee_id != staff.id:
         lifecycle.assign(s, ticket, staff, previous=await _slack_id(s, ticket.assignee_id),
-                         actor=_actor(staff), staff_id=staff.id, now=now,
+                         actor=actor_tag(staff), staff_id=staff.id, now=now,
                          reason="auto_reassign_on_update")
 
 
@@ -168,7 +168,7 @@ def _release_lock(ticket: m.Ticket, staff: m.Staff) -> None:
         ticket.lock_staff_id = ticket.lock_expires_at = None
 
 
-def _staff_label(staff: m.Staff) -> str:
+def staff_label(staff: m.Staff) -> str:
     return staff.name or staff.slack_user_id
 
 
@@ -194,7 +194,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         sent: list[tuple[m.Message, str]] = []
         if "sms" in how:
             out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group, body=text,
-                                 kind="outbound", now=now, staff_id=staff.id, sender=_staff_label(staff))
+                                 kind="outbound", now=now, staff_id=staff.id, sender=staff_label(staff))
             sent.append((out, contact.phone or ""))
         if "email" in how:
             _check_email_size(desk, text)
@@ -202,8 +202,8 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
             history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
             out = await send_to_customer(
                 s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
-                body=text, staff_id=staff.id, sender=_staff_label(staff),
-                from_name=f"{_staff_label(staff)} ({group.name})", staff_name=_staff_label(staff),
+                body=text, staff_id=staff.id, sender=staff_label(staff),
+                from_name=f"{staff_label(staff)} ({group.name})", staff_name=staff_label(staff),
                 group=group.name, history=history)
             if out is None:
                 raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
@@ -222,7 +222,7 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
                                               message=MessageView.of(out, recipient=to), now=now)
         what = " and ".join(f"{'text' if out.channel == 'sms' else 'reply'} to {to}" for out, to in sent)
         return (f"{what[0].upper()}{what[1:]} queued on ticket #{ticket.id}; its thread shows when "
-                f"it has left.", f"{_staff_label(staff)} replied by {' and '.join(how)}")
+                f"it has left.", f"{staff_label(staff)} replied by {' and '.join(how)}")
 
     return await _act(desk, actor=actor, number=number, action="reply", key=key, work=work, echo=False)
 
@@ -260,7 +260,7 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         message = m.Message(ticket_id=ticket.id, kind="note", channel="slack", staff_id=staff.id,
-                            sender=_staff_label(staff), body=text, created_at=now)
+                            sender=staff_label(staff), body=text, created_at=now)
         s.add(message)
         await s.flush()
         _event(s, ticket, staff, "note", now, message=message.id, from_thread=from_thread)
@@ -269,7 +269,7 @@ async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempot
             view = await ticket_view(s, ticket, settings=desk.settings, now=now)
             await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
                                               message=MessageView.of(message), now=now)
-        return f"Note added to ticket #{ticket.id}.", f"{_staff_label(staff)} added a note"
+        return f"Note added to ticket #{ticket.id}.", f"{staff_label(staff)} added a note"
 
     return await _act(desk, actor=actor, number=number, action="note", key=key, work=work, echo=False)
 
@@ -282,10 +282,10 @@ async def use_reply_to(desk: Desk, *, actor: Actor, number: int, address: str,
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         if (ticket.proposed_reply_to or "").lower() != address.lower():
             raise Conflict(f"{address} is no longer proposed for #{ticket.id}; see the card")
-        lifecycle.redirect_replies(s, ticket, ticket.proposed_reply_to, actor=_actor(staff),
+        lifecycle.redirect_replies(s, ticket, ticket.proposed_reply_to, actor=actor_tag(staff),
                                    staff_id=staff.id, now=now, reason="accepted by staff")
         return (f"Replies on #{ticket.id} now go to {address}.",
-                f"{_staff_label(staff)} sent replies to {address}")
+                f"{staff_label(staff)} sent replies to {address}")
 
     return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
 
@@ -303,7 +303,7 @@ async def keep_reply_to(desk: Desk, *, actor: Actor, number: int,
         _event(s, ticket, staff, "reply_to_declined", now, address=proposed)
         to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
         return (f"Replies on #{ticket.id} keep going to {to}.",
-                f"{_staff_label(staff)} kept replies going to {to}, not {proposed}")
+                f"{staff_label(staff)} kept replies going to {to}, not {proposed}")
 
     return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
 
@@ -316,12 +316,23 @@ async def set_reply_to(desk: Desk, *, actor: Actor, number: int, address: str | 
     now = desk.clock.now()
 
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
-        lifecycle.redirect_replies(s, ticket, address, actor=_actor(staff), staff_id=staff.id,
+        lifecycle.redirect_replies(s, ticket, address, actor=actor_tag(staff), staff_id=staff.id,
                                    now=now, reason="set by staff")
         to = recipient(ticket, await s.get_one(m.Contact, ticket.requester_id))
-        return f"Replies on #{ticket.id} go to {to}.", f"{_staff_label(staff)} sent replies to {to}"
+        return f"Replies on #{ticket.id} go to {to}.", f"{staff_label(staff)} sent replies to {to}"
 
     return await _act(desk, actor=actor, number=number, action="reply_to", key=key, work=work)
+
+
+PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")  # E.164
+
+
+def phone_number(written: str) -> str:
+    """E.164 from how staff write it ("+1 (555) 222-3333"); BadRequest when it is not one."""
+    phone = re.sub(r"[\s().-]", "", written)
+    if not PHONE_RE.match(phone):
+        raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
+    return phone
 
 
 async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | None = None,
@@ -334,7 +345,7 @@ async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | No
         if not EMAIL_RE.match(email):
             raise BadRequest(f"{email!r} is not an email address")
     if phone is not None:
-        phone = _phone_number(phone)
+        phone = phone_number(phone)
     if (email is None) == (phone is None):
         raise BadRequest("give the customer an email address or a phone number")
     now = desk.clock.now()
@@ -368,7 +379,7 @@ async def link_contact(desk: Desk, *, actor: Actor, number: int, email: str | No
         setattr(contact, "email" if email is not None else "phone", value)
         _event(s, ticket, staff, "contact_linked", now, email=email, phone=phone, merged=bool(merged))
         return (f"#{ticket.id}'s customer can be reached at {value}{merged}.",
-                f"{_staff_label(staff)} added {value} to the customer{merged}")
+                f"{staff_label(staff)} added {value} to the customer{merged}")
 
     return await _act(desk, actor=actor, number=number, action="contact", key=key, work=work)
 
@@ -392,7 +403,7 @@ async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
     async def work(s: AsyncSession, ticket: m.Ticket, staff: m.Staff) -> tuple[str, str]:
         target = staff if assignee.slack_user_id == actor.slack_user_id else await staff_row(s, assignee, now=now)
         if ticket.assignee_id == target.id:
-            return f"#{ticket.id} is already assigned to {_staff_label(target)}.", ""
+            return f"#{ticket.id} is already assigned to {staff_label(target)}.", ""
         previous = await _slack_id(s, ticket.assignee_id)
         query = update(m.Ticket).where(m.Ticket.id == ticket.id)
         if only_if_unassigned:
@@ -404,16 +415,16 @@ async def assign(desk: Desk, *, actor: Actor, number: int, assignee: Actor,
             await s.refresh(ticket)
             holder = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
             raise Conflict(f"#{ticket.id} is already assigned to "
-                           f"{_staff_label(holder) if holder else 'someone else'}")
+                           f"{staff_label(holder) if holder else 'someone else'}")
         await s.refresh(ticket)
         target.last_assigned_at = now
         if ticket.status == "new":
             await _set_status(desk, s, ticket, staff, "open", now)
-        lifecycle.record_event(s, ticket.id, "assignee", actor=_actor(staff), staff_id=staff.id,
+        lifecycle.record_event(s, ticket.id, "assignee", actor=actor_tag(staff), staff_id=staff.id,
                                now=now, **{"from": previous, "to": target.slack_user_id})
-        who = "themselves" if target.id == staff.id else _staff_label(target)
-        return f"#{ticket.id} is now assigned to {_staff_label(target)}.", \
-            f"{_staff_label(staff)} assigned the ticket to {who}"
+        who = "themselves" if target.id == staff.id else staff_label(target)
+        return f"#{ticket.id} is now assigned to {staff_label(target)}.", \
+            f"{staff_label(staff)} assigned the ticket to {who}"
 
     return await _act(desk, actor=actor, number=number, action="assign", key=key, work=work)
 
@@ -437,7 +448,7 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
         old_group = await s.get_one(m.HandlerGroup, ticket.group_id)
         new_group = await groups.row(s, desk.settings, group)
         message = m.Message(ticket_id=ticket.id, kind="note", channel="slack", staff_id=staff.id,
-                            sender=_staff_label(staff), body=note_text, created_at=now)
+                            sender=staff_label(staff), body=note_text, created_at=now)
         s.add(message)
         await s.flush()
         _event(s, ticket, staff, "transfer", now, **{"from": old_group.name, "to": group,
@@ -450,13 +461,13 @@ async def transfer(desk: Desk, *, actor: Actor, number: int, group: str, note_te
             target = await staff_row(s, assignee, now=now)
             if ticket.assignee_id != target.id:
                 lifecycle.assign(s, ticket, target, previous=await _slack_id(s, ticket.assignee_id),
-                                 actor=_actor(staff), staff_id=staff.id, now=now)
+                                 actor=actor_tag(staff), staff_id=staff.id, now=now)
         else:
             await _auto_reassign(desk, s, ticket, staff, now)
         moved = new_group.id != old_group.id
         ticket.group_id = new_group.id
-        summary = (f"{_staff_label(staff)} transferred the ticket to {group}"
-                   if moved else f"{_staff_label(staff)} updated the ticket's handling")
+        summary = (f"{staff_label(staff)} transferred the ticket to {group}"
+                   if moved else f"{staff_label(staff)} updated the ticket's handling")
         view = await ticket_view(s, ticket, settings=desk.settings, now=now)
         await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view,
                                           message=MessageView.of(message), now=now)
@@ -498,7 +509,7 @@ async def set_priority(desk: Desk, *, actor: Actor, number: int, priority: int,
         _event(s, ticket, staff, "priority", now, **{"from": ticket.priority, "to": priority})
         ticket.priority = priority
         return f"#{ticket.id} priority set to P{priority}.", \
-            f"{_staff_label(staff)} set priority to P{priority}"
+            f"{staff_label(staff)} set priority to P{priority}"
 
     return await _act(desk, actor=actor, number=number, action="set_priority", key=key, work=work)
 
@@ -515,7 +526,7 @@ async def set_status(desk: Desk, *, actor: Actor, number: int, status: str,
         if ticket.status == status:
             return f"#{ticket.id} is already {status}.", ""
         await _set_status(desk, s, ticket, staff, status, now)
-        return f"#{ticket.id} is now {status}.", f"{_staff_label(staff)} set status to {status}"
+        return f"#{ticket.id} is now {status}.", f"{staff_label(staff)} set status to {status}"
 
     return await _act(desk, actor=actor, number=number, action="set_status", key=key, work=work)
 
@@ -544,7 +555,7 @@ async def set_category(desk: Desk, *, actor: Actor, number: int, category: str |
         _event(s, ticket, staff, "category", now, **{"from": [ticket.category, ticket.type],
                                                       "to": [category, type_]})
         ticket.category, ticket.type = category, type_
-        return f"#{ticket.id} category set to {label}.", f"{_staff_label(staff)} set category to {label}"
+        return f"#{ticket.id} category set to {label}.", f"{staff_label(staff)} set category to {label}"
 
     return await _act(desk, actor=actor, number=number, action="set_category", key=key, work=work)
 
@@ -572,7 +583,7 @@ async def flag_contact(desk: Desk, *, actor: Actor, number: int, flag: str | Non
         for other in others:  # their weight changes too; this ticket's is redone by the frame
             await lifecycle.rules_changed(s, other, settings=desk.settings)
         label = f"a {flag} customer" if flag else "unflagged"
-        return f"The customer of #{ticket.id} is now {label}.", f"{_staff_label(staff)} marked the customer {label}"
+        return f"The customer of #{ticket.id} is now {label}.", f"{staff_label(staff)} marked the customer {label}"
 
     return await _act(desk, actor=actor, number=number, action="flag_contact", key=key, work=work)
 
@@ -599,7 +610,7 @@ async def link(desk: Desk, *, actor: Actor, number: int, other: int,
         _event(s, ticket, staff, "link", now, other=other)
         s.add(m.Event(ticket_id=other, kind="link", actor=f"staff:{staff.slack_user_id}",
                       staff_id=staff.id, data={"other": ticket.id}, created_at=now))
-        return f"#{ticket.id} linked to #{other}.", f"{_staff_label(staff)} linked #{other}"
+        return f"#{ticket.id} linked to #{other}.", f"{staff_label(staff)} linked #{other}"
 
     return await _act(desk, actor=actor, number=number, action="link", key=key, work=work)
 
@@ -621,7 +632,7 @@ async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | 
             await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, settings=desk.settings, now=now),
                                    template="ticket_closed", kind="automatic", now=now,
                                    auto_submitted="auto-generated")
-        return f"#{ticket.id} closed.", f"{_staff_label(staff)} closed the ticket"
+        return f"#{ticket.id} closed.", f"{staff_label(staff)} closed the ticket"
 
     return await _act(desk, actor=actor, number=number, action="close", key=key, work=work)
 
@@ -640,7 +651,7 @@ async def reopen(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey |
         if ticket.status not in ("resolved", "closed"):
             return f"#{ticket.id} is not closed (it is {ticket.status}).", ""
         await _set_status(desk, s, ticket, staff, "open", now)
-        return f"#{ticket.id} reopened.", f"{_staff_label(staff)} reopened the ticket"
+        return f"#{ticket.id} reopened.", f"{staff_label(staff)} reopened the ticket"
 
     return await _act(desk, actor=actor, number=number, action="reopen", key=key, work=work)
 
@@ -670,8 +681,8 @@ async def set_reminder(desk: Desk, *, actor: Actor, number: int, which: str, at:
         _event(s, ticket, staff, "reminder_set", now, what=which,
                **{"from": old.isoformat() if old else None, "to": at.isoformat() if at else None})
         if at is None:
-            return f"#{ticket.id} {words} cleared.", f"{_staff_label(staff)} cleared the {words} date"
-        return f"#{ticket.id} {words} set to {_day(at)}.", f"{_staff_label(staff)} set {words} for {_day(at)}"
+            return f"#{ticket.id} {words} cleared.", f"{staff_label(staff)} cleared the {words} date"
+        return f"#{ticket.id} {words} set to {_day(at)}.", f"{staff_label(staff)} set {words} for {_day(at)}"
 
     return await _act(desk, actor=actor, number=number, action="set_reminder", key=key, work=work)
 
@@ -708,13 +719,13 @@ async def take_lock(desk: Desk, *, actor: Actor, number: int, force: bool = Fals
         await s.refresh(ticket)
         if taken is None:
             holder = await s.get(m.Staff, ticket.lock_staff_id) if ticket.lock_staff_id else None
-            return LockState(held_by_other=_staff_label(holder) if holder else "someone else",
+            return LockState(held_by_other=staff_label(holder) if holder else "someone else",
                              expires_at=ticket.lock_expires_at)
         if not renewing:
             _event(s, ticket, staff, "lock", now, until=ticket.lock_expires_at.isoformat(), forced=force)
             await intents.update_card(s, ticket_id=ticket.id,
                                       ticket=await ticket_view(s, ticket, settings=desk.settings, now=now), now=now,
-                                      last_action=f"{_staff_label(staff)} is replying")
+                                      last_action=f"{staff_label(staff)} is replying")
         return LockState(held_by_other=None, expires_at=ticket.lock_expires_at)
 
 
@@ -734,76 +745,3 @@ async def release_lock(desk: Desk, *, actor: Actor, number: int, admin_unlock: b
         await intents.update_card(s, ticket_id=ticket.id,
                                   ticket=await ticket_view(s, ticket, settings=desk.settings, now=now), now=now)
         return ActionResult(ticket.id, f"#{ticket.id} unlocked.")
-
-
-# ----- new tickets ----------------------------------------------------------------------------
-
-
-PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")  # E.164
-
-
-def _phone_number(written: str) -> str:
-    """E.164 from how staff write it ("+1 (555) 222-3333"); BadRequest when it is not one."""
-    phone = re.sub(r"[\s().-]", "", written)
-    if not PHONE_RE.match(phone):
-        raise BadRequest(f"{phone!r} is not a phone number in international form (+15551234567)")
-    return phone
-
-
-async def open_ticket_for_customer(desk: Desk, *, actor: Actor, subject: str, body: str,
-                                   email: str | None = None, phone: str | None = None,
-                                   group: str | None = None,
-                                   key: IdempotencyKey | None = None) -> ActionResult:
-    """A ticket staff open on a customer's behalf; the body goes to the customer as email, or
-    as a text when a phone number is given (the subject is then the text's first words)."""
-    subject, body = subject.strip(), body.strip()
-    if phone is not None:
-        phone = _phone_number(phone)
-        if not body:
-            raise BadRequest("a new SMS ticket needs the text to send: new sms +15551234567 text")
-        subject = subject or subject_of(body)
-    else:
-        email = (email or "").strip().lower()
-        if "@" not in email or " " in email:
-            raise BadRequest(f"{email!r} is not an email address")
-        if not subject or not body:
-            raise BadRequest("a new ticket needs a subject and a body: new email ADDRESS subject | body")
-    group = group or desk.settings.fallback_group_name
-    if desk.settings.group_by_name(group) is None:
-        raise BadRequest(f"unknown group {group!r}")
-    check_allowed(desk.settings, actor, group=group, action="open tickets for")
-    return await _once(key, None, lambda: _open_for_customer(
-        desk, actor=actor, email=email, phone=phone, subject=subject, body=body, group=group, key=key))
-
-
-async def _open_for_customer(desk: Desk, *, actor: Actor, email: str | None, phone: str | None,
-                             subject: str, body: str, group: str,
-                             key: IdempotencyKey | None) -> ActionResult:
-    now = desk.clock.now()
-    async with desk.db.transaction() as s:
-        if key is not None and await _seen(s, key, now=now):
-            return ActionResult(None, "Already done.", duplicate=True)
-        staff = await staff_row(s, actor, now=now)
-        contact = await (upsert.contact(s, phone=phone, now=now) if phone else upsert.contact(s, email=email, now=now))
-        group_row = await groups.row(s, desk.settings, group)
-        ticket = await lifecycle.open_ticket(s, lifecycle.NewTicket(
-            subject=subject, group=group_row, requester_id=contact.id, channel="sms" if phone else "email",
-            priority=desk.settings.tickets.default_priority, actor=_actor(staff),
-            status="open", staff_id=staff.id, assignee_id=staff.id, by_staff=True),
-            settings=desk.settings, now=now)
-        view = await ticket_view(s, ticket, settings=desk.settings, now=now, new=True)
-        if phone:
-            out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group_row,
-                                 body=body, kind="outbound", now=now, staff_id=staff.id,
-                                 sender=_staff_label(staff))
-        else:
-            out = await send_to_customer(s, desk, ticket=ticket, view=view, template="staff_reply",
-                                         kind="outbound", now=now, body=body, staff_id=staff.id,
-                                         sender=_staff_label(staff),
-                                         from_name=f"{_staff_label(staff)} ({group})",
-                                         staff_name=_staff_label(staff), group=group)
-        channel = groups.card_channel(group_row, desk.settings)
-        intents.post_card(s, ticket_id=ticket.id, destination=channel, now=now,
-                          card=CardView(ticket=view, first_message=MessageView.of(out) if out else None,
-                                        message_count=0, last_action=f"Opened by {_staff_label(staff)}"))
-        return ActionResult(ticket.id, f"Ticket #{ticket.id} opened for {phone or email}; the message is on its way.")

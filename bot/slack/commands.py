@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.core import actions, availability, canned, reports
+from bot.core import actions, availability, canned, reports, staff_opened
 from bot.core.actions import ActionResult, BadRequest, IdempotencyKey
 from bot.core.desk import Desk
 from bot.core.errors import Rejected
@@ -242,7 +242,7 @@ async def _new(ctx: CommandContext, args: list[str]) -> str:
             digits += 1
         if digits == 1 or digits == len(args):
             raise BadRequest("usage: new sms +15551234567 text")
-        return _done(await actions.open_ticket_for_customer(
+        return _done(await staff_opened.open_ticket_for_customer(
             ctx.desk, actor=ctx.actor, phone="".join(args[1:digits]), subject="",
             body=" ".join(args[digits:]), key=ctx.key))
     if len(args) < 2 or args[0].lower() != "email":
@@ -251,7 +251,7 @@ async def _new(ctx: CommandContext, args: list[str]) -> str:
     subject, sep, body = " ".join(args[2:]).partition("|")
     if not sep:
         raise BadRequest("separate the subject from the body with |: new email ADDRESS subject | body")
-    return _done(await actions.open_ticket_for_customer(ctx.desk, actor=ctx.actor, email=address,
+    return _done(await staff_opened.open_ticket_for_customer(ctx.desk, actor=ctx.actor, email=address,
                                                         subject=subject, body=body, key=ctx.key))
 
 
