@@ -309,7 +309,7 @@ async def test_a_conflict_that_is_not_a_replay_is_tried_again_not_called_a_dupli
 async def test_a_twin_of_a_staff_action_is_a_duplicate(desks, monkeypatch):
     a, b, _ = desks
     number = await a_ticket(a)
-    meet_before(monkeypatch, actions, "_seen", 2)
+    meet_before(monkeypatch, actions, "seen_before", 2)
     key = actions.IdempotencyKey("action_ts", "1712.0001")
     results = await asyncio.gather(actions.set_priority(a, actor=ALICE, number=number, priority=1, key=key),
                                    actions.set_priority(b, actor=ALICE, number=number, priority=1, key=key))
