@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -165,6 +166,23 @@ async def rules_changed(s: AsyncSession, ticket: m.Ticket, *, settings: Settings
     """Weight points and SLA due times again, from the ticket as it is now."""
     ticket.weight = weighing.points(settings, ticket, await s.get(m.Contact, ticket.requester_id))
     sla.recompute(ticket, settings, await calendar(s, settings, ticket))
+
+
+async def adopt(s: AsyncSession, ticket: m.Ticket, *, settings: Settings, now: datetime) -> None:
+    """A ticket opened before the rules existed (an upgrade): its clocks, weight and idle
+    instant from its history as far as it tells — the first staff reply meets the first
+    response; a paused ticket counts as paused since its last status change; time paused
+    before that is not known and counts as running."""
+    replies = select(func.min(m.Event.created_at)).where(m.Event.ticket_id == ticket.id, m.Event.kind == "reply")
+    ticket.first_response_at = ticket.first_response_at or await s.scalar(replies)
+    spoke_last = ticket.last_staff_reply_at and (not ticket.last_customer_message_at
+                                                 or ticket.last_staff_reply_at >= ticket.last_customer_message_at)
+    ticket.awaiting_staff_since = None if spoke_last else ticket.last_customer_message_at
+    if ticket.status in sla.PAUSED and ticket.sla_paused_at is None:
+        changed = select(func.max(m.Event.created_at)).where(m.Event.ticket_id == ticket.id, m.Event.kind == "status")
+        ticket.sla_paused_at = await s.scalar(changed) or now
+    await rules_changed(s, ticket, settings=settings)
+    weighing.schedule_idle(settings, ticket)
 
 
 async def change_status(s: AsyncSession, ticket: m.Ticket, status: str, *, settings: Settings,

@@ -46,7 +46,7 @@ Handle = Callable[[Desk, AsyncSession, m.Ticket, datetime], Awaitable[str]]
 async def run_pass(desk: Desk, *, now: datetime | None = None) -> dict[str, int]:
     """One pass of every job as of ``now``: how many tickets each acted on."""
     now = now or desk.clock.now()
-    done = {}
+    done = {ADOPT: await _adopt_once(desk, now)} if not await _adopted(desk) else {}
     for name, (due, handle) in JOBS.items():
         done[name] = await _sweep(desk, now, due(desk, now), handle)
     await _record(desk, done, now)
@@ -54,6 +54,32 @@ async def run_pass(desk: Desk, *, now: datetime | None = None) -> dict[str, int]
         log.info("scheduler pass at %s: %s", now.isoformat(),
                  ", ".join(f"{k} {v}" for k, v in done.items() if v))
     return done
+
+
+ADOPT = "adopt_open_tickets"
+
+
+async def _adopted(desk: Desk) -> bool:
+    async with desk.db.reading() as s:
+        return await s.get(m.SchedulerJob, ADOPT) is not None
+
+
+async def _adopt_once(desk: Desk, now: datetime) -> int:
+    """The first pass ever (after the upgrade that brought the rules) gives every ticket that
+    was open before them its clocks (``lifecycle.adopt``); its ledger row says it is done."""
+    adopted, after = 0, 0
+    while True:
+        async with desk.db.transaction() as s:
+            tickets = (await s.scalars(select(m.Ticket).where(
+                m.Ticket.id > after, m.Ticket.status.in_(lifecycle.OPEN_STATUSES),
+                m.Ticket.sla_check_at.is_(None), m.Ticket.idle_at.is_(None))
+                .order_by(m.Ticket.id).limit(BATCH))).all()
+            for ticket in tickets:
+                await lifecycle.adopt(s, ticket, settings=desk.settings, now=now)
+        adopted += len(tickets)
+        if len(tickets) < BATCH:
+            return adopted
+        after = tickets[-1].id
 
 
 async def last_runs(db: Database) -> dict[str, datetime]:

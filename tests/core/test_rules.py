@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.clock import FrozenClock
 from bot.config import Settings
@@ -333,7 +333,7 @@ async def test_resolved_ticket_closes_after_n_days_with_one_notice_unless_the_cu
         closing = [x for x in await outbox(desk, intents.CUSTOMER_MESSAGE)
                    if x.payload["mail"]["template"] == "ticket_auto_closed"]
     assert (first["auto_close"], again["auto_close"]) == (1, 0)
-    assert runs == {name: clock.now() for name in scheduler.JOBS}  # each job's last pass, recorded
+    assert {name: runs[name] for name in scheduler.JOBS} == {name: clock.now() for name in scheduler.JOBS}
     assert quiet["status"] == "closed" and talks["status"] == "open"
     assert [x.ticket_id for x in closing] == [1]  # one notice, to the quiet customer only
     assert [e["data"]["reason"] for e in quiet["events"] if e["kind"] == "status" and e["data"]["to"] == "closed"] \
@@ -388,3 +388,32 @@ async def test_card_updates_waiting_to_go_out_are_folded_into_one(tmp_path):
     assert (card["priority"], card["status"], card["idle"]) == (1, "on_hold", True)
     assert [x.status for x in after] == ["sending", "pending"]
     assert after[1].payload["card"]["ticket"]["status"] == "open"
+
+
+# ----- tickets open before the rules existed ----------------------------------------------------
+
+
+async def test_tickets_open_before_the_upgrade_get_their_clocks_on_the_first_pass(tmp_path):
+    async with helpdesk(tmp_path, utc("2026-12-07 09:00"), sla=TARGETS, weight=WEIGHT,
+                        business_hours={"default": OFFICE}) as (desk, clock):
+        await customer_writes(desk, sender="old@example.net")
+        await customer_writes(desk, sender="answered@example.net")
+        await ingest(desk)
+        clock.advance(minutes=30)
+        await actions.reply(desk, actor=BOB, number=2, text="Answered.", status_after=None)
+        async with desk.db.transaction() as s:  # what the rows of the previous release hold
+            await s.execute(update(m.Ticket).values(
+                weight=0, first_response_at=None, first_response_due_at=None, resolution_due_at=None,
+                sla_check_at=None, idle_at=None, awaiting_staff_since=None))
+            await s.execute(delete(m.SchedulerJob))
+        clock.advance(hours=8)  # Mon 17:30: P3 first response (480 from 09:00) was due at 17:00
+        first = await scheduler.run_pass(desk)
+        second = await scheduler.run_pass(desk)
+        old, answered = await ticket(desk, 1), await ticket(desk, 2)
+        breaches = await breach_notices(desk)
+    assert (first[scheduler.ADOPT], scheduler.ADOPT in second) == (2, False)
+    assert old["sla"]["first_response_due"] == "2026-12-07T17:00:00Z" and old["sla"]["first_response_breached"]
+    assert answered["sla"]["first_response_at"] == "2026-12-07T09:30:00Z"
+    assert not answered["sla"]["first_response_breached"]
+    assert [n.ticket_id for n in breaches] == [1]  # announced once, for the unanswered one
+    assert old["weight"] == 20 + 480 and answered["weight"] == 20  # P3 points + business minutes waited
