@@ -29,8 +29,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
-from bot.core import availability, deliveries, groups, reports, scheduler, spool
+from bot.config.schema import Digest
+from bot.core import availability, deliveries, digest_delivery, groups, reports, scheduler, spool
 from bot.core.desk import Desk
+from bot.core.digest_schedule import Period
+from bot.core.views import snapshot
 from bot.fdlimit import raise_open_file_limit
 from bot.inbound.imap import AccountPoller
 from bot.inbound.mms import MediaFetcher
@@ -99,13 +102,16 @@ class Deskbell:
             return None
         return make_client(token=token, base_url=self.settings.slack.api_url, session=session)
 
+    def composer(self) -> EmailComposer:
+        s = self.settings
+        return EmailComposer(from_address=s.email_out.from_address, from_name=s.email_out.from_name,
+                             loop_marker=s.email_out.reply_domain,
+                             max_message_bytes=s.email_out.max_message_bytes)
+
     def senders(self, slack: AsyncWebClient | None) -> dict[str, Sender]:
         s = self.settings
-        composer = EmailComposer(from_address=s.email_out.from_address, from_name=s.email_out.from_name,
-                                 loop_marker=s.email_out.reply_domain,
-                                 max_message_bytes=s.email_out.max_message_bytes)
         senders: dict[str, Sender] = {"email": EmailSender(
-            composer=composer, host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
+            composer=self.composer(), host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),
             timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
         if slack is not None:
@@ -276,6 +282,16 @@ class Deskbell:
     async def tick(self, now: datetime | None = None) -> dict[str, int]:
         """One scheduler pass as of ``now`` (default: the clock's now)."""
         return await scheduler.run_pass(self.desk, now=now)
+
+    async def digest_preview(self, digest: Digest, group: str, period: Period, *, text: bool = False) -> str:
+        """The digest as it would be mailed now (HTML, or its plain text), without sending it."""
+        report = await digest_delivery.report_for(self.desk, digest, group, period, now=self.clock.now())
+        plain, html = self.composer().render(digest_delivery.TEMPLATE, {"report": snapshot(report)})
+        return plain if text else html
+
+    async def digest_send(self, digest: Digest, group: str, period: Period, *,
+                          force: bool = False) -> digest_delivery.Outcome:
+        return await digest_delivery.send(self.desk, digest, group, period, now=self.clock.now(), force=force)
 
     async def _schedule(self) -> None:
         """A scheduler pass every ``scheduler.interval_seconds`` while this process leads."""

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import click
@@ -19,8 +19,7 @@ import click
 from bot import __version__
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, find_config_path, load_settings
-from bot.core import deliveries
-from bot.core import reports
+from bot.core import deliveries, digest_schedule, reports
 from bot.core.errors import DeskbellError
 from bot.logsetup import configure_logging
 
@@ -351,6 +350,76 @@ def tick_command(config_path: str | None, at: str | None) -> None:
     instant, done = _with_app(settings, tick)
     click.echo(f"Scheduler pass as of {instant.isoformat()}: "
                + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in done.items()))
+
+
+@main.command("digest")
+@CONFIG_OPTION
+@click.option("--group", "group", required=True, metavar="GROUP", help="The handler group to report on.")
+@click.option("--digest", "digest_name", metavar="NAME",
+              help="Which configured digest (default: the one whose groups include GROUP).")
+@click.option("--period", "day", metavar="YYYY-MM-DD",
+              help="Any day of the period, in the digest's time zone (default: the latest period due).")
+@click.option("--preview", is_flag=True, help="Print the digest's HTML to stdout; send nothing.")
+@click.option("--text", "as_text", is_flag=True, help="With --preview: print the plain-text part instead.")
+@click.option("--send", is_flag=True, help="Queue the email to each recipient who has not had this period.")
+@click.option("--force", is_flag=True, help="Send to every recipient again, even those who had it.")
+def digest_command(config_path: str | None, group: str, digest_name: str | None, day: str | None,
+                   preview: bool, as_text: bool, send: bool, force: bool) -> None:
+    """Build a manager digest for one handler group: preview it, or send it.
+
+    A daily digest covers one calendar day in its time zone, a weekly one the 7 days from its
+    send day. Each recipient gets a period once: --send again (or the scheduler) sends nothing
+    new, --force sends again. A running worker delivers what --send queues.
+    """
+    if preview == (send or force):
+        raise click.UsageError("give --preview, or --send (with --force to send again)")
+    settings = _settings(config_path)
+    digest = _digest_for(settings, group, digest_name, preview=preview)
+    first_day = None
+    if day:
+        try:
+            first_day = date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date like 2026-11-23", param_hint="--period") from None
+
+    async def work(app: Any) -> Any:
+        period = (digest_schedule.period_containing(digest, first_day) if first_day
+                  else digest_schedule.latest_due(digest, app.clock.now()))
+        if preview:
+            return await app.digest_preview(digest, group, period, text=as_text)
+        return await app.digest_send(digest, group, period, force=force)
+
+    result = _with_app(settings, work)
+    if preview:
+        click.echo(result, nl=False)
+        return
+    what = f"{digest.name} digest for {group}, {result.period.first_day.isoformat()}"
+    if result.queued:
+        click.echo(f"{what}: queued for {', '.join(result.queued)}. A running worker sends it.")
+    if result.already:
+        click.echo(f"{what}: already sent to {', '.join(result.already)} (--force sends it again).")
+
+
+def _digest_for(settings: Settings, group: str, name: str | None, *, preview: bool) -> Any:
+    """The configured digest that reports on ``group`` (or the one named); for a preview
+    without one, a daily digest in the group's business-hours time zone."""
+    from bot.config.schema import Digest
+    from bot.core.sla import calendar_hours
+
+    if settings.group_by_name(group) is None:
+        known = ", ".join(g.name for g in settings.handler_groups)
+        raise click.BadParameter(f"no handler group {group!r} (configured: {known})", param_hint="--group")
+    covering = [d for d in settings.digests if name in (None, d.name)
+                and group in digest_schedule.group_names(settings, d)]
+    if name is not None and not covering:
+        raise click.BadParameter(f"no digest {name!r} reports on {group!r}", param_hint="--digest")
+    if covering:
+        return covering[0]
+    if not preview:
+        raise click.UsageError(f"no digest in the config reports on {group!r}: add one under `digests` "
+                               "(name, at, timezone, recipients, groups) to send it")
+    return Digest(name="preview", at="08:00", timezone=calendar_hours(settings, group).timezone,
+                  recipients=[settings.email_out.from_address])
 
 
 @main.command("reprocess")

@@ -41,7 +41,8 @@ class SlackCall:
 
 @dataclass
 class FakeSlack:
-    """A small Slack Web API: chat.*, conversations.*, auth.test, users.info, users.getPresence.
+    """A small Slack Web API: chat.* (with getPermalink), conversations.*, auth.test, users.info,
+    users.getPresence.
 
     Strict where a mistake would otherwise go unseen: a ``thread_ts`` must be the ``ts`` of a
     top-level message posted in that same channel, and ``chat.update`` needs a ``ts`` it knows.
@@ -240,6 +241,13 @@ class FakeSlack:
         message = {"ts": ts, **{k: v for k, v in args.items() if k != "channel"}}
         self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_id(args["channel"])
+        if not any(m["ts"] == args["message_ts"] for m in self.messages.get(channel, [])):
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel,
+                "permalink": f"https://deskbell-test.slack.com/archives/{channel}/p{args['message_ts'].replace('.', '')}"}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(args["channel"])

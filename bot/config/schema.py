@@ -523,8 +523,13 @@ class WeightConfig(_Model):
     bad_contact_points: int = -10
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class Digest(_Model):
-    """One of ``digests``: a summary email sent at ``at`` in ``timezone``."""
+    """One of ``digests``: a summary email per handler group, sent at ``at`` in ``timezone``.
+    A daily digest covers the previous calendar day there; a weekly one is sent on ``day`` and
+    covers the 7 days before it."""
 
     name: Name
     at: HHMM
@@ -532,6 +537,8 @@ class Digest(_Model):
     recipients: list[Email] = Field(min_length=1)
     groups: list[str] = Field(default_factory=list)  # [] = every handler group
     period: Literal["daily", "weekly"] = "daily"
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"  # weekly: the day it is sent
+    top: int = Field(5, ge=1, le=50)  # tickets in each "heaviest"/"oldest"/"waiting" list
 
     @property
     def zone(self) -> ZoneInfo:

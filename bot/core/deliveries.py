@@ -112,12 +112,22 @@ def _still_ours(item_id: int, attempts: int):
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """What a sender may return instead of a bare remote id: the id, and where people open
+    what was delivered (a Slack card's permalink, which digests link to)."""
+
+    remote_id: str | None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
 class Delivered:
     """One successful send, as the sender reported it."""
 
     item_id: int
     attempts: int  # which claim of the item this result belongs to
     remote_id: str | None
+    link: str | None = None
 
 
 async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) -> None:
@@ -144,9 +154,10 @@ async def mark_sent(db: Database, results: list[Delivered], *, now: datetime) ->
             return
         outbox = m.OutboxItem.__table__
         await s.execute(update(outbox).where(outbox.c.id == bindparam("item"))
-                        .values(status="sent", remote_id=bindparam("remote"), sent_at=now,
+                        .values(status="sent", remote_id=bindparam("remote"),
+                                remote_link=bindparam("link"), sent_at=now,
                                 lease_until=None, last_error=None),
-                        [{"item": d.item_id, "remote": d.remote_id} for d in mine])
+                        [{"item": d.item_id, "remote": d.remote_id, "link": d.link} for d in mine])
         messages = [(ours[(d.item_id, d.attempts)], d.remote_id) for d in mine
                     if ours[(d.item_id, d.attempts)] is not None]
         if messages:

@@ -21,6 +21,7 @@ from bot.core.views import (
     CardView,
     MessageView,
     OutgoingEmail,
+    OutgoingMail,
     QuarantineView,
     TicketView,
     snapshot,
@@ -39,6 +40,8 @@ NOTICE = "notice"  # payload: destination (a channel or a person), text
 QUARANTINE_NOTICE = "quarantine.notice"  # payload: destination, item
 # Customer-facing intents (the channel says how: "email" or "sms").
 CUSTOMER_MESSAGE = "customer.message"  # email payload: from, to, mail; sms payload: from, to, body
+# Mail to people who are not a ticket's customer (managers' digests).
+MAIL = "mail"  # payload: from, to, mail (an OutgoingMail)
 
 
 def enqueue(s: AsyncSession, *, channel: str, kind: str, payload: dict[str, Any], now: datetime,
@@ -218,4 +221,11 @@ def customer_email(s: AsyncSession, *, ticket_id: int, message_id: int, sender: 
                    mail: OutgoingEmail, now: datetime) -> m.OutboxItem:
     return enqueue(s, channel="email", kind=CUSTOMER_MESSAGE, ticket_id=ticket_id,
                    message_id=message_id, ordering_key=f"email:t{ticket_id}", now=now,
+                   payload={"from": sender, "to": [mail.to_address], "mail": snapshot(mail)})
+
+
+def mail(s: AsyncSession, *, mail: OutgoingMail, sender: str, now: datetime) -> m.OutboxItem:
+    """Send ``mail`` by email; ``sender`` is the address its bounces are about (From stays
+    the mail's own)."""
+    return enqueue(s, channel="email", kind=MAIL, now=now,
                    payload={"from": sender, "to": [mail.to_address], "mail": snapshot(mail)})

@@ -3,7 +3,9 @@
 Jobs, in order: reply locks that expired leave their cards; SLA targets missed are announced
 (the group channel, the assignee, the card) and escalated a while later; idle tickets are
 flagged; resolved tickets close themselves after ``tickets.auto_close_resolved_after_days``
-with a notice to the customer; follow-up and action-required dates remind in the thread.
+with a notice to the customer; follow-up and action-required dates remind in the thread;
+managers' digests whose time has come are queued (``core.digest_delivery``, once per
+recipient, group and period).
 
 Each job reads only the tickets whose moment has come (an indexed instant on the ticket), a
 batch per transaction, and marks what it did in that same transaction as its outbox intents:
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import groups, intents, lifecycle, sla
+from bot.core import digest_delivery, groups, intents, lifecycle, sla
 from bot.core.customer_mail import send_to_customer
 from bot.core.customer_sms import send_sms
 from bot.core.desk import Desk
@@ -49,6 +51,7 @@ async def run_pass(desk: Desk, *, now: datetime | None = None) -> dict[str, int]
     done = {ADOPT: await _adopt_once(desk, now)} if not await _adopted(desk) else {}
     for name, (due, handle) in JOBS.items():
         done[name] = await _sweep(desk, now, due(desk, now), handle)
+    done[DIGESTS] = await digest_delivery.send_due(desk, now=now)
     await _record(desk, done, now)
     if any(done.values()):
         log.info("scheduler pass at %s: %s", now.isoformat(),
@@ -57,6 +60,7 @@ async def run_pass(desk: Desk, *, now: datetime | None = None) -> dict[str, int]
 
 
 ADOPT = "adopt_open_tickets"
+DIGESTS = "digests"
 
 
 async def _adopted(desk: Desk) -> bool:
@@ -92,7 +96,8 @@ async def _record(desk: Desk, done: dict[str, int], now: datetime) -> None:
     """Each job's last run, in one transaction (one disk flush a pass)."""
     async with desk.db.transaction() as s:
         insert = upsert.insert_for(s, m.SchedulerJob).values(
-            [{"name": name, "last_run_at": now, "detail": f"{count} ticket(s)"} for name, count in done.items()])
+            [{"name": name, "last_run_at": now, "detail": f"{count} {'mail' if name == DIGESTS else 'ticket'}(s)"}
+             for name, count in done.items()])
         await s.execute(insert.on_conflict_do_update(
             index_elements=["name"], set_={"last_run_at": insert.excluded.last_run_at,
                                            "detail": insert.excluded.detail}))

@@ -214,6 +214,23 @@ class OutgoingEmail:
 
 
 @dataclass(frozen=True)
+class OutgoingMail:
+    """An email to someone who is not a ticket's customer (a manager's digest): the template
+    pair ``templates/<template>.txt.j2`` and ``.html.j2`` rendered with ``values``. The email
+    sender turns it into MIME without knowing what it is about."""
+
+    template: str
+    values: dict[str, Any]
+    to_address: str
+    subject: str
+    message_id: str
+    date: datetime
+    auto_submitted: str | None = "auto-generated"  # RFC 3834: no person wrote it
+    from_name: str | None = None  # None: email_out.from_name
+    from_address: str | None = None  # None: email_out.from_address
+
+
+@dataclass(frozen=True)
 class QuarantineView:
     id: int
     reason: str

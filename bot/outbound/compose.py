@@ -1,8 +1,10 @@
-"""Customer email: jinja2 templates → one RFC 5322 message (text + HTML alternative).
+"""Email: jinja2 templates → one RFC 5322 message (text + HTML alternative).
 
-Pure rendering, called by the email sender: no SMTP, no clock, no database. What the mail
-says and its threading headers come ready-made in ``OutgoingEmail`` (core decided them when
-the intent was recorded); this module only writes them as MIME.
+Pure rendering, called by the email sender (and ``deskbell digest --preview``): no SMTP, no
+clock, no database. What a mail says and its headers come ready-made in ``OutgoingEmail`` (a
+ticket's customer mail, with its threading) or ``OutgoingMail`` (any other mail: a template
+and its values); core decided them when the intent was recorded. This module only writes
+them as MIME.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from email.mime.text import MIMEText
 from email import policy
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
 
-from bot.core.views import OutgoingEmail
+from bot.core.views import OutgoingEmail, OutgoingMail
+from bot.outbound.filters import FILTERS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SMTP_LEGACY = compat32.clone(linesep="\r\n")
@@ -31,11 +35,13 @@ _UTF8_QP.body_encoding = charset.QP
 
 def template_environment(directory: Path = TEMPLATES) -> jinja2.Environment:
     # Autoescape only the HTML templates: customer text is escaped there, kept as is in text.
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True)
+    env.filters.update(FILTERS)
+    return env
 
 
 def one_line(value: str) -> str:
@@ -89,38 +95,63 @@ class EmailComposer:
         context = {"ticket": mail.ticket, "mail": mail, "from_name": mail.from_name or self.from_name,
                    "text": mail.text, "staff_name": mail.staff_name, "group": mail.group,
                    "history": mail.history, "first_message": mail.first_message}
-        base = f"email/customer/{mail.template}"
-        text = self.env.get_template(f"{base}.txt.j2").render(context)
-        html = self.env.get_template(f"{base}.html.j2").render(context)
-
-        # The legacy (compat32) API builds the same message several times faster than the
-        # header-registry policy; every customer mail passes through here.
-        msg = MIMEMultipart("alternative")
-        msg["From"] = formataddr((one_line(mail.from_name or self.from_name),
-                                  mail.from_address or self.from_address), charset="utf-8")
-        msg["To"] = _address(one_line(mail.to_name), one_line(mail.to_address))
+        text, html = self.render(f"email/customer/{mail.template}", context)
+        msg = self._multipart(text, html, to_name=mail.to_name, to_address=mail.to_address,
+                              from_name=mail.from_name, from_address=mail.from_address,
+                              subject=mail.subject, date=mail.date, message_id=mail.message_id,
+                              auto_submitted=mail.auto_submitted)
         if mail.reply_to:
             msg["Reply-To"] = mail.reply_to
-        # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8).
-        international = not mail.to_address.isascii()
-        subject = one_line(mail.subject)
-        msg["Subject"] = subject if international else _subject(subject)  # SMTPUTF8 folds its own
-        msg["Date"] = format_datetime(mail.date)
-        msg["Message-ID"] = f"<{mail.message_id}>"
         if mail.in_reply_to and len(mail.in_reply_to) <= MAX_ID_IN_HEADER:
             msg["In-Reply-To"] = f"<{mail.in_reply_to}>"
         references = [r for r in mail.references if len(r) <= MAX_ID_IN_HEADER]
         if references:
             # One id per folded line keeps long chains under the 998-octet line limit.
             msg["References"] = "\r\n ".join(f"<{r}>" for r in references)
-        if mail.auto_submitted:
+        msg["X-Deskbell-Ticket"] = str(mail.ticket.number)
+        return self._written(msg, mail.to_address)
+
+    def mail(self, mail: OutgoingMail) -> str:
+        """Any other mail (a digest): its template pair rendered with its values."""
+        text, html = self.render(mail.template, mail.values)
+        msg = self._multipart(text, html, to_name="", to_address=mail.to_address,
+                              from_name=mail.from_name, from_address=mail.from_address,
+                              subject=mail.subject, date=mail.date, message_id=mail.message_id,
+                              auto_submitted=mail.auto_submitted)
+        return self._written(msg, mail.to_address)
+
+    def render(self, template: str, context: dict) -> tuple[str, str]:
+        """The text and HTML of ``templates/<template>.txt.j2`` and ``.html.j2``."""
+        return (self.env.get_template(f"{template}.txt.j2").render(context),
+                self.env.get_template(f"{template}.html.j2").render(context))
+
+    def _multipart(self, text: str, html: str, *, to_name: str, to_address: str, from_name: str | None,
+                   from_address: str | None, subject: str, date: datetime, message_id: str,
+                   auto_submitted: str | None) -> MIMEMultipart:
+        # The legacy (compat32) API builds the same message several times faster than the
+        # header-registry policy; every customer mail passes through here.
+        msg = MIMEMultipart("alternative")
+        msg["From"] = formataddr((one_line(from_name or self.from_name), from_address or self.from_address),
+                                 charset="utf-8")
+        msg["To"] = _address(one_line(to_name), one_line(to_address))
+        subject = one_line(subject)
+        # RFC 6532: a non-ASCII address stays raw UTF-8 in the header (sent over SMTPUTF8),
+        # whose policy folds the subject itself.
+        msg["Subject"] = subject if not to_address.isascii() else _subject(subject)
+        msg["Date"] = format_datetime(date)
+        msg["Message-ID"] = f"<{message_id}>"
+        if auto_submitted:
             # RFC 3834 §5: mark automatic mail so other robots don't answer it.
-            msg["Auto-Submitted"] = mail.auto_submitted
+            msg["Auto-Submitted"] = auto_submitted
             # Exchange/Outlook: don't send us out-of-office notices about this mail.
             msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Deskbell-Loop"] = self.loop_marker
-        msg["X-Deskbell-Ticket"] = str(mail.ticket.number)
         msg.attach(MIMEText(text, "plain", _UTF8_QP))
         msg.attach(MIMEText(html, "html", _UTF8_QP))
+        return msg
+
+    @staticmethod
+    def _written(msg: MIMEMultipart, to_address: str) -> str:
         # as_string() would not fold at all (its maxheaderlen defaults to 0): fold at 78.
+        international = not to_address.isascii()
         return msg.as_string(policy=SMTP_UTF8 if international else SMTP_LEGACY, maxheaderlen=78)

@@ -1,6 +1,7 @@
 """Outbox sender for the ``email`` channel: composes the intent's mail (MIME, through
-``compose``) and hands it to the configured relay (aiosmtplib), with the mail's own return
-path as envelope sender (``envelope_sender``).
+``compose``: a customer's ticket mail, or any other mail made from a template) and hands it to
+the configured relay (aiosmtplib), with the mail's own return path as envelope sender
+(``envelope_sender``).
 
 Returns the relay's queue id when it names one. 4xx and network trouble → ``DeliveryFailed``
 (retry); 5xx → ``DeliveryRejected``. Must not choose recipients, decide what a mail says or
@@ -18,7 +19,7 @@ import aiosmtplib
 from bot.core import intents
 from bot.core.threader import return_path
 from bot.core.errors import DeliveryFailed, DeliveryRejected
-from bot.core.views import OutboxView, OutgoingEmail, restore
+from bot.core.views import OutboxView, OutgoingEmail, OutgoingMail, restore
 from bot.outbound.compose import EmailComposer
 
 # "2.0.0 Ok: queued as 4Xk2Lq0Vz3z9" (Postfix) / "OK id=1rXyZ-000123-4A" (Exim) → the id
@@ -53,10 +54,13 @@ class EmailSender:
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
 
     async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
-        if item.kind != intents.CUSTOMER_MESSAGE:
-            raise DeliveryRejected(f"the email sender cannot deliver a {item.kind!r} intent")
         payload = item.payload
-        message = self.composer.customer_email(restore(OutgoingEmail, payload["mail"]))
+        if item.kind == intents.CUSTOMER_MESSAGE:
+            message = self.composer.customer_email(restore(OutgoingEmail, payload["mail"]))
+        elif item.kind == intents.MAIL:
+            message = self.composer.mail(restore(OutgoingMail, payload["mail"]))
+        else:
+            raise DeliveryRejected(f"the email sender cannot deliver a {item.kind!r} intent")
         if len(message) > self.max_message_bytes:
             raise DeliveryRejected(f"message of {len(message)} bytes exceeds email_out.max_message_bytes")
         data = message.encode("utf-8")

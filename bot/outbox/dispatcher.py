@@ -32,7 +32,7 @@ BUSY_FLOOR_SECONDS = 0.25
 class Sender(Protocol):
     channel: str
 
-    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None: ...
+    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | outbox.Receipt | None: ...
 
 
 class Dispatcher:
@@ -158,7 +158,8 @@ class Dispatcher:
             refs = await outbox.resolve_refs(self.db, item.payload.get("refs") or {})
             if refs is None:
                 raise DeliveryRejected("the message it belongs to was never delivered")
-            remote_id = await sender.send(item, refs)
+            sent = await sender.send(item, refs)
+            receipt = sent if isinstance(sent, outbox.Receipt) else outbox.Receipt(sent)
         except DeliveryRejected as exc:
             await self._fail(item, str(exc), retry_in=None)
         except DeliveryFailed as exc:
@@ -177,9 +178,10 @@ class Dispatcher:
             await self._fail(item, f"{type(exc).__name__}: {exc}", retry_in=retry_in)
         else:
             # Results of sends finishing together share one transaction (and one disk flush).
-            await self._results.submit(outbox.Delivered(item.id, item.attempts, remote_id))
+            await self._results.submit(outbox.Delivered(item.id, item.attempts, receipt.remote_id,
+                                                         receipt.link))
             log.info("outbox sent id=%s kind=%s ticket=%s remote=%s attempts=%s", item.id,
-                     item.kind, item.ticket_number, remote_id, item.attempts)
+                     item.kind, item.ticket_number, receipt.remote_id, item.attempts)
 
     async def _fail(self, item: OutboxView, error: str, *, retry_in: float | None) -> None:
         notice = None

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import intents
+from bot.core.deliveries import Receipt
 from bot.core.errors import DeliveryFailed, DeliveryRejected
 from bot.core.views import CardView, MessageView, OutboxView, QuarantineView, TicketView, restore
 from bot.slack import blocks
@@ -118,7 +119,7 @@ class SlackSender:
         self.client = client
         self._channel_ids: dict[str, str] = {}
 
-    async def send(self, item: OutboxView, refs: dict[str, str]) -> str:
+    async def send(self, item: OutboxView, refs: dict[str, str]) -> str | Receipt:
         render = RENDER.get(item.kind)
         if render is None:
             raise DeliveryRejected(f"the Slack sender cannot show a {item.kind!r} intent")
@@ -130,9 +131,23 @@ class SlackSender:
                 found = await self._find_posted(args, item)
                 if found:
                     log.info("slack post found after uncertain attempt outbox=%s", item.id)
-                    return found
+                    return await self._with_link(item, found)
         data = await self._call(method, args)
-        return remote_id(data.get("channel", args.get("channel")), data.get("ts", ""))
+        return await self._with_link(item, remote_id(data.get("channel", args.get("channel")), data.get("ts", "")))
+
+    async def _with_link(self, item: OutboxView, remote: str) -> str | Receipt:
+        """A card's permalink, asked for once when it is posted (digests link to it). The post
+        went out whatever happens here: a failure falls back to the archive link, which Slack
+        redirects to the workspace."""
+        if item.kind != intents.CARD:
+            return remote
+        channel, ts = _split(remote)
+        try:
+            data = await self._call("chat.getPermalink", {"channel": channel, "message_ts": ts})
+        except (DeliveryFailed, DeliveryRejected) as exc:
+            log.warning("no permalink for outbox=%s: %s", item.id, exc)
+            data = {}
+        return Receipt(remote, data.get("permalink") or permalink(remote))
 
     async def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -125,6 +125,11 @@ class Ticket(Base):
         Index("ix_tickets_follow_up", "follow_up_reminded_at", "follow_up_at"),
         Index("ix_tickets_action_required", "action_required_reminded_at", "action_required_at"),
         Index("ix_tickets_lock_expiry", "lock_expires_at"),
+        # Digests: what was created, answered or fell due in a period.
+        Index("ix_tickets_group_created", "group_id", "created_at"),
+        Index("ix_tickets_first_response", "first_response_at"),
+        Index("ix_tickets_first_response_due", "first_response_due_at"),
+        Index("ix_tickets_resolution_due", "resolution_due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)  # shown to people as #N
     subject: Mapped[str] = mapped_column(String(998), default="")
@@ -293,6 +298,7 @@ class Event(Base):
     """The audit log: every change to a ticket, with who made it."""
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_kind_created", "kind", "created_at"),)  # digests' periods
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -331,6 +337,8 @@ class OutboxItem(Base):
     # The sender's id for what it delivered (a Slack message, a relay queue id, a Twilio SID),
     # in a format only that sender reads.
     remote_id: Mapped[str | None] = mapped_column(String(200))
+    # Where people can open what was delivered (a Slack card's permalink), when the sender says.
+    remote_link: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
 
@@ -421,6 +429,22 @@ class CannedResponse(Base):
     text: Mapped[str] = mapped_column(Text)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[datetime]
+
+
+class DigestSend(Base):
+    """One digest email recorded for one recipient, group and period: the row is written in the
+    transaction that queues the mail, so a period is sent once however often it is asked for
+    (``--force`` sends it again and counts it)."""
+
+    __tablename__ = "digest_sends"
+    digest: Mapped[str] = mapped_column(String(100), primary_key=True)
+    group: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    times: Mapped[int] = mapped_column(Integer, default=1)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # the latest mail
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class SchedulerJob(Base):
