@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -19,7 +19,7 @@ from tests.test_process import cli
 
 COMMANDS = [[], ["run"], ["smtp"], ["web"], ["worker"], ["check"], ["db"], ["db", "upgrade"],
             ["tickets"], ["tickets", "list"], ["tickets", "show"], ["outbox"], ["outbox", "list"],
-            ["outbox", "retry"], ["reprocess"], ["tick"], ["imap"]]
+            ["outbox", "retry"], ["reprocess"], ["tick"], ["imap"], ["digest"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "deskbell")
@@ -89,7 +89,11 @@ async def test_tickets_show_json_follows_the_contract(tmp_path, app_settings, fa
 async def test_tick_makes_one_pass_as_of_the_given_instant(tmp_path, fake_slack, relay):
     path = tmp_path / "deskbell.yaml"
     data = settings_dict(tmp_path, slack_url=fake_slack.url, relay_port=relay.port,
-                         tickets={"idle_after_minutes": 60})
+                         tickets={"idle_after_minutes": 60},
+                         # Due an hour from now: the running app sends the one before, the pass
+                         # two hours later this one.
+                         digests=[{"name": "daily", "recipients": ["boss@example.com"],
+                                   "at": (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%H:%M")}])
     path.write_text(yaml.safe_dump(data))
     async with running(Settings.model_validate(data)) as app:
         await deliver(app, mail())
@@ -97,9 +101,10 @@ async def test_tick_makes_one_pass_as_of_the_given_instant(tmp_path, fake_slack,
     later = (opened.replace(microsecond=0) + timedelta(hours=2)).isoformat()
     done = await asyncio.to_thread(cli, "tick", "--now", later, "--config", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"as of {later}" in done.stdout and "idle 1" in done.stdout
+    # The digest that fell due in between, one per group (support, sales), to its one recipient.
+    assert f"as of {later}" in done.stdout and "idle 1" in done.stdout and "digests 2" in done.stdout
     again = await asyncio.to_thread(cli, "tick", "--now", later, "--config", str(path), cwd=tmp_path)
-    assert "idle 0" in again.stdout  # the same instant again: nothing twice
+    assert "idle 0" in again.stdout and "digests 0" in again.stdout  # the same instant again: nothing twice
     shown = await asyncio.to_thread(cli, "tickets", "show", "1", "--json", "--config", str(path), cwd=tmp_path)
     assert [e["kind"] for e in json.loads(shown.stdout)["events"]].count("idle") == 1
     for bad in ("yesterday", "2026-12-01T09:00:00"):

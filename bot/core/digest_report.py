@@ -46,6 +46,7 @@ from bot.core.lifecycle import OPEN_STATUSES
 from bot.store import models as m
 
 CHART_DAYS = 7
+CHUNK = 5000  # ids per IN (...) list
 FINISHED = ("resolved", "closed")
 STATUS_WORDS = {"new": "New", "open": "Open", "waiting": "Waiting on customer", "on_hold": "On hold"}
 
@@ -246,7 +247,13 @@ async def _verdicts(s: AsyncSession, group_id: int, since: datetime, end: dateti
         t.group_id == group_id,
         or_(within(t.first_response_at), within(t.first_response_due_at), within(t.resolution_due_at),
             and_(t.status.in_(FINISHED), within(t.resolved_at)))))).all()
-    return [_Verdicts.of(row, now) for row in rows]
+    by_staff: set[int] = set()
+    ids = [row.id for row in rows]
+    for chunk in range(0, len(ids), CHUNK):
+        by_staff.update(ticket_id for ticket_id, data in (await s.execute(select(m.Event.ticket_id, m.Event.data).where(
+            m.Event.kind == "created", m.Event.ticket_id.in_(ids[chunk:chunk + CHUNK])))).all()
+            if data.get("by_staff"))
+    return [_Verdicts.of(row, now, staff_opened=row.id in by_staff) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -259,9 +266,8 @@ class _Verdicts:
     row: Any
 
     @classmethod
-    def of(cls, r: Any, now: datetime) -> "_Verdicts":
+    def of(cls, r: Any, now: datetime, *, staff_opened: bool) -> "_Verdicts":
         running = r.sla_paused_at is None
-        staff_opened = r.first_response_at is not None and r.first_response_at == r.created_at
         first = None if staff_opened else _verdict(r.first_response_at, r.first_response_due_at,
                                                     r.first_response_alerted_at, running, now)
         finished = r.resolved_at if r.status in FINISHED else None
@@ -355,10 +361,10 @@ async def _backlog(s: AsyncSession, group_id: int, *, instants: tuple[datetime, 
         or_(m.Ticket.status.in_(OPEN_STATUSES), m.Ticket.id.in_(changed))))).all()
     history: dict[int, list[Any]] = defaultdict(list)
     ids = [t.id for t in tickets]
-    for chunk in range(0, len(ids), 5000):
+    for chunk in range(0, len(ids), CHUNK):
         for e in (await s.execute(select(m.Event.ticket_id, m.Event.kind, m.Event.created_at, m.Event.data)
                                   .where(m.Event.kind.in_(("status", "priority")),
-                                         m.Event.ticket_id.in_(ids[chunk:chunk + 5000]))
+                                         m.Event.ticket_id.in_(ids[chunk:chunk + CHUNK]))
                                   .order_by(m.Event.id))).all():
             history[e.ticket_id].append(e)
     result = []
