@@ -19,6 +19,7 @@ MANIFEST = ROOT / "deploy" / "slack-app-manifest.yaml"
 SCOPES = {
     "chat.postMessage": {"chat:write"}, "chat.update": {"chat:write"},
     "chat.postEphemeral": {"chat:write"},
+    "chat.getPermalink": set(),  # needs no scope of its own
     "conversations.history": {"channels:history", "groups:history"},
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.list": {"channels:read", "groups:read"},
