@@ -326,7 +326,8 @@ def outbox_retry(config_path: str | None, ids: tuple[int, ...]) -> None:
                    "default: now.")
 def tick_command(config_path: str | None, at: str | None) -> None:
     """Make one scheduler pass and exit: reply locks that expired, SLA breaches and escalations,
-    idle tickets, resolved tickets due to close, follow-up and action-required reminders.
+    idle tickets, resolved tickets due to close, follow-up and action-required reminders,
+    managers' digests whose time has come.
 
     A pass repeated for the same instant sends nothing twice. A running worker sends the
     Slack posts and emails it queues.
