@@ -39,5 +39,6 @@ async def test_the_digest_fits_640_pixels_and_draws_its_chart(tmp_path, fake_sla
         bar_widths = await page.evaluate(
             "[...document.querySelectorAll('#chart td.bar')].map(td => td.getBoundingClientRect().width)")
         assert all(w > 0 for w in bar_widths) and max(bar_widths) > 2 * min(bar_widths)
+        assert await page.count("#chart table.sla-bar") == 2  # the days with an SLA verdict
         assert await page.count("img") == 0  # the customer's image tag is text
         assert page.blocked == []

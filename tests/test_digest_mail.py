@@ -78,6 +78,9 @@ async def test_the_digest_reaches_the_relay_as_text_and_html_with_its_headers(tm
     # Customer text is escaped in the HTML; nothing is fetched from elsewhere, no script runs.
     assert "&lt;b&gt;Résumé&lt;/b&gt;" in html and "<b>Résumé" not in html
     assert "<script" not in html.lower() and " src=" not in html and "url(" not in html
+    # What mail clients render alike: inline styles on tables, no layout CSS they drop.
+    assert "<link" not in html and not re.search(r"display:\s*(flex|grid)|position:|float:", html)
+    assert 'id="digest" class="card" width="100%"' in html and "max-width:640px" in html
     assert 'id="chart"' in html and "http://" not in html
 
 
