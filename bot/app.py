@@ -30,7 +30,7 @@ from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.config.schema import Digest
-from bot.core import availability, deliveries, digest_delivery, groups, reports, scheduler, spool
+from bot.core import attachment_files, availability, deliveries, digest_delivery, groups, reports, scheduler, spool
 from bot.core.desk import Desk
 from bot.core.digest_schedule import Period
 from bot.core.views import snapshot
@@ -46,8 +46,9 @@ from bot.outbound.sms import SmsSender
 from bot.outbox.dispatcher import Dispatcher, Sender
 from bot.slack.listeners import AckFirst, build_bolt_app
 from bot.slack.presence import PresencePoller
-from bot.slack.sender import SlackSender, make_client
+from bot.slack.sender import Files, SlackSender, make_client
 from bot.store import migrate, notify
+from bot.store.blobstore import BlobStore
 from bot.store.db import Database
 from bot.store.leader import Leadership
 from bot.store.notify import Listener
@@ -71,7 +72,8 @@ class Deskbell:
     def __init__(self, settings: Settings, *, clock: Clock, environ: Mapping[str, str] | None = None) -> None:
         self.settings, self.clock = settings, clock
         self.db = Database(settings.database.url, **settings.database.engine_options)
-        self.desk = Desk(db=self.db, settings=settings, clock=clock)
+        self.desk = Desk(db=self.db, settings=settings, clock=clock,
+                         files=BlobStore(settings.attachments.store, settings.attachments.directory))
         self.listening = Listening()
         self.ack_first = AckFirst()
         self._stop = asyncio.Event()
@@ -115,7 +117,10 @@ class Deskbell:
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),
             timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
         if slack is not None:
-            senders["slack"] = SlackSender(slack)
+            senders["slack"] = SlackSender(slack, files=Files(
+                read=lambda sha256: attachment_files.read_bytes(self.desk, sha256),
+                link=lambda attachment_id: attachment_files.link_for(s, attachment_id, now=self.clock.now()),
+                max_upload_bytes=s.slack.max_upload_bytes, upload=s.slack.upload_files))
         if s.twilio.account_sid and s.twilio.auth_token.get_secret_value():
             senders["sms"] = SmsSender(account_sid=s.twilio.account_sid,
                                        auth_token=s.twilio.auth_token.get_secret_value(),
@@ -359,7 +364,8 @@ class Deskbell:
                             max_body_bytes=w.max_body_bytes,
                             metrics_token=w.metrics_token.get_secret_value(),
                             twilio_sms=twilio.sms if twilio else None,
-                            twilio_status=twilio.status if twilio else None)
+                            twilio_status=twilio.status if twilio else None,
+                            files=lambda *link: attachment_files.download(self.desk, *link))
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False,
                                 limit_concurrency=w.max_connections,
                                 timeout_keep_alive=w.keepalive_timeout_seconds,

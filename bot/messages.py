@@ -23,6 +23,7 @@ class Attachment:
     inline: bool = False
     withheld_size: int | None = None  # set when the bytes were not kept (over a limit): their size
     source_url: str | None = None  # the bytes are still there, to be fetched (MMS media)
+    content_id: str | None = None  # how an HTML body refers to it (cid:…), without the <>
 
     @property
     def withheld(self) -> bool:

@@ -15,6 +15,8 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
 
 from slack_sdk import signature
 from starlette.applications import Starlette
@@ -39,7 +41,8 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   slack_signing_secret: str = "", clock: Clock | None = None,
                   max_body_bytes: int = 1048576, metrics_token: str = "",
                   twilio_sms: TwilioHandler | None = None,
-                  twilio_status: TwilioHandler | None = None) -> ASGIApp:
+                  twilio_status: TwilioHandler | None = None,
+                  files: FileHandler | None = None) -> ASGIApp:
     if slack_handler is not None and not slack_signing_secret:
         raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
     slack_verifier = SlackVerifier(slack_signing_secret, clock or Clock()) if slack_signing_secret else None
@@ -77,9 +80,23 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         # Starlette keeps the body on the request: bolt's adapter reads these same bytes.
         return await slack_handler(request)
 
+    async def file_download(request: Request) -> Response:
+        if files is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        query = request.query_params
+        result = await files(request.path_params["id"], query.get("exp", ""), query.get("sig", ""))
+        if isinstance(result, int):
+            return PlainTextResponse("Forbidden" if result == 403 else "Not Found", status_code=result,
+                                     headers=DOWNLOAD_HEADERS)
+        # Always a download, never a page of ours: a customer's HTML or SVG must not run on
+        # this origin, and a browser must not guess a more dangerous type (nosniff).
+        return Response(result.data, media_type=result.content_type, headers={
+            **DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(result.name)})
+
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/metrics", metrics_endpoint),
-              Route("/slack/events", slack_events, methods=["POST"])]
+              Route("/slack/events", slack_events, methods=["POST"]),
+              Route("/files/{id}", file_download, methods=["GET"])]
     starlette = Starlette(routes=routes)
     # Twilio's webhooks bypass Starlette's middleware and routing: a text's answer is what
     # Twilio waits for, and most of the work per text would otherwise be that stack.
@@ -95,6 +112,17 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
 
 
 TwilioHandler = Callable[[bytes, "str | None", "str | None"], Awaitable[tuple[int, str, str]]]
+# (attachment id, exp, sig) → the file, or the status to answer (403, 404).
+FileHandler = Callable[[str, str, str], Awaitable[Any]]
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+                    "Content-Security-Policy": "default-src 'none'; sandbox", "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY"}
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback name and the real one per RFC 6266 / RFC 5987."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in name) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _twilio_endpoint(handler: TwilioHandler | None) -> ASGIApp:

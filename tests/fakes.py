@@ -97,6 +97,8 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_post("/upload/{id}", self._upload)
+        app.router.add_get("/private/{id}", self._private)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -131,8 +133,8 @@ class FakeSlack:
             args = dict(request.query)
         elif request.content_type == "application/json":
             args = await request.json()
-        else:
-            args = dict(await request.post())
+        else:  # a form, and (as slack_sdk sends some methods) arguments in the query string
+            args = {**dict(request.query), **dict(await request.post())}
         if self.failures and method in self.fail_methods:
             status, headers, body = self.failures.pop(0)
             self.calls.append(SlackCall(method, args, ok=False,
@@ -146,6 +148,12 @@ class FakeSlack:
         if self.post_delay and method == "chat.postMessage":
             await asyncio.sleep(self.post_delay)  # the post lands even if the caller died meanwhile
         result = handler(args)
+        if method == "files.completeUploadExternal" and result.get("ok") and self.lose_upload_answers:
+            # The file is shared in the channel, but the caller never learns it (a dropped
+            # connection, a 5xx from Slack's edge).
+            self.lose_upload_answers -= 1
+            self.calls.append(SlackCall(method, args, ok=False, result={}))
+            return web.Response(status=502, text="Bad Gateway")
         # A copy: a later chat.update edits the stored message, not what this call was answered.
         self.calls.append(SlackCall(method, args, ok=bool(result.get("ok")), result=json.loads(json.dumps(result))))
         return web.json_response(result)
@@ -158,6 +166,9 @@ class FakeSlack:
     # users.getPresence answers: "active" unless set here ("away"); an unknown user is an error.
     presence: dict[str, str] = field(default_factory=dict)
     views_opened: list[dict[str, Any]] = field(default_factory=list)
+    pending_uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lose_upload_answers: int = 0  # completed uploads whose answer is lost (the file is shared)
+    files: dict[str, bytes] = field(default_factory=dict)  # file id → bytes, once an upload completed
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
 
@@ -275,6 +286,61 @@ class FakeSlack:
         page, rest = messages[start:start + limit], messages[start + limit:]
         return {"ok": True, "messages": page, "has_more": bool(rest),
                 "response_metadata": {"next_cursor": str(start + limit) if rest else ""}}
+
+    # ----- files: the upload flow of files_upload_v2, and url_private ----------------------
+
+    def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length", "")).isdigit() or int(args["length"]) < 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self.pending_uploads[file_id] = {"name": args["filename"], "length": int(args["length"]), "data": None}
+        return {"ok": True, "file_id": file_id, "upload_url": self.url.replace("/api/", f"/upload/{file_id}")}
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        pending = self.pending_uploads.get(request.match_info["id"])
+        if pending is None:
+            return web.Response(status=404, text="unknown upload")
+        pending["data"] = await request.read()
+        return web.Response(text="OK - " + str(len(pending["data"])))
+
+    def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args["files"] if isinstance(args["files"], list) else json.loads(args["files"])
+        channel = args.get("channel_id")
+        if channel is not None and channel.startswith("#"):
+            return {"ok": False, "error": "invalid_channel"}  # Slack wants the channel's id here
+        thread_ts = args.get("thread_ts")
+        if thread_ts and not any(m["ts"] == thread_ts and "thread_ts" not in m
+                                 for m in self.messages.get(channel or "", [])):
+            return {"ok": False, "error": "thread_not_found"}
+        shared = []
+        for f in files:
+            pending = self.pending_uploads.pop(f["id"], None)
+            if pending is None or pending["data"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            if len(pending["data"]) != pending["length"]:
+                return {"ok": False, "error": "file_upload_size_mismatch"}
+            self.files[f["id"]] = pending["data"]
+            shared.append({"id": f["id"], "name": pending["name"], "title": f.get("title") or pending["name"],
+                           "size": len(pending["data"]),
+                           "url_private": self.url.replace("/api/", f"/private/{f['id']}")})
+        if channel:
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            self.messages.setdefault(channel, []).append(
+                {"ts": ts, "thread_ts": thread_ts, "files": shared, "upload": True} if thread_ts else
+                {"ts": ts, "files": shared, "upload": True})
+        return {"ok": True, "files": [{"id": s["id"], "title": s["title"]} for s in shared]}
+
+    async def _private(self, request: web.Request) -> web.StreamResponse:
+        """``url_private``: the file's bytes, to the bot's token only (as Slack serves them)."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=302, headers={"Location": "https://slack.com/signin"})
+        data = self.files.get(request.match_info["id"])
+        return web.Response(status=404) if data is None else web.Response(body=data)
+
+    def shared_files(self, card: SlackCall) -> list[dict[str, Any]]:
+        """The files shared in a card's thread, oldest first, each with its bytes as ``data``."""
+        return [{**f, "data": self.files[f["id"]]} for m in self.messages.get(card.channel or "", [])
+                if m.get("thread_ts") == card.ts for f in m.get("files") or []]
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         messages = [m for m in self.messages.get(args["channel"], [])

@@ -301,6 +301,7 @@ class SlackConfig(_Model):
     command: str = "/ticket"
     fallback_channel: Channel = "#helpdesk"
     max_upload_bytes: int = Field(20971520, ge=1)
+    upload_files: bool = True  # false: customers' files appear as signed download links only
     admins: list[SlackUser] = Field(default_factory=list)  # may act on any ticket, lift reply locks
     quarantine_notices_per_hour: int = Field(20, ge=0)  # more are counted, not posted; 0 = none
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import acknowledgements, groups, intents, lifecycle, sender_checks, sms_keywords, spool
+from bot.core import acknowledgements, filetypes, groups, intents, lifecycle, sender_checks, sms_keywords, spool
 from bot.core.desk import Desk
 from bot.core.errors import Contended, Rejected
 from bot.core.spool import SpoolEntry
@@ -28,6 +28,7 @@ from bot.core.views import CardView, MessageView, QuarantineView, TicketView
 from bot.messages import InboundMessage
 from bot.store import models as m
 from bot.store import upsert
+from bot.store.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -280,17 +281,20 @@ class _Openings:
             actor=_actor(o.msg), reply_to=_asked_reply_to(o.msg), door=o.msg.door,
             event_data={"door": o.msg.door})
             for o, group in zip(waiting, chosen)], settings=settings, now=now)
-        messages = await _store_messages(s, [(t, o.msg, o.item.entry, o.contact)
-                                             for t, o in zip(tickets, waiting)], now=now)
+        messages, files = await _store_messages(s, self.desk.files, [(t, o.msg, o.item.entry, o.contact)
+                                                                    for t, o in zip(tickets, waiting)], now=now)
         for o, message in zip(waiting, messages):
             _note_sender_checks(message, o.msg, settings)
         acknowledge: list[tuple[InboundMessage, m.Ticket, TicketView, m.Message]] = []
         for o, group, ticket, message in zip(waiting, chosen, tickets, messages):
             view = await ticket_view(s, ticket, settings=settings, now=now, new=True)
             first = MessageView.of(message, intents.attachment_views(o.msg))
-            intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
-                              destination=groups.card_channel(group, settings),
-                              now=now)
+            card = intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
+                                     destination=groups.card_channel(group, settings),
+                                     now=now)
+            if files.get(message.id):
+                await s.flush()  # the card's id: its thread is where the files go
+                await intents.post_files(s, ticket_id=ticket.id, files=files[message.id], now=now, card=card)
             if ticket.assignee_id is not None:
                 intents.assigned_notice(s, ticket, await s.get_one(m.Staff, ticket.assignee_id), now=now)
             if o.msg.channel == "email":
@@ -307,7 +311,7 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
         # Serialise with staff actions on this ticket, so a status change and this reopening
         # each record what they really changed (SQLite's one writer does this already).
         ticket = await load_ticket(s, ticket.id, for_update=True)
-    [message] = await _store_messages(s, [(ticket, msg, entry, contact)], now=now)
+    [message], files = await _store_messages(s, desk.files, [(ticket, msg, entry, contact)], now=now)
     _note_sender_checks(message, msg, desk.settings)
     await _consider_reply_to(s, ticket, msg, contact, how=how, now=now)
     # An out-of-office answer (RFC 3834 §2), a report or our own mail coming back joins the
@@ -322,6 +326,7 @@ async def _append(s: AsyncSession, desk: Desk, msg: InboundMessage, entry: Spool
     await intents.post_thread_message(s, ticket_id=ticket.id, ticket=view, card=card,
                                       message=MessageView.of(message, intents.attachment_views(msg)),
                                       now=now)
+    await intents.post_files(s, ticket_id=ticket.id, files=files.get(message.id, []), now=now, card=card)
     group = await s.get_one(m.HandlerGroup, ticket.group_id)
     await intents.update_card(s, ticket_id=ticket.id, ticket=view, now=now, card=card,
                               repost_to=groups.card_channel(group, desk.settings))
@@ -362,10 +367,11 @@ def _note_sender_checks(message: m.Message, msg: InboundMessage, settings: Setti
         message.authentication = failed
 
 
-async def _store_messages(s: AsyncSession,
+async def _store_messages(s: AsyncSession, files: BlobStore,
                           received: list[tuple[m.Ticket, InboundMessage, SpoolEntry, m.Contact]], *,
-                          now: datetime) -> list[m.Message]:
-    """The customer messages as ticket entries, with their attachments (files kept once)."""
+                          now: datetime) -> tuple[list[m.Message], dict[int, list[m.AttachmentRow]]]:
+    """The customer messages as ticket entries, with their attachments (files kept once, in
+    the configured store): the messages, and each one's attachment rows by message id."""
     messages = [m.Message(ticket_id=ticket.id, kind="inbound", channel=msg.channel,
                           contact_id=contact.id, sender=_sender_label(msg)[:400],
                           reply_to=msg.reply_to if msg.reply_to and len(msg.reply_to) <= 320 else None,
@@ -377,14 +383,18 @@ async def _store_messages(s: AsyncSession,
                 for ticket, msg, entry, contact in received]
     s.add_all(messages)
     await s.flush()
-    files = [a for _, msg, _, _ in received for a in msg.attachments]
-    if files:
-        await upsert.blobs(s, ((a.sha256, a.data) for a in files if a.sha256 is not None))
-        s.add_all(m.AttachmentRow(message_id=message.id, name=a.name[:255],
-                                  content_type=a.content_type[:255], size=a.size, sha256=a.sha256,
-                                  inline=a.inline, withheld=a.withheld, source_url=a.source_url)
-                  for message, (_, msg, _, _) in zip(messages, received) for a in msg.attachments)
-    return messages
+    rows: dict[int, list[m.AttachmentRow]] = {}
+    kept = [a for _, msg, _, _ in received for a in msg.attachments]
+    if kept:
+        await files.put(s, ((a.sha256, a.data) for a in kept if a.sha256 is not None))
+        for message, (_, msg, _, _) in zip(messages, received):
+            rows[message.id] = [m.AttachmentRow(
+                message_id=message.id, name=a.name[:255], content_type=a.content_type[:255], size=a.size,
+                sha256=a.sha256, inline=a.inline, withheld=a.withheld, source_url=a.source_url,
+                sniffed_type=filetypes.sniff(a.data), content_id=a.content_id) for a in msg.attachments]
+            s.add_all(rows[message.id])
+        await s.flush()
+    return messages, rows
 
 
 def _within_limits(msg: InboundMessage, settings: Settings) -> InboundMessage:

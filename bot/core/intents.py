@@ -36,6 +36,7 @@ CARD_UPDATE = "ticket.card_update"  # payload: card, transferred_to?; refs: card
 THREAD_MESSAGE = "ticket.thread"  # payload: ticket, message; refs: card
 THREAD_NOTICE = "ticket.thread_notice"  # payload: text; refs: card
 THREAD_UPDATE = "ticket.thread_update"  # payload: ticket, message; refs: post (a THREAD_MESSAGE)
+FILE = "ticket.file"  # payload: file (an AttachmentView), ticket number; refs: card
 NOTICE = "notice"  # payload: destination (a channel or a person), text
 QUARANTINE_NOTICE = "quarantine.notice"  # payload: destination, item
 # Customer-facing intents (the channel says how: "email" or "sms").
@@ -111,6 +112,18 @@ async def show_delivery(s: AsyncSession, message_ids: dict[int, tuple[str, str |
         enqueue(s, channel="slack", kind=THREAD_UPDATE, ticket_id=post.ticket_id, now=now,
                 ordering_key=staff_ordering_key(post.ticket_id),
                 payload={"ticket": post.payload["ticket"], "message": message}, refs={"post": post.id})
+
+
+async def post_files(s: AsyncSession, *, ticket_id: int, files: list[m.AttachmentRow], now: datetime,
+                     card: m.OutboxItem | None = None) -> None:
+    """Each file a customer sent, into the card's thread: one intent per file, so each is
+    retried (and delivered once) on its own. Files whose bytes we do not have (withheld, or
+    still to be fetched) are listed with their message instead."""
+    for row in files:
+        if row.withheld or row.sha256 is None:
+            continue
+        await _in_thread(s, ticket_id, FILE, {"file": snapshot(AttachmentView.of(row)), "ticket": ticket_id},
+                         now=now, card=card)
 
 
 async def post_notice_in_thread(s: AsyncSession, *, ticket_id: int, text: str, now: datetime) -> None:

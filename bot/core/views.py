@@ -87,6 +87,18 @@ class AttachmentView:
     size: int
     sha256: str
     withheld: bool = False
+    id: int | None = None  # the stored attachment (its download link names it)
+    sniffed: str | None = None  # the type its bytes show
+    inline: bool = False
+    executable: bool = False  # a program or script: flagged, never previewed
+
+    @classmethod
+    def of(cls, row: m.AttachmentRow) -> "AttachmentView":
+        from bot.core.filetypes import is_executable  # views stay importable without filetype's cost
+
+        return cls(name=row.name, type=row.content_type, size=row.size, sha256=row.sha256 or "",
+                   withheld=row.withheld, id=row.id, sniffed=row.sniffed_type, inline=row.inline,
+                   executable=is_executable(row.name, row.sniffed_type))
 
 
 @dataclass(frozen=True)

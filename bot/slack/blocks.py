@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core.views import CardView, MessageView, QuarantineView, TicketView
+from bot.core.filetypes import extension
+from bot.core.views import AttachmentView, CardView, MessageView, QuarantineView, TicketView
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -278,6 +279,17 @@ def thread_message(ticket: TicketView, message: MessageView) -> dict[str, Any]:
     text = f"#{ticket.number}: {who} {verb}"
     return {"text": trim(escape_mrkdwn(text), MAX_TEXT), "blocks": blocks[:MAX_BLOCKS],
             "unfurl_links": False, "unfurl_media": False}
+
+
+def file_link(file: AttachmentView, link: str | None, why: str) -> dict[str, Any]:
+    """A customer's file that is not uploaded into Slack: its name, size and why, and where
+    to download it (a signed link, when links are configured)."""
+    warning = f"⚠ .{extension(file.name) or 'file'} — a program or script: never opened here. " if file.executable else ""
+    name = escape_mrkdwn(file.name)
+    where = (f"<{escape_mrkdwn(link)}|Download {name}> (the link expires)" if link else
+             "No download link: attachments.link_secret is not set; `deskbell tickets show` lists it")
+    text = f"📎 {warning}*{name}* ({_size(file.size)}, {why}). {where}"
+    return {"text": trim(f"📎 {file.name}", MAX_TEXT), "blocks": [{"type": "section", "text": mrkdwn(text)}]}
 
 
 def notice(text: str) -> dict[str, Any]:

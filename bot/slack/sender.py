@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import intents
 from bot.core.deliveries import Receipt
 from bot.core.errors import DeliveryFailed, DeliveryRejected
-from bot.core.views import CardView, MessageView, OutboxView, QuarantineView, TicketView, restore
+from bot.core.views import AttachmentView, CardView, MessageView, OutboxView, QuarantineView, TicketView, restore
 from bot.slack import blocks
 
 log = logging.getLogger(__name__)
@@ -112,14 +113,28 @@ RENDER: dict[str, Callable[[OutboxView, dict[str, str]], Call]] = {
 }
 
 
+@dataclass(frozen=True)
+class Files:
+    """Where a customer's file comes from, for the ``ticket.file`` intent: its bytes by
+    SHA-256, a signed download link by attachment id (None: links are not configured)."""
+
+    read: Callable[[str], Awaitable[bytes | None]]
+    link: Callable[[int], str | None]
+    max_upload_bytes: int
+    upload: bool = True
+
+
 class SlackSender:
     channel = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, files: Files | None = None) -> None:
         self.client = client
+        self.files = files
         self._channel_ids: dict[str, str] = {}
 
     async def send(self, item: OutboxView, refs: dict[str, str]) -> str | Receipt:
+        if item.kind == intents.FILE:
+            return await self._send_file(item, refs)
         render = RENDER.get(item.kind)
         if render is None:
             raise DeliveryRejected(f"the Slack sender cannot show a {item.kind!r} intent")
@@ -134,6 +149,62 @@ class SlackSender:
                     return await self._with_link(item, found)
         data = await self._call(method, args)
         return await self._with_link(item, remote_id(data.get("channel", args.get("channel")), data.get("ts", "")))
+
+    async def _send_file(self, item: OutboxView, refs: dict[str, str]) -> str:
+        """A customer's file in the card's thread: uploaded (files.getUploadURLExternal, the
+        bytes, files.completeUploadExternal), or, for a program or script, a file over
+        ``slack.max_upload_bytes`` or with uploads off, a post with its signed link."""
+        if self.files is None:
+            raise DeliveryFailed("no file source configured for Slack uploads")
+        channel, ts = _split(refs["card"])
+        file = restore(AttachmentView, item.payload["file"])
+        why = ("a program or script" if file.executable else
+               "empty" if file.size == 0 else  # Slack refuses to upload nothing
+               "larger than Slack takes here" if file.size > self.files.max_upload_bytes else
+               None if self.files.upload else "uploads to Slack are off")
+        if why is not None:
+            content = blocks.file_link(file, self.files.link(file.id) if file.id is not None else None, why)
+            post = {"channel": channel, "thread_ts": ts, **content,
+                    "metadata": {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": item.id}}}
+            if item.uncertain and (found := await self._find_posted(post, item)):
+                return found
+            data = await self._call("chat.postMessage", post)
+            return remote_id(data.get("channel", channel), data.get("ts", ""))
+        # Any earlier attempt may have shared the file before failing (its answer lost, or the
+        # process killed): look first, upload only when it is not there.
+        if (item.uncertain or item.attempts > 1) and (found := await self._find_uploaded(channel, ts, file, item)):
+            log.info("slack upload found after uncertain attempt outbox=%s", item.id)
+            return found
+        content = await self.files.read(file.sha256)
+        if content is None:
+            raise DeliveryRejected(f"the bytes of {file.name!r} are no longer stored")
+        try:
+            response = await self.client.files_upload_v2(
+                content=content, filename=file.name, title=file.name, channel=channel, thread_ts=ts,
+                request_file_info=False)
+        except SlackApiError as exc:
+            raise self._translate(exc) from exc
+        except (SlackRequestError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise DeliveryFailed(f"slack upload failed: {type(exc).__name__}: {exc}") from exc
+        uploaded = (response.get("files") or [{}])[0]
+        return remote_id(channel, f"file:{uploaded.get('id', '')}")
+
+    async def _find_uploaded(self, channel: str, thread_ts: str, file: AttachmentView, item: OutboxView) -> str | None:
+        """A file of this name and size already shared in the thread since the item was
+        recorded: the upload went through before the crash, and is not made twice."""
+        oldest = f"{(item.created_at - CLOCK_SKEW).timestamp():.6f}"
+        cursor = None
+        while True:
+            data = await self._call("conversations.replies", {
+                "channel": channel, "ts": thread_ts, "oldest": oldest, "limit": PAGE,
+                **({"cursor": cursor} if cursor else {})})
+            for message in data.get("messages", []):
+                for shared in message.get("files") or []:
+                    if shared.get("name") == file.name and shared.get("size") == file.size:
+                        return remote_id(channel, f"file:{shared.get('id', '')}")
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     async def _with_link(self, item: OutboxView, remote: str) -> str | Receipt:
         """A card's permalink, asked for once when it is posted (digests link to it). The post

@@ -292,6 +292,10 @@ class AttachmentRow(Base):
     withheld: Mapped[bool] = mapped_column(Boolean, default=False)
     # Where the bytes still wait (an MMS picture on Twilio) until they are fetched.
     source_url: Mapped[str | None] = mapped_column(String(2000))
+    # The type the bytes themselves show (a PNG signature, HTML markup), whatever was declared;
+    # and the Content-ID an HTML body refers to an inline image by (cid:).
+    sniffed_type: Mapped[str | None] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(998))
 
 
 class Event(Base):

@@ -96,13 +96,16 @@ async def staff_rows(s: AsyncSession, slack_user_ids: list[str], *, now: datetim
     return [found[u] for u in wanted]
 
 
-async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]]) -> None:
-    """Store each (sha256, bytes) once; the same file in many messages is kept once."""
+async def blobs(s: AsyncSession, files: Iterable[tuple[str, bytes]], *,
+                sizes: dict[str, int] | None = None) -> None:
+    """Store each (sha256, bytes) once; the same file in many messages is kept once. With
+    ``sizes`` the bytes live elsewhere (a directory) and the rows hold only their size."""
     rows = {digest: data for digest, data in files}
     if not rows:
         return
-    await s.execute(insert_for(s, m.Blob).values([{"sha256": d, "size": len(b), "data": b}
-                                               for d, b in rows.items()]).on_conflict_do_nothing())
+    await s.execute(insert_for(s, m.Blob).values([
+        {"sha256": d, "size": sizes[d] if sizes else len(b), "data": b} for d, b in rows.items()])
+        .on_conflict_do_nothing())
 
 
 async def bump_counters(s: AsyncSession, keys: list[str], *, window_start: datetime) -> list[int]:

@@ -38,7 +38,10 @@ def _add_leaf_attachment(
     inline = ctype.startswith("image/") and (
         disposition == "inline" or (disposition is None and bool(_values(part, "Content-ID")))
     )
-    walk.attachments.append(Attachment(name=name, content_type=ctype, data=data, inline=inline))
+    content_id = _values(part, "Content-ID")
+    cid = _collapse(content_id[0]).strip().strip("<>")[:998] if content_id else None
+    walk.attachments.append(Attachment(name=name, content_type=ctype, data=data, inline=inline,
+                                       content_id=cid or None))
 
 
 def _add_message_attachment(part: Message, ctype: str, walk: _Walk) -> None:
