@@ -17,7 +17,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.core import intents
+from bot.core import intents, reports
 from bot.store import models as m
 from tests.conftest import DOMAIN, deliver, running, settings_dict, wait_until
 from tests.tnef_writer import TnefFile, tnef_stream
@@ -79,12 +79,19 @@ async def test_each_file_of_a_mail_is_uploaded_once_into_the_cards_thread(tmp_pa
     async with running(settings(tmp_path, fake_slack)) as app:
         await deliver(app, mail_with_files())
         shared = await files_in_thread(app, fake_slack, 4)
+        shown = await reports.show_ticket(app.db, 1, now=app.clock.now(), settings=app.settings)
 
     assert sorted((f["name"], sha(f["data"])) for f in shared) == sorted([
         ("screenshot.png", sha(PNG)), ("invoice.pdf", sha(PDF)), ("Übersicht März.txt", sha("Grüße".encode())),
         ("contract.pdf", sha(CONTRACT))])
     uploads = [c for c in fake_slack.calls if c.method == "files.completeUploadExternal"]
     assert len(uploads) == 4 and all(c.ok for c in uploads)
+    [card] = fake_slack.cards()
+    assert "📎 4 files" in str(card.args["blocks"])
+    listed = shown["messages"][0]["attachments"]
+    assert sorted((a["name"], a["sha256"], a["withheld"]) for a in listed) == sorted(
+        (f["name"], sha(f["data"]), False) for f in shared)
+    assert {a["name"]: a["sniffed_type"] for a in listed}["screenshot.png"] == "image/png"
 
 
 async def test_an_upload_whose_answer_was_lost_is_not_made_twice(tmp_path, fake_slack):

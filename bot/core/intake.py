@@ -289,7 +289,9 @@ class _Openings:
         for o, group, ticket, message in zip(waiting, chosen, tickets, messages):
             view = await ticket_view(s, ticket, settings=settings, now=now, new=True)
             first = MessageView.of(message, intents.attachment_views(o.msg))
-            card = intents.post_card(s, ticket_id=ticket.id, card=CardView(ticket=view, first_message=first),
+            card = intents.post_card(s, ticket_id=ticket.id, card=CardView(
+                                         ticket=view, first_message=first,
+                                         attachment_count=len(files.get(message.id, ()))),
                                      destination=groups.card_channel(group, settings),
                                      now=now)
             if files.get(message.id):

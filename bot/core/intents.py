@@ -162,8 +162,11 @@ async def update_card(s: AsyncSession, *, ticket_id: int, ticket: TicketView, no
         return
     count = await s.scalar(select(func.count(m.Message.id)).where(
         m.Message.ticket_id == ticket_id, m.Message.kind == "inbound"))
+    files = await s.scalar(select(func.count(m.AttachmentRow.id)).join(
+        m.Message, m.Message.id == m.AttachmentRow.message_id).where(m.Message.ticket_id == ticket_id))
     view = CardView(ticket=ticket, first_message=await first_message(s, ticket_id),
-                    message_count=count or 0, last_action=last_action, transferred_to=transferred_to)
+                    message_count=count or 0, last_action=last_action, transferred_to=transferred_to,
+                    attachment_count=files or 0)
     if card is None:
         post_card(s, ticket_id=ticket_id, card=view, destination=repost_to or "", now=now)
         return

@@ -118,7 +118,8 @@ async def show_ticket(db: Database, number: int, *, now: datetime,
             "auto_submitted": x.auto_submitted, "defects": list(x.defects or []),
             "created_at": _iso(x.created_at),
             "attachments": [{"name": a.name, "type": a.content_type, "size": a.size,
-                             "sha256": a.sha256, "withheld": a.withheld}
+                             "sha256": a.sha256, "withheld": a.withheld, "sniffed_type": a.sniffed_type,
+                             "inline": a.inline}
                             for a in attachments.get(x.id, [])],
         } for x in messages]
         events = (await s.scalars(select(m.Event).where(m.Event.ticket_id == t.id)

@@ -198,6 +198,7 @@ class CardView:
     message_count: int = 1
     last_action: str = ""
     transferred_to: str | None = None  # set on the old card of a transferred ticket
+    attachment_count: int = 0  # files the ticket's messages carry (the card's paperclip)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,8 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
     if t.links:
         blocks.append(context("Linked: " + ", ".join(f"#{n}" for n in t.links)))
     footer = [f"{card.message_count} customer message{'s' if card.message_count != 1 else ''}"]
+    if card.attachment_count:
+        footer.append(f"📎 {card.attachment_count} file{'s' if card.attachment_count != 1 else ''}")
     if card.last_action:
         footer.append(card.last_action)
     blocks.append(context(" · ".join(footer)))
