@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.config import Settings
 from bot.config.schema import Digest
@@ -46,7 +48,6 @@ from bot.core.lifecycle import OPEN_STATUSES
 from bot.store import models as m
 
 CHART_DAYS = 7
-CHUNK = 5000  # ids per IN (...) list
 FINISHED = ("resolved", "closed")
 STATUS_WORDS = {"new": "New", "open": "Open", "waiting": "Waiting on customer", "on_hold": "On hold"}
 
@@ -180,22 +181,30 @@ async def build(s: AsyncSession, settings: Settings, digest: Digest, group_name:
     cal = sla.calendar(settings, group_name)
     local = digest.zone
 
-    created = (await s.scalars(select(m.Ticket.created_at).where(
-        m.Ticket.group_id == group.id, m.Ticket.created_at >= since, m.Ticket.created_at < period.end))).all()
-    changes = (await s.execute(select(m.Event.ticket_id, m.Event.created_at, m.Event.data)
+    created = sorted((await s.scalars(select(m.Ticket.created_at).where(
+        m.Ticket.group_id == group.id, m.Ticket.created_at >= since, m.Ticket.created_at < period.end))).all())
+    changes = (await s.execute(select(m.Event.ticket_id, m.Event.created_at, _field("from"), _field("to"))
                                .join(m.Ticket, m.Ticket.id == m.Event.ticket_id).where(
         m.Event.kind == "status", m.Event.created_at >= since, m.Event.created_at < period.end,
         m.Ticket.group_id == group.id))).all()
     verdicts = await _verdicts(s, group.id, since, period.end, now=now)
-
-    def entered(window: Window, test: Any) -> int:
-        return len({c.ticket_id for c in changes if c.created_at in window and test(c.data)})
+    windows = [current, earlier, *chart_days]
+    # One pass over the changes: each lands in the windows that hold it (sets: a ticket
+    # that entered a state twice in a window counts once).
+    entered: list[dict[str, set[int]]] = [{"resolved": set(), "closed": set(), "reopened": set()} for _ in windows]
+    for ticket_id, at, was, became in changes:
+        kinds = [k for k, hit in (("resolved", became == "resolved"), ("closed", became == "closed"),
+                                  ("reopened", was in FINISHED and became in OPEN_STATUSES)) if hit]
+        if kinds:
+            for w, window in enumerate(windows):
+                if at in window:
+                    for kind in kinds:
+                        entered[w][kind].add(ticket_id)
 
     def counts(window: Window) -> dict[str, int]:
-        return {"new": sum(1 for at in created if at in window),
-                "resolved": entered(window, lambda d: d.get("to") == "resolved"),
-                "closed": entered(window, lambda d: d.get("to") == "closed"),
-                "reopened": entered(window, lambda d: d.get("from") in FINISHED and d.get("to") in OPEN_STATUSES)}
+        sets = entered[windows.index(window)]
+        return {"new": bisect_left(created, window.end) - bisect_left(created, window.start),
+                **{kind: len(ids) for kind, ids in sets.items()}}
 
     now_counts, before_counts = counts(current), counts(earlier)
     sla_now, sla_before = _sla(verdicts, current), _sla(verdicts, earlier)  # (first response, resolution)
@@ -240,20 +249,17 @@ async def _verdicts(s: AsyncSession, group_id: int, since: datetime, end: dateti
     t = m.Ticket
     def within(column: Any) -> Any:
         return and_(column >= since, column < end)
+    opened = aliased(m.Event)
     rows = (await s.execute(select(
         t.id, t.status, t.created_at, t.first_response_at, t.first_response_due_at,
         t.first_response_alerted_at, t.first_response_paused_minutes, t.resolved_at, t.resolution_due_at,
-        t.resolution_alerted_at, t.resolution_paused_minutes, t.sla_paused_at).where(
+        t.resolution_alerted_at, t.resolution_paused_minutes, t.sla_paused_at,
+        opened.data["by_staff"].as_boolean().label("by_staff"))
+        .outerjoin(opened, and_(opened.ticket_id == t.id, opened.kind == "created")).where(
         t.group_id == group_id,
         or_(within(t.first_response_at), within(t.first_response_due_at), within(t.resolution_due_at),
             and_(t.status.in_(FINISHED), within(t.resolved_at)))))).all()
-    by_staff: set[int] = set()
-    ids = [row.id for row in rows]
-    for chunk in range(0, len(ids), CHUNK):
-        by_staff.update(ticket_id for ticket_id, data in (await s.execute(select(m.Event.ticket_id, m.Event.data).where(
-            m.Event.kind == "created", m.Event.ticket_id.in_(ids[chunk:chunk + CHUNK])))).all()
-            if data.get("by_staff"))
-    return [_Verdicts.of(row, now, staff_opened=row.id in by_staff) for row in rows]
+    return [_Verdicts.of(row, now, staff_opened=bool(row.by_staff)) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -351,50 +357,47 @@ def p90(values: Iterable[float]) -> float | None:
 
 async def _backlog(s: AsyncSession, group_id: int, *, instants: tuple[datetime, ...]) -> list[dict[tuple[str, int], int]]:
     """{(status, priority): tickets} at each instant, from the history: a ticket's value then
-    is the ``to`` of its last change before, else the ``from`` of its first change after, else
-    what it is now. Only tickets open now or changed since the earliest instant can differ
-    from what they are now, and only open ones count: the rest is not read."""
+    is the ``from`` of its first change at or after it, else what it is now (every change
+    records the value it replaced: ``lifecycle.change_status``, ``actions.set_priority``).
+    Only tickets open now or changed since the earliest instant can have been open then: the
+    rest is not read."""
     earliest = min(instants)
-    changed = select(m.Event.ticket_id).where(m.Event.kind == "status", m.Event.created_at >= earliest)
+    later = (select(m.Event.ticket_id, m.Event.kind, m.Event.created_at, _field("from"))
+             .join(m.Ticket, m.Ticket.id == m.Event.ticket_id).where(
+        m.Ticket.group_id == group_id, m.Event.kind.in_(("status", "priority")), m.Event.created_at >= earliest)
+        .order_by(m.Event.created_at, m.Event.id))
+    history: dict[int, list[Any]] = defaultdict(list)
+    for change in (await s.execute(later)).all():
+        history[change.ticket_id].append(change)
     tickets = (await s.execute(select(m.Ticket.id, m.Ticket.created_at, m.Ticket.status, m.Ticket.priority).where(
         m.Ticket.group_id == group_id, m.Ticket.created_at < max(instants),
-        or_(m.Ticket.status.in_(OPEN_STATUSES), m.Ticket.id.in_(changed))))).all()
-    history: dict[int, list[Any]] = defaultdict(list)
-    ids = [t.id for t in tickets]
-    for chunk in range(0, len(ids), CHUNK):
-        for e in (await s.execute(select(m.Event.ticket_id, m.Event.kind, m.Event.created_at, m.Event.data)
-                                  .where(m.Event.kind.in_(("status", "priority")),
-                                         m.Event.ticket_id.in_(ids[chunk:chunk + CHUNK]))
-                                  .order_by(m.Event.id))).all():
-            history[e.ticket_id].append(e)
+        or_(m.Ticket.status.in_(OPEN_STATUSES), m.Ticket.id.in_(select(m.Event.ticket_id).where(
+            m.Event.kind == "status", m.Event.created_at >= earliest)))))).all()
     result = []
     for instant in instants:
         counts: dict[tuple[str, int], int] = defaultdict(int)
         for t in tickets:
             if t.created_at >= instant:
                 continue
-            events = history.get(t.id, ())
-            status = _value_at(events, "status", instant, t.status)
+            changes = history.get(t.id, ())
+            status = _value_at(changes, "status", instant, t.status)
             if status in OPEN_STATUSES:
-                counts[(status, int(_value_at(events, "priority", instant, t.priority)))] += 1
+                counts[(status, int(_value_at(changes, "priority", instant, t.priority)))] += 1
         result.append(dict(counts))
     return result
 
 
-def _value_at(events: Iterable[Any], kind: str, instant: datetime, current: Any) -> Any:
-    last_before = first_after = None
-    for e in events:
-        if e.kind != kind:
-            continue
-        if e.created_at < instant:
-            last_before = e
-        elif first_after is None:
-            first_after = e
-    if last_before is not None:
-        return last_before.data.get("to")
-    if first_after is not None:
-        return first_after.data.get("from")
+def _value_at(changes: Iterable[Any], kind: str, instant: datetime, current: Any) -> Any:
+    """The value before the first change at or after ``instant`` (changes in time order)."""
+    for change in changes:
+        if change.kind == kind and change.created_at >= instant:
+            return change._mapping["from"]
     return current
+
+
+def _field(name: str) -> Any:
+    """One member of an event's data, as text (``from`` / ``to`` of a change)."""
+    return m.Event.data[name].as_string().label(name)
 
 
 # ----- right now ------------------------------------------------------------------------------
