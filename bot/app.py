@@ -17,7 +17,7 @@ import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 import aiohttp
@@ -115,16 +115,20 @@ class Deskbell:
         senders: dict[str, Sender] = {"email": EmailSender(
             composer=self.composer(), host=s.email_out.host, port=s.email_out.port, starttls=s.email_out.starttls,
             username=s.email_out.username, password=s.email_out.password.get_secret_value(),
-            timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes)}
+            timeout=s.email_out.timeout_seconds, max_message_bytes=s.email_out.max_message_bytes,
+            read=lambda sha256: attachment_files.read_bytes(self.desk, sha256))}
         if slack is not None:
             senders["slack"] = SlackSender(slack, files=Files(
                 read=lambda sha256: attachment_files.read_bytes(self.desk, sha256),
                 link=lambda attachment_id: attachment_files.link_for(s, attachment_id, now=self.clock.now()),
                 max_upload_bytes=s.slack.max_upload_bytes, upload=s.slack.upload_files))
         if s.twilio.account_sid and s.twilio.auth_token.get_secret_value():
+            mms_ttl = timedelta(minutes=s.attachments.mms_link_ttl_minutes)
             senders["sms"] = SmsSender(account_sid=s.twilio.account_sid,
                                        auth_token=s.twilio.auth_token.get_secret_value(),
-                                       api_url=s.twilio.api_url, status_url=self.twilio_status_url)
+                                       api_url=s.twilio.api_url, status_url=self.twilio_status_url,
+                                       media_link=lambda attachment_id: attachment_files.link_for(
+                                           s, attachment_id, now=self.clock.now(), ttl=mms_ttl))
         return senders
 
     @property

@@ -337,6 +337,13 @@ class FakeSlack:
         data = self.files.get(request.match_info["id"])
         return web.Response(status=404) if data is None else web.Response(body=data)
 
+    def staff_upload(self, name: str, data: bytes, mimetype: str) -> dict[str, Any]:
+        """A file a person put in a file input: stored, described as Slack describes it."""
+        file_id = f"F{next(self._ts):08d}"
+        self.files[file_id] = data
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype, "size": len(data),
+                "url_private": self.url.replace("/api/", f"/private/{file_id}")}
+
     def shared_files(self, card: SlackCall) -> list[dict[str, Any]]:
         """The files shared in a card's thread, oldest first, each with its bytes as ``data``."""
         return [{**f, "data": self.files[f["id"]]} for m in self.messages.get(card.channel or "", [])

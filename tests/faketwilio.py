@@ -38,9 +38,9 @@ The other direction (Twilio calling our webhooks) needs no server: ``inbound_sms
 ``status_params`` build the exact form fields Twilio posts, and ``twilio_signature`` the
 ``X-Twilio-Signature`` header for them, computed by the official ``RequestValidator``.
 
-What it must not do: reach the real Twilio or any other host (it never fetches a ``MediaUrl`` nor
-calls a ``StatusCallback``: a test posts ``status_params`` itself), or be lenient where Twilio is
-strict. It is not a model of delivery: every accepted message stays ``queued``.
+What it must not do: reach the real Twilio or any other host (it fetches a ``MediaUrl`` only on
+loopback, as Twilio fetches ours, and never calls a ``StatusCallback``: a test posts
+``status_params`` itself), or be lenient where Twilio is strict. It is not a model of delivery: every accepted message stays ``queued``.
 """
 
 from __future__ import annotations
@@ -174,6 +174,8 @@ class SentMessage:
     sid: str
     at: float = field(default_factory=time.monotonic)
     result: dict[str, Any] = field(default_factory=dict)  # the Message resource answered
+    # What fetching each MediaUrl gave (loopback only): (HTTP status, content type, bytes).
+    fetched: list[tuple[int, str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -347,8 +349,11 @@ class FakeTwilio:
             return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
         sid = new_sid("MM" if media_urls else "SM")
         result = self._message_resource(sid, to=to, from_=from_, body=body, media=len(media_urls))
-        self.messages.append(SentMessage(to=to, from_=from_, body=body, status_callback=callback,
-                                         media_urls=media_urls, sid=sid, result=result))
+        sent = SentMessage(to=to, from_=from_, body=body, status_callback=callback,
+                           media_urls=media_urls, sid=sid, result=result)
+        for url in media_urls:  # Twilio fetches each file to send it (ours are on loopback)
+            sent.fetched.append(await _fetch_loopback(url))
+        self.messages.append(sent)
         return web.json_response(result, status=201)
 
     def _message_resource(self, sid: str, *, to: str, from_: str, body: str, media: int) -> dict[str, Any]:
@@ -406,3 +411,15 @@ def _basic_auth(header: str) -> tuple[str, str] | None:
 def _http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+async def _fetch_loopback(url: str) -> tuple[int, str, bytes]:
+    from urllib.parse import urlsplit
+
+    import aiohttp
+
+    if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return 0, "", b""  # never off this machine
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, allow_redirects=False) as answer:
+            return answer.status, answer.headers.get("Content-Type", ""), await answer.read()

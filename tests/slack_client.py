@@ -67,11 +67,14 @@ class SlackSender:
 
     async def submit(self, view: dict[str, Any], values: dict[str, Any], *, user: str,
                      **kw: Any) -> tuple[int, str]:
-        """Submit ``view`` with ``values`` (block_id → text, option value, or {"user": id})."""
+        """Submit ``view`` with ``values`` (block_id → text, {"option": value}, {"user": id} or
+        {"files": [Slack file objects]})."""
         state: dict[str, dict[str, Any]] = {}
         for block_id, value in values.items():
             if isinstance(value, dict) and "user" in value:
                 state[block_id] = {"value": {"type": "users_select", "selected_user": value["user"]}}
+            elif isinstance(value, dict) and "files" in value:  # a file_input: Slack's file objects
+                state[block_id] = {"value": {"type": "file_input", "files": value["files"]}}
             elif isinstance(value, dict) and "option" in value:
                 state[block_id] = {"value": {"type": "static_select",
                                              "selected_option": {"value": value["option"]}}}

@@ -39,7 +39,7 @@ async def twilio():
 async def sms_desk(app_settings, fake_slack, twilio, **overrides: Any):
     settings = app_settings(
         slack={"signing_secret": SECRET},
-        web={"listen": "127.0.0.1:0", "public_url": PUBLIC},
+        web={"listen": "127.0.0.1:0", "public_url": PUBLIC, **overrides.pop("web", {})},
         twilio={"account_sid": twilio.account_sid, "auth_token": twilio.auth_token, "api_url": twilio.url,
                 "from_number": "+15550000000", "webhook_url": SMS_URL},
         handler_groups=[

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +28,7 @@ from bot.core.lifecycle import STATUSES
 from bot.core.staff import Actor, check_allowed, is_admin, staff_row
 from bot.core.tickets import load_ticket, ticket_view
 from bot.core.views import CardView, MessageView
+from bot.messages import Attachment
 from bot.store import models as m
 from bot.store import upsert
 
@@ -176,11 +177,14 @@ def staff_label(staff: m.Staff) -> str:
 
 
 async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,
-                channel: str = "auto", status_after: str | None = "waiting") -> ActionResult:
+                channel: str = "auto", status_after: str | None = "waiting",
+                files: Sequence[Attachment] = ()) -> ActionResult:
     """Answer the customer: an outbound message by email, SMS or both (``auto``: how they
-    wrote; one who texted gets ``tickets.mobile_response_via``), the card updated."""
+    wrote; one who texted gets ``tickets.mobile_response_via``), the card updated. ``files``
+    go with it: attached to the mail, as MMS media on a text."""
     text = text.strip()
-    if not text:
+    files = tuple(files)
+    if not text and not files:
         raise BadRequest("the reply is empty")
     if channel not in ("auto", "email", "sms", "both"):
         raise BadRequest(f"cannot reply by {channel!r}: choose email, sms or both")
@@ -192,19 +196,22 @@ async def reply(desk: Desk, *, actor: Actor, number: int, text: str, key: Idempo
         contact = await s.get_one(m.Contact, ticket.requester_id)
         how = _reply_channels(desk, ticket, contact, channel)
         sent: list[tuple[m.Message, str]] = []
+        if files:
+            await desk.files.put(s, ((f.sha256, f.data) for f in files if f.sha256))
         if "sms" in how:
             out = await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group, body=text,
-                                 kind="outbound", now=now, staff_id=staff.id, sender=staff_label(staff))
+                                 kind="outbound", now=now, staff_id=staff.id, sender=staff_label(staff),
+                                 files=files)
             sent.append((out, contact.phone or ""))
         if "email" in how:
-            _check_email_size(desk, text)
+            _check_email_size(desk, text, files)
             to = recipient(ticket, contact)
             history = await _history(s, ticket) if desk.settings.tickets.include_history_in_email else ()
             out = await send_to_customer(
                 s, desk, ticket=ticket, view=view, template="staff_reply", kind="outbound", now=now,
                 body=text, staff_id=staff.id, sender=staff_label(staff),
                 from_name=f"{staff_label(staff)} ({group.name})", staff_name=staff_label(staff),
-                group=group.name, history=history)
+                group=group.name, history=history, files=files)
             if out is None:
                 raise BadRequest(f"ticket #{ticket.id} has no customer email address to reply to")
             sent.append((out, to or ""))
@@ -241,13 +248,24 @@ def _reply_channels(desk: Desk, ticket: m.Ticket, contact: m.Contact, asked: str
     return ("sms", "email") if asked == "both" else (asked,)
 
 
-def _check_email_size(desk: Desk, text: str) -> None:
+def _check_email_size(desk: Desk, text: str, files: Sequence[Attachment] = ()) -> None:
     # Said now, not after the mail dies in the outbox: the history is trimmed to fit, the
-    # text itself cannot be.
+    # text and the files cannot be.
     limit = desk.settings.email_out.max_message_bytes
-    if len(text.encode()) * 2 + REPLY_OVERHEAD_BYTES > limit:  # text and HTML parts, encoded
+    size = len(text.encode()) * 2 + REPLY_OVERHEAD_BYTES  # text and HTML parts, encoded
+    if size > limit:
         raise BadRequest(f"the reply is too long to send by email ({len(text.encode()):,} bytes of text; "
                          f"the mail limit is {limit:,} bytes with both its parts): shorten it")
+    for f in sorted(files, key=lambda f: -f.size):
+        if size + mail_size(files) > limit:
+            raise BadRequest(f"{f.name} ({f.size:,} bytes) makes the mail {size + mail_size(files):,} bytes, "
+                             f"over email_out.max_message_bytes ({limit:,}): send it without that file")
+        break
+
+
+def mail_size(files: Sequence[Attachment]) -> int:
+    """What files add to a mail: base64 (4 bytes per 3, and line breaks) plus their headers."""
+    return sum((f.size + 2) // 3 * 4 * 78 // 76 + 300 for f in files)
 
 
 async def note(desk: Desk, *, actor: Actor, number: int, text: str, key: IdempotencyKey | None = None,

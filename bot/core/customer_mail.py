@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import groups, intents
+from bot.core import filetypes, groups, intents
 from bot.core.desk import Desk
 from bot.core.threader import new_message_id, reply_address
-from bot.core.views import MessageView, OutgoingEmail, TicketView
+from bot.core.views import AttachmentView, MessageView, OutgoingEmail, TicketView
+from bot.messages import Attachment
 from bot.store import models as m
 
 MAX_REFERENCES = 10  # enough for every client to thread; keeps the header short
@@ -79,6 +80,7 @@ class Draft:
     history: tuple[MessageView, ...] = ()
     first_message: MessageView | None = None
     known: Conversation | None = None  # the conversation, when the caller has it already
+    files: tuple[Attachment, ...] = ()  # sent with it (kept by the caller in the blob store)
 
 
 async def send_to_customer(s: AsyncSession, desk: Desk, *, now: datetime, **draft: Any) -> m.Message | None:
@@ -129,7 +131,18 @@ async def send_all(s: AsyncSession, desk: Desk, drafts: list[Draft], *,
             in_reply_to=talk.last_inbound or (ids[-1] if ids else None),
             references=ids[-MAX_REFERENCES:], auto_submitted=d.auto_submitted, date=now,
             from_name=d.from_name, text=d.body, staff_name=d.staff_name, group=d.group,
-            history=d.history, first_message=d.first_message)
+            history=d.history, first_message=d.first_message,
+            attachments=tuple(AttachmentView.of(row) for row in outgoing_files(s, out, d.files)))
         intents.customer_email(s, ticket_id=d.ticket.id, message_id=out.id,
                                sender=settings.email_out.from_address, mail=mail, now=now)
     return [o[4] if o is not None else None for o in outgoing]
+
+
+def outgoing_files(s: AsyncSession, message: m.Message, files: tuple[Attachment, ...]) -> list[m.AttachmentRow]:
+    """The files a message we send carries, as its attachment rows (their bytes are kept by
+    content hash already)."""
+    rows = [m.AttachmentRow(message_id=message.id, name=f.name[:255], content_type=f.content_type[:255],
+                            size=f.size, sha256=f.sha256, inline=False, withheld=False,
+                            sniffed_type=filetypes.sniff(f.data)) for f in files]
+    s.add_all(rows)
+    return rows

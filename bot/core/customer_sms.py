@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core import intents
+from bot.core.customer_mail import outgoing_files
 from bot.core.errors import BadRequest
+from bot.messages import Attachment
 from bot.store import models as m
 
 MAX_SMS_CHARS = 1600  # what SMS providers take as one (concatenated) message
@@ -49,7 +51,10 @@ async def our_number(s: AsyncSession, settings: Settings, ticket: m.Ticket, grou
 
 async def send_sms(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, contact: m.Contact,
                    group: m.HandlerGroup, body: str, kind: str, now: datetime,
-                   staff_id: int | None = None, sender: str = "system") -> m.Message:
+                   staff_id: int | None = None, sender: str = "system",
+                   files: tuple[Attachment, ...] = ()) -> m.Message:
+    """A text to the ticket's customer; ``files`` go as MMS media (the SMS sender names each
+    by a signed link that expires after ``attachments.mms_link_ttl_minutes``)."""
     if not contact.phone:
         raise BadRequest(f"ticket #{ticket.id} has no customer phone number to text")
     if contact.sms_opted_out:
@@ -65,8 +70,11 @@ async def send_sms(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, con
                     body=body, delivery_status="queued", created_at=now)
     s.add(out)
     await s.flush()
+    media = outgoing_files(s, out, files)
+    if media:
+        await s.flush()  # their ids name them in the signed links
     intents.customer_sms(s, ticket_id=ticket.id, message_id=out.id, to=contact.phone, from_=from_,
-                         template="staff_reply", now=now,
+                         template="staff_reply", now=now, media=[row.id for row in media],
                          values={"text": body, "staff_name": sender, "group": group.name,
                                  "ticket_number": ticket.id})
     return out

@@ -7,6 +7,8 @@ recognised here, since no signature marks it. Pure functions: no I/O, no databas
 
 from __future__ import annotations
 
+import unicodedata
+
 import filetype
 
 # Programs and scripts: a click runs them (Windows, macOS, Linux, Office macros, browsers).
@@ -54,3 +56,22 @@ def download_type(declared: str, sniffed: str | None) -> str:
     if declared in INERT_TYPES and sniffed == declared:
         return declared
     return "application/octet-stream"
+
+
+MAX_NAME_BYTES = 255
+
+
+def safe_name(name: str, fallback: str = "file") -> str:
+    """A file name safe to show and to store: its last path part, no control or format
+    characters (U+202E turns "invoice\u202egpj.exe" into "invoiceexe.jpg" on screen), at most
+    255 bytes with its extension kept."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = " ".join("".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf")).split()).strip(". ")
+    if not name:
+        return fallback
+    if len(name.encode()) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = "." + ext if dot and stem and len(ext) <= 16 else ""
+        stem = (name[: len(name) - len(ext)] if ext else name).encode()[:MAX_NAME_BYTES - len(ext.encode())]
+        name = stem.decode("utf-8", "ignore") + ext
+    return name

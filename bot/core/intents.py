@@ -225,12 +225,15 @@ def quarantine_notice(s: AsyncSession, *, destination: str, item: QuarantineView
 
 
 def customer_sms(s: AsyncSession, *, ticket_id: int | None, message_id: int | None, to: str,
-                 from_: str, template: str, values: dict[str, Any], now: datetime) -> m.OutboxItem:
+                 from_: str, template: str, values: dict[str, Any], now: datetime,
+                 media: list[int] | None = None) -> m.OutboxItem:
     """Send a text to the customer's phone from our number ``from_`` (the one they texted):
-    templates/sms/<template>.txt.j2 with ``values``, rendered by the sender."""
+    templates/sms/<template>.txt.j2 with ``values``, rendered by the sender; ``media``: stored
+    attachments to send with it (MMS)."""
     return enqueue(s, channel="sms", kind=CUSTOMER_MESSAGE, ticket_id=ticket_id,
                    message_id=message_id, ordering_key=f"sms:{to}", now=now,
-                   payload={"from": from_, "to": to, "template": template, "values": values})
+                   payload={"from": from_, "to": to, "template": template, "values": values,
+                            **({"media": media} if media else {})})
 
 
 def customer_email(s: AsyncSession, *, ticket_id: int, message_id: int, sender: str,

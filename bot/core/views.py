@@ -224,6 +224,7 @@ class OutgoingEmail:
     group: str = ""
     history: tuple[MessageView, ...] = ()  # earlier messages, newest first, quoted below a reply
     first_message: MessageView | None = None  # what the customer wrote (acknowledgements)
+    attachments: tuple[AttachmentView, ...] = ()  # files staff sent with it (bytes by sha256)
 
 
 @dataclass(frozen=True)

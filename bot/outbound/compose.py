@@ -10,8 +10,12 @@ them as MIME.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from email import charset
 from email.header import Header
+from email import encoders
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email import policy
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import jinja2
 
-from bot.core.views import OutgoingEmail, OutgoingMail
+from bot.core.views import AttachmentView, OutgoingEmail, OutgoingMail
 from bot.outbound.filters import FILTERS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -62,6 +66,7 @@ def _address(name: str, address: str) -> str:
 # RFC 5322 §2.1.1: a line is at most 998 octets. A Message-ID longer than this cannot be
 # written on one folded line, and one that long threads nothing anyway.
 MAX_ID_IN_HEADER = 900
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")  # RFC 2045 type and subtype
 
 
 def _subject(subject: str) -> str | Header:
@@ -81,17 +86,18 @@ class EmailComposer:
         self.env = env or template_environment()
         self.max_message_bytes = max_message_bytes
 
-    def customer_email(self, mail: OutgoingEmail) -> str:
-        """The mail as text; with ``max_message_bytes``, quoted history is dropped, oldest
-        first, until the mail fits (what staff wrote is never cut)."""
-        message = self._compose(mail)
+    def customer_email(self, mail: OutgoingEmail, files: Mapping[str, bytes] | None = None) -> str:
+        """The mail as text, with ``files`` (bytes by SHA-256) for its attachments; with
+        ``max_message_bytes``, quoted history is dropped, oldest first, until the mail fits
+        (what staff wrote and sent is never cut)."""
+        message = self._compose(mail, files or {})
         history = mail.history
         while history and self.max_message_bytes and len(message.encode()) > self.max_message_bytes:
             history = history[:-1]  # newest first: the oldest goes
-            message = self._compose(dataclasses.replace(mail, history=history))
+            message = self._compose(dataclasses.replace(mail, history=history), files or {})
         return message
 
-    def _compose(self, mail: OutgoingEmail) -> str:
+    def _compose(self, mail: OutgoingEmail, files: Mapping[str, bytes]) -> str:
         context = {"ticket": mail.ticket, "mail": mail, "from_name": mail.from_name or self.from_name,
                    "text": mail.text, "staff_name": mail.staff_name, "group": mail.group,
                    "history": mail.history, "first_message": mail.first_message}
@@ -109,6 +115,8 @@ class EmailComposer:
             # One id per folded line keeps long chains under the 998-octet line limit.
             msg["References"] = "\r\n ".join(f"<{r}>" for r in references)
         msg["X-Deskbell-Ticket"] = str(mail.ticket.number)
+        if mail.attachments:
+            msg = _with_files(msg, [(a, files[a.sha256]) for a in mail.attachments])
         return self._written(msg, mail.to_address)
 
     def mail(self, mail: OutgoingMail) -> str:
@@ -155,3 +163,29 @@ class EmailComposer:
         # as_string() would not fold at all (its maxheaderlen defaults to 0): fold at 78.
         international = not to_address.isascii()
         return msg.as_string(policy=SMTP_UTF8 if international else SMTP_LEGACY, maxheaderlen=78)
+
+
+def _with_files(body: MIMEMultipart, files: list[tuple[AttachmentView, bytes]]) -> MIMEMultipart:
+    """multipart/mixed: the text and HTML alternative first, then each file as an attachment
+    (base64; a non-ASCII name per RFC 2231). The headers move to the outer part."""
+    outer = MIMEMultipart("mixed")
+    for name, value in body.items():
+        if name.lower() not in ("content-type", "mime-version", "content-transfer-encoding"):
+            outer[name] = value
+    for name in list(body.keys()):
+        if name.lower() not in ("content-type", "mime-version", "content-transfer-encoding"):
+            del body[name]
+    del body["MIME-Version"]
+    outer.attach(body)
+    for file, data in files:
+        maintype, _, subtype = file.type.partition("/")
+        if not (maintype and subtype and _TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype.split(";")[0])):
+            maintype, subtype = "application", "octet-stream"
+        part = MIMEBase(maintype, subtype.split(";")[0])
+        part.set_payload(data)
+        encoders.encode_base64(part)
+        name = one_line(file.name)
+        part.add_header("Content-Disposition", "attachment",
+                        filename=name if name.isascii() else ("utf-8", "", name))
+        outer.attach(part)
+    return outer

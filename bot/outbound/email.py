@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 
 import aiosmtplib
 
@@ -44,8 +45,10 @@ class EmailSender:
 
     def __init__(self, *, composer: EmailComposer, host: str, port: int, starttls: bool,
                  username: str, password: str, timeout: float = 30,
-                 max_message_bytes: int = 26214400, pool_size: int = 4) -> None:
+                 max_message_bytes: int = 26214400, pool_size: int = 4,
+                 read: Callable[[str], Awaitable[bytes | None]] | None = None) -> None:
         self.composer = composer
+        self.read = read  # attachments' bytes by SHA-256
         self.host, self.port, self.starttls = host, port, starttls
         self.username, self.password = username or None, password or None
         self.timeout = timeout
@@ -56,7 +59,8 @@ class EmailSender:
     async def send(self, item: OutboxView, refs: dict[str, str]) -> str | None:
         payload = item.payload
         if item.kind == intents.CUSTOMER_MESSAGE:
-            message = self.composer.customer_email(restore(OutgoingEmail, payload["mail"]))
+            mail = restore(OutgoingEmail, payload["mail"])
+            message = self.composer.customer_email(mail, await self._files(mail))
         elif item.kind == intents.MAIL:
             message = self.composer.mail(restore(OutgoingMail, payload["mail"]))
         else:
@@ -95,6 +99,15 @@ class EmailSender:
             raise DeliveryRejected(f"relay refused {refused}")
         match = QUEUE_ID_RE.search(response or "")
         return match.group(1) if match else (response or "")[:200] or None
+
+    async def _files(self, mail: OutgoingEmail) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        for attachment in mail.attachments:
+            data = await self.read(attachment.sha256) if self.read else None
+            if data is None:
+                raise DeliveryRejected(f"the bytes of {attachment.name!r} are no longer stored")
+            files[attachment.sha256] = data
+        return files
 
     async def _transaction(self, sender: str, recipients: list[str], data: bytes, options: list[str],
                            *, reuse: bool) -> tuple[dict, str]:

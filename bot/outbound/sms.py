@@ -14,9 +14,11 @@ Must not decide what to send or to whom (core did), nor touch the database.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import aiohttp
 import jinja2
+from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -33,7 +35,11 @@ UNSUBSCRIBED = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 
 class SmsSender:
     def __init__(self, *, account_sid: str, auth_token: str, api_url: str, status_url: str,
-                 timeout: float = 15.0, env: jinja2.Environment | None = None) -> None:
+                 timeout: float = 15.0, env: jinja2.Environment | None = None,
+                 media_link: Callable[[int], str | None] | None = None) -> None:
+        # A text's files go as MediaUrl: a signed link Twilio fetches, made fresh for each
+        # attempt (attachments.mms_link_ttl_minutes).
+        self.media_link = media_link
         self.env = env or template_environment()
         # max_retries stays unset: the library then sends each request once (a number would
         # make it retry 5xx itself, 0 without end), and the outbox does the retrying.
@@ -56,11 +62,14 @@ class SmsSender:
             body = self.env.get_template(f"sms/{payload['template']}.txt.j2").render(payload["values"]).strip()
         except jinja2.TemplateError as exc:
             raise DeliveryRejected(f"templates/sms/{payload['template']}.txt.j2: {exc}") from exc
+        media = [self.media_link(i) if self.media_link else None for i in payload.get("media", [])]
+        if None in media:
+            raise DeliveryRejected("a file cannot go by MMS without attachments.link_secret (its MediaUrl)")
         try:
             async with asyncio.timeout(self.timeout):
                 message = await self._client.messages.create_async(
                     to=payload["to"], from_=payload["from"], body=body,
-                    status_callback=self.status_url or None)
+                    status_callback=self.status_url or None, media_url=media or values.unset)
         except TwilioRestException as exc:
             code = str(exc.code or "")
             if code == UNSUBSCRIBED:

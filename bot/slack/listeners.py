@@ -27,6 +27,8 @@ from bot.core.desk import Desk
 from bot.core.errors import Rejected
 from bot.core.segments import sms_length
 from bot.core.staff import Actor, visible_groups
+from bot.messages import Attachment
+from bot.slack import files as slack_files
 from bot.slack import modals
 from bot.slack.blocks import escape_mrkdwn
 from bot.slack.commands import CommandContext, reminder_instant, run_command
@@ -173,6 +175,8 @@ class Listeners:
                 values[block_id] = option["value"] if option else None
             elif "selected_user" in element:
                 values[block_id] = element["selected_user"]
+            elif element.get("type") == "file_input":
+                values[block_id] = element.get("files") or []
             else:
                 values[block_id] = element.get("value")
         return values
@@ -339,8 +343,11 @@ class Listeners:
         values = self._values(body["view"])
         text_block = next((k for k in values if k.startswith("text.")), "text.0")
         text = (values.get(text_block) or "").strip()
-        errors = {} if text else {text_block: "Write the reply first."}
+        shared = values.get("files") or []
+        errors = {} if text or shared else {text_block: "Write the reply first."}
         how = values.get("channel") or "auto"
+        if shared and how != "sms" and (too_big := self._too_big_for_mail(text, shared)):
+            errors["files"] = too_big
         if text and how in ("sms", "both"):
             length = sms_length(text)
             if length.segments > modals.SMS_WARN_SEGMENTS:
@@ -350,9 +357,26 @@ class Listeners:
         context = await self._submit(ack, body, errors or None)
         if context:
             actor, number, channel, key = context
+            try:
+                files = await slack_files.fetch(self.client, shared) if shared else []
+            except slack_files.FetchFailed as exc:
+                await self._tell(actor.slack_user_id, channel, f"⚠️ Nothing was sent: {exc}.")
+                return
             await self._run(actor.slack_user_id, channel, actions.reply(
                 self.desk, actor=actor, number=number, text=text, key=key,
-                channel=how, status_after=values.get("status_after")))
+                channel=how, status_after=values.get("status_after"), files=files))
+
+    def _too_big_for_mail(self, text: str, shared: list[dict[str, Any]]) -> str | None:
+        """Said on the file input before anything is fetched: which file makes the mail too big."""
+        limit = self.desk.settings.email_out.max_message_bytes
+        sizes = [Attachment(name=str(f.get("name") or "file"), content_type="", data=b"",
+                            withheld_size=int(f.get("size") or 0)) for f in shared]
+        total = len(text.encode()) * 2 + actions.REPLY_OVERHEAD_BYTES + actions.mail_size(sizes)
+        if total <= limit:
+            return None
+        biggest = max(sizes, key=lambda f: f.size)
+        return (f"{biggest.name} ({biggest.size / 1048576:.1f} MB) makes the mail {total / 1048576:.1f} MB: "
+                f"over the {limit / 1048576:.1f} MB the mail server takes. Remove it or send a smaller file.")
 
     async def on_reply_closed(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()

@@ -71,6 +71,7 @@ SMS_WARN_SEGMENTS = 3  # a reply by text over this many parts is refused at subm
 
 
 MAX_OPTIONS = 100  # Slack's limit for a static_select
+MAX_REPLY_FILES = 10  # Slack's limit for a file_input
 
 
 def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: Settings, *,
@@ -99,6 +100,8 @@ def reply_modal(ticket: TicketView, last_message: MessageView | None, settings: 
             blocks.append(context(f"The first {MAX_OPTIONS} of {len(offered)} canned responses are listed "
                                   "(a Slack limit); /ticket canned list shows them all."))
     blocks.append(_text_input(f"text.{version}", "Your reply", initial=text))
+    blocks.append({"type": "input", "block_id": "files", "optional": True, "label": plain("Attach files"),
+                   "element": {"type": "file_input", "action_id": "files", "max_files": MAX_REPLY_FILES}})
     blocks.append(_select("status_after", "Then set the ticket to", [
         ("Waiting on customer", "waiting"), ("Open", "open"), ("Resolved", "resolved"),
         ("On hold", "on_hold")], initial="waiting"))
