@@ -148,6 +148,8 @@ class FakeSlack:
         if self.post_delay and method == "chat.postMessage":
             await asyncio.sleep(self.post_delay)  # the post lands even if the caller died meanwhile
         result = handler(args)
+        if method == "files.completeUploadExternal" and result.get("ok") and self.upload_answer_delay:
+            await asyncio.sleep(self.upload_answer_delay)  # shared already, whatever the caller does now
         if method == "files.completeUploadExternal" and result.get("ok") and self.lose_upload_answers:
             # The file is shared in the channel, but the caller never learns it (a dropped
             # connection, a 5xx from Slack's edge).
@@ -168,6 +170,7 @@ class FakeSlack:
     views_opened: list[dict[str, Any]] = field(default_factory=list)
     pending_uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     lose_upload_answers: int = 0  # completed uploads whose answer is lost (the file is shared)
+    upload_answer_delay: float = 0.0  # seconds a completed upload waits before it answers
     files: dict[str, bytes] = field(default_factory=dict)  # file id → bytes, once an upload completed
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url

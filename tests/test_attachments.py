@@ -16,7 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from sqlalchemy import func, select
 
+import yaml
+
 from bot.config import Settings
+from bot.store.db import Database
+from tests.test_process import BotProcess, _send, write_config
 from bot.core import intents, reports
 from bot.store import models as m
 from tests.conftest import DOMAIN, deliver, running, settings_dict, wait_until
@@ -105,6 +109,43 @@ async def test_an_upload_whose_answer_was_lost_is_not_made_twice(tmp_path, fake_
         await wait_until(lambda: _all_sent(app), timeout=20)
     assert [f["name"] for f in fake_slack.shared_files(card)] == ["invoice.pdf"]
     assert len([c for c in fake_slack.calls if c.method == "files.getUploadURLExternal"]) == 1
+
+
+async def test_a_worker_killed_mid_upload_uploads_each_file_once_after_a_restart(tmp_path, fake_slack):
+    """SIGKILL of `deskbell worker` after Slack shared the file and before its answer came back;
+    a new worker takes the item over when its lease runs out and finds the file there."""
+    config = write_config(tmp_path, slack_url=fake_slack.url, attachments={"link_secret": SECRET},
+                          outbox={"lease_seconds": 2})
+    smtp = BotProcess(config, tmp_path, role="smtp").start()
+    try:
+        await asyncio.to_thread(_send, smtp.smtp_port, mail_with_files(inline_png=False, winmail=False,
+                                                                        files=[("invoice.pdf", "application/pdf", PDF)]))
+        fake_slack.upload_answer_delay = 30.0
+        worker = BotProcess(config, tmp_path, role="worker").start()
+        [card] = await wait_until(lambda: fake_slack.cards() or None, timeout=20)
+        await wait_until(lambda: fake_slack.shared_files(card) or None, timeout=20)
+        worker.kill()  # mid-upload: shared, not yet recorded
+        fake_slack.upload_answer_delay = 0.0
+        worker = BotProcess(config, tmp_path, role="worker").start()
+        try:
+            settings = Settings.model_validate(yaml.safe_load(config.read_text()))
+            db = Database(settings.database.url)
+            try:
+                await wait_until(lambda: _files_sent(db), timeout=30)
+            finally:
+                await db.dispose()
+        finally:
+            worker.kill()
+    finally:
+        smtp.kill()
+    assert [f["name"] for f in fake_slack.shared_files(card)] == ["invoice.pdf"]
+    assert len([c for c in fake_slack.calls if c.method == "files.getUploadURLExternal"]) == 1
+
+
+async def _files_sent(db) -> bool:
+    async with db.reading() as s:
+        return await s.scalar(select(func.count(m.OutboxItem.id)).where(
+            m.OutboxItem.kind == intents.FILE, m.OutboxItem.status == "sent")) == 1
 
 
 async def _all_sent(app) -> bool:
