@@ -146,7 +146,7 @@ class Deskbell:
             return None
         return MediaFetcher(db=self.db, clock=self.clock, account_sid=t.account_sid,
                             auth_token=t.auth_token.get_secret_value(),
-                            max_bytes=self.settings.attachments.max_bytes_per_file)
+                            max_bytes=self.settings.attachments.max_bytes_per_file, files=self.desk.files)
 
     def _twilio_webhooks(self) -> TwilioWebhooks | None:
         token = self.settings.twilio.auth_token.get_secret_value()

@@ -222,6 +222,7 @@ async def test_hostile_names_and_contents_are_kept_safely_and_served_as_download
     assert "setup.exe" not in shared and "empty.txt" not in shared and len(shared) == len(hostile) - 2
     [flagged] = [c for c in fake_slack.thread_of(card) if "setup.exe" in c.args.get("text", "")]
     assert "⚠ .exe" in flagged.args["blocks"][0]["text"]["text"]
+    assert "⚠ .exe setup.exe" in str(card.args["blocks"]) and "⚠ .txt" not in str(card.args["blocks"])
 
 
 async def test_the_same_file_in_twenty_messages_is_stored_once(tmp_path, fake_slack):

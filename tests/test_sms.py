@@ -290,6 +290,11 @@ async def test_mms_media_is_listed_on_the_card_and_fetched_with_the_account_cred
         assert twilio.media_at(url).fetches == 1
         unauthenticated = [r for r in twilio.requests if "/Media/" in r.path and r.auth is None]
         assert not unauthenticated
+        # Once its bytes are in, the picture is uploaded into the card's thread like any file.
+        [card] = fake_slack.cards()
+        await wait_until(lambda: fake_slack.shared_files(card), timeout=15)
+        [shared] = fake_slack.shared_files(card)
+        assert (shared["name"], shared["data"]) == ("mms-1.png", picture)
 
 
 async def test_linking_an_email_merges_contacts_and_mobile_response_via_both_uses_each_way(

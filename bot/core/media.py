@@ -3,7 +3,8 @@ fetcher brings their bytes in.
 
 Named reads and writes: which attachments wait, and keeping (or giving up on) their bytes —
 stored once per content hash like every attachment, withheld when over
-``attachments.max_bytes_per_file``. No network I/O here (the fetcher in ``inbound`` does it).
+``attachments.max_bytes_per_file``, and then shown in the card's thread (a ``ticket.file``
+intent). No network I/O here (the fetcher in ``inbound`` does it).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from bot.core import filetypes, intents
 from bot.store import models as m
-from bot.store import upsert
+from bot.store.blobstore import BlobStore
 from bot.store.db import Database
 
 
@@ -35,8 +37,9 @@ async def waiting(db: Database, *, limit: int = 20) -> list[WaitingMedia]:
 
 
 async def keep(db: Database, attachment_id: int, data: bytes, *, content_type: str | None,
-               max_bytes: int, now: datetime) -> None:
-    """The bytes arrived: keep them (or only their size, over the limit)."""
+               max_bytes: int, now: datetime, files: BlobStore | None = None) -> None:
+    """The bytes arrived: keep them (or only their size, over the limit), and show them in
+    the card's thread like any customer's file."""
     async with db.transaction() as s:
         row = await s.get(m.AttachmentRow, attachment_id)
         if row is None or row.source_url is None:
@@ -49,8 +52,11 @@ async def keep(db: Database, attachment_id: int, data: bytes, *, content_type: s
             row.withheld = True
             return
         digest = hashlib.sha256(data).hexdigest()
-        await upsert.blobs(s, [(digest, data)])
+        await (files or BlobStore()).put(s, [(digest, data)])
         row.sha256 = digest
+        row.sniffed_type = filetypes.sniff(data)
+        ticket_id = await s.scalar(select(m.Message.ticket_id).where(m.Message.id == row.message_id))
+        await intents.post_files(s, ticket_id=ticket_id, files=[row], now=now)
 
 
 async def give_up(db: Database, attachment_id: int, reason: str, *, now: datetime) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 
 from bot.clock import Clock
 from bot.core import media
+from bot.store.blobstore import BlobStore
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ POLL_SECONDS = 2.0
 
 class MediaFetcher:
     def __init__(self, *, db: Database, clock: Clock, account_sid: str, auth_token: str,
-                 max_bytes: int, timeout: float = 30.0, poll_seconds: float = POLL_SECONDS) -> None:
-        self.db, self.clock = db, clock
+                 max_bytes: int, timeout: float = 30.0, poll_seconds: float = POLL_SECONDS,
+                 files: BlobStore | None = None) -> None:
+        self.db, self.clock, self.files = db, clock, files
         token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self.max_bytes, self.timeout, self.poll_seconds = max_bytes, timeout, poll_seconds
@@ -65,7 +67,7 @@ class MediaFetcher:
                 # Read no further than the limit: a bigger file is kept as its size only.
                 data = await response.content.read(self.max_bytes + 1)
                 await media.keep(self.db, item.attachment_id, data, content_type=response.content_type,
-                                 max_bytes=self.max_bytes, now=self.clock.now())
+                                 max_bytes=self.max_bytes, now=self.clock.now(), files=self.files)
                 self._failures.pop(item.attachment_id, None)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             failures += 1

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core.filetypes import extension
+from bot.core.filetypes import extension, is_executable
 from bot.core.views import AttachmentView, CardView, MessageView, QuarantineView, TicketView
 
 MAX_BLOCKS = 50
@@ -308,10 +308,15 @@ def quarantine_notice(item: QuarantineView) -> dict[str, Any]:
 
 
 def _attachments_line(message: MessageView) -> str:
-    names = ", ".join(f"{a.name} ({_size(a.size)}{', withheld: over the size limit' if a.withheld else ''})"
+    names = ", ".join(f"{_flag(a)}{a.name} ({_size(a.size)}{', withheld: over the size limit' if a.withheld else ''})"
                       for a in message.attachments[:20])
     more = len(message.attachments) - 20
     return f"📎 {names}" + (f" and {more} more" if more > 0 else "")
+
+
+def _flag(file: AttachmentView) -> str:
+    """"⚠ .exe " before a program or script: staff see it before anyone opens it."""
+    return f"⚠ .{extension(file.name) or 'exe'} " if file.executable or is_executable(file.name, file.sniffed) else ""
 
 
 def _size(n: int) -> str:
