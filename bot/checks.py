@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+from pathlib import Path
 from dataclasses import dataclass
 
 import aiohttp
@@ -138,9 +139,29 @@ async def _mailbox_progress(settings: Settings) -> dict[tuple[str, str], mailbox
         await db.dispose()
 
 
+async def probe_attachments(settings: Settings) -> Probe:
+    """Where files are kept, and whether download links can be made (never a failure: without
+    a link secret, files that cannot be uploaded to Slack are only listed)."""
+    a = settings.attachments
+    where = f"directory {a.directory}" if a.store == "directory" else "the database"
+    if a.store == "directory":
+        try:
+            Path(a.directory).mkdir(parents=True, exist_ok=True)
+            probe = Path(a.directory) / ".deskbell-check"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return Probe("attachments", False, f"cannot write to {a.directory}: {exc.strerror or exc}")
+    if not a.link_secret.get_secret_value():
+        return Probe("attachments", True, f"kept in {where}; download links off (attachments.link_secret is "
+                                          "empty): large files, programs and MMS replies cannot be linked")
+    return Probe("attachments", True, f"kept in {where}; download links on ({a.link_ttl_hours} h)")
+
+
 async def run_probes(settings: Settings, *, imap_ssl_context: ssl.SSLContext | None = None) -> list[Probe]:
     progress = await _mailbox_progress(settings)
     return list(await asyncio.gather(
         probe_database(settings), probe_smtp_relay(settings), probe_slack(settings), probe_twilio(settings),
+        probe_attachments(settings),
         *(probe_imap(a, progress.get((a.name, a.mailbox)), ssl_context=imap_ssl_context)
           for a in settings.imap_accounts)))

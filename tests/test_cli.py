@@ -50,6 +50,7 @@ async def test_check_probes_relay_and_slack(tmp_path, fake_slack, relay):
     ok = await asyncio.to_thread(cli, "check", "--config", str(path), cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "auth.test ok" in ok.stdout and "relay 127.0.0.1" in ok.stdout
+    assert "download links off (attachments.link_secret is empty)" in ok.stdout  # said, not a failure
     await relay.stop()
     failed = await asyncio.to_thread(cli, "check", "--config", str(path), cwd=tmp_path)
     assert failed.returncode == 1 and "FAIL email_out" in failed.stdout
