@@ -14,6 +14,8 @@ from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
+import tnefparse
 from sqlalchemy import func, select
 
 import yaml
@@ -23,6 +25,7 @@ from bot.store.db import Database
 from tests.test_process import BotProcess, _send, write_config
 from bot.core import intents, reports
 from bot.store import models as m
+from tests import mailfixtures as fx
 from tests.conftest import DOMAIN, deliver, running, settings_dict, wait_until
 from tests.tnef_writer import TnefFile, tnef_stream
 
@@ -96,6 +99,18 @@ async def test_each_file_of_a_mail_is_uploaded_once_into_the_cards_thread(tmp_pa
     assert sorted((a["name"], a["sha256"], a["withheld"]) for a in listed) == sorted(
         (f["name"], sha(f["data"]), False) for f in shared)
     assert {a["name"]: a["sniffed_type"] for a in listed}["screenshot.png"] == "image/png"
+
+
+async def test_a_real_outlook_winmail_dat_is_unpacked_into_its_file(tmp_path, fake_slack):
+    """The shared fixture (an Outlook winmail.dat holding one file), when present."""
+    raw = fx.shared_winmail_dat()
+    if raw is None:
+        pytest.skip("the shared winmail.dat fixture is not on this machine")
+    inside = [(a.long_filename(), a.data) for a in tnefparse.TNEF(fx.SHARED_WINMAIL_PATH.read_bytes()).attachments]
+    async with running(settings(tmp_path, fake_slack)) as app:
+        await deliver(app, raw)
+        shared = await files_in_thread(app, fake_slack, len(inside))
+    assert [(f["name"], f["data"]) for f in shared] == inside
 
 
 async def test_an_upload_whose_answer_was_lost_is_not_made_twice(tmp_path, fake_slack):
