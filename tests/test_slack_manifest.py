@@ -20,6 +20,8 @@ SCOPES = {
     "chat.postMessage": {"chat:write"}, "chat.update": {"chat:write"},
     "chat.postEphemeral": {"chat:write"},
     "chat.getPermalink": set(),  # needs no scope of its own
+    "files.uploadV2": {"files:write"},  # getUploadURLExternal + completeUploadExternal
+    "url_private": {"files:read"},
     "conversations.history": {"channels:history", "groups:history"},
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.list": {"channels:read", "groups:read"},
@@ -35,7 +37,9 @@ def methods_called() -> set[str]:
         found |= set(re.findall(r"\"((?:chat|conversations|users|views|files|auth)\.[a-zA-Z]+)\"", text))
         found |= {f"{a}.{b[0]}{''.join(w.title() for w in b[1:])}"
                   for a, *b in (m.split("_") for m in re.findall(
-                      r"client\.((?:chat|conversations|users|views|files|auth)_[a-zA-Z_]+)\(", text))}
+                      r"client\.((?:chat|conversations|users|views|files|auth)_[a-zA-Z0-9_]+)\(", text))}
+        if "url_private" in text:  # files people shared, fetched with the bot token
+            found.add("url_private")
     return found
 
 
