@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from bot.core.filetypes import is_executable
 from bot.store import models as m
 
 
@@ -94,8 +95,6 @@ class AttachmentView:
 
     @classmethod
     def of(cls, row: m.AttachmentRow) -> "AttachmentView":
-        from bot.core.filetypes import is_executable  # views stay importable without filetype's cost
-
         return cls(name=row.name, type=row.content_type, size=row.size, sha256=row.sha256 or "",
                    withheld=row.withheld, id=row.id, sniffed=row.sniffed_type, inline=row.inline,
                    executable=is_executable(row.name, row.sniffed_type))
