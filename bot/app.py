@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 import uvicorn
@@ -30,7 +31,7 @@ from bot import __version__
 from bot.clock import Clock
 from bot.config import Settings, parse_listen
 from bot.config.schema import Digest
-from bot.core import attachment_files, availability, deliveries, digest_delivery, groups, reports, scheduler, spool
+from bot.core import attachment_files, availability, customer_page, deliveries, digest_delivery, groups, reports, scheduler, spool
 from bot.core.desk import Desk
 from bot.core.digest_schedule import Period
 from bot.core.views import snapshot
@@ -53,6 +54,7 @@ from bot.store.db import Database
 from bot.store.leader import Leadership
 from bot.store.notify import Listener
 from bot.web import build_web_app
+from bot.webpages import WebPages
 from bot.webguard import header_deadline_protocol
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Deskbell:
         self.desk = Desk(db=self.db, settings=settings, clock=clock,
                          files=BlobStore(settings.attachments.store, settings.attachments.directory))
         self.listening = Listening()
+        self.pages = WebPages()
         self.ack_first = AckFirst()
         self._stop = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
@@ -369,7 +372,10 @@ class Deskbell:
                             metrics_token=w.metrics_token.get_secret_value(),
                             twilio_sms=twilio.sms if twilio else None,
                             twilio_status=twilio.status if twilio else None,
-                            files=lambda *link: attachment_files.download(self.desk, *link))
+                            files=lambda *link: attachment_files.download(self.desk, *link),
+                            customer_page=self._customer_page,
+                            page_requests_per_minute=self.settings.customer_page.requests_per_minute,
+                            page_logo_origin=_origin(self.settings.customer_page.logo_url))
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False,
                                 limit_concurrency=w.max_connections,
                                 timeout_keep_alive=w.keepalive_timeout_seconds,
@@ -386,6 +392,10 @@ class Deskbell:
         sock.listen(128)
         sock.setblocking(False)
         return server, sock
+
+    async def _customer_page(self, token: str) -> str | None:
+        view = await customer_page.page(self.desk, token)
+        return None if view is None else self.pages.render("ticket", page=view)
 
     async def metrics_text(self) -> str:
         c = await reports.counts(self.db)
@@ -426,3 +436,9 @@ class Deskbell:
         lines.append("  Stop with Ctrl-C (SIGTERM drains in-flight mail first)")
         out.write("\n".join(lines) + "\n")
         out.flush()
+
+
+def _origin(url: str) -> str:
+    """``https://cdn.example.com`` of a logo's URL (the page's CSP allows images from there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""

@@ -21,13 +21,14 @@ from urllib.parse import quote
 from slack_sdk import signature
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.clock import Clock
 from bot.store.db import DatabaseUnavailable
-from bot.webguard import BodyLimit, ErrorShield
+from bot.webguard import BodyLimit, ErrorShield, PerClientLimit
+from bot.webpages import WebPages
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   max_body_bytes: int = 1048576, metrics_token: str = "",
                   twilio_sms: TwilioHandler | None = None,
                   twilio_status: TwilioHandler | None = None,
-                  files: FileHandler | None = None) -> ASGIApp:
+                  files: FileHandler | None = None,
+                  customer_page: PageHandler | None = None, page_requests_per_minute: int = 30,
+                  page_logo_origin: str = "") -> ASGIApp:
     if slack_handler is not None and not slack_signing_secret:
         raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
     slack_verifier = SlackVerifier(slack_signing_secret, clock or Clock()) if slack_signing_secret else None
@@ -93,7 +96,24 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         return Response(result.data, media_type=result.content_type, headers={
             **DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(result.name)})
 
+    page_limit = PerClientLimit(page_requests_per_minute)
+    page_headers = {**PAGE_HEADERS, "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
+        + (f" {page_logo_origin}" if page_logo_origin else "")
+        + "; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")}
+
+    async def ticket_page(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        if not page_limit.allow(client):
+            return PlainTextResponse("Too many requests; try again in a minute.", status_code=429,
+                                     headers={**page_headers, "Retry-After": "60"})
+        html = await customer_page(request.path_params["token"]) if customer_page else None
+        if html is None:  # one answer for every link that does not open a ticket: no oracle
+            return HTMLResponse(pages.render("not_found"), status_code=404, headers=page_headers)
+        return HTMLResponse(html, headers=page_headers)
+
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
+              Route("/t/{token}", ticket_page, methods=["GET"]),
               Route("/metrics", metrics_endpoint),
               Route("/slack/events", slack_events, methods=["POST"]),
               Route("/files/{id}", file_download, methods=["GET"])]
@@ -112,6 +132,11 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
 
 
 TwilioHandler = Callable[[bytes, "str | None", "str | None"], Awaitable[tuple[int, str, str]]]
+# token → the page's HTML, or None (one generic 404 for every link that opens nothing).
+PageHandler = Callable[[str], Awaitable["str | None"]]
+PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff"}
+pages = WebPages()
 # (attachment id, exp, sig) → the file, or the status to answer (403, 404).
 FileHandler = Callable[[str, str, str], Awaitable[Any]]
 DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",

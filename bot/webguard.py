@@ -9,9 +9,12 @@ a body beyond the cap, or log an exception's message (it may carry a token or a 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -203,3 +206,26 @@ def _where(exc: BaseException, depth: int = 3) -> str:
     """The innermost frames as ``file.py:line in function``, innermost first; no message."""
     frames = traceback.extract_tb(exc.__traceback__)[-depth:]
     return " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in reversed(frames)) or "?"
+
+
+class PerClientLimit:
+    """At most ``per_minute`` requests from one client address in any minute (a sliding
+    window). In memory, per process: it slows down guessing at links from one address; it is
+    no defence against many addresses (the links' signatures are)."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = 10_000) -> None:
+        self.per_minute, self.clock, self.max_clients = per_minute, clock, max_clients
+        self._seen: dict[str, collections.deque[float]] = {}
+
+    def allow(self, client: str) -> bool:
+        now = self.clock()
+        if len(self._seen) >= self.max_clients:  # a flood of addresses: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60}
+        times = self._seen.setdefault(client, collections.deque())
+        while times and times[0] <= now - 60:
+            times.popleft()
+        if len(times) >= self.per_minute:
+            return False
+        times.append(now)
+        return True

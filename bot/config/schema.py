@@ -552,6 +552,17 @@ class SchedulerConfig(_Model):
     interval_seconds: float = Field(30.0, gt=0)
 
 
+class CustomerPageConfig(_Model):
+    """``customer_page``: the signed page where a customer follows their ticket (GET /t/<token>)."""
+
+    link_secret: SecretStr = SecretStr("")  # empty: no page, no links in mail
+    # Secrets used before: links signed with them still open (rotate without breaking mail sent).
+    previous_link_secrets: list[SecretStr] = Field(default_factory=list)
+    link_ttl_days: int = Field(90, ge=1)
+    logo_url: str = ""  # an https image shown at the top of the page
+    requests_per_minute: int = Field(30, ge=1)  # per client address, on /t/
+
+
 class AttachmentsConfig(_Model):
     """``attachments``: where file contents are kept and how download links are signed."""
 
@@ -608,6 +619,7 @@ class Settings(_Model):
     digests: list[Digest] = Field(default_factory=list)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
+    customer_page: CustomerPageConfig = Field(default_factory=CustomerPageConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     canned_responses: list[CannedResponse] = Field(default_factory=list)

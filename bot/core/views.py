@@ -224,6 +224,7 @@ class OutgoingEmail:
     history: tuple[MessageView, ...] = ()  # earlier messages, newest first, quoted below a reply
     first_message: MessageView | None = None  # what the customer wrote (acknowledgements)
     attachments: tuple[AttachmentView, ...] = ()  # files staff sent with it (bytes by sha256)
+    page_url: str | None = None  # the ticket's signed page (customer_page), when it is on
 
 
 @dataclass(frozen=True)
