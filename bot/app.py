@@ -373,7 +373,7 @@ class Deskbell:
                             twilio_sms=twilio.sms if twilio else None,
                             twilio_status=twilio.status if twilio else None,
                             files=lambda *link: attachment_files.download(self.desk, *link),
-                            customer_page=self._customer_page,
+                            customer_page=self._customer_page, page_action=self._page_action,
                             page_requests_per_minute=self.settings.customer_page.requests_per_minute,
                             page_logo_origin=_origin(self.settings.customer_page.logo_url))
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False,
@@ -393,9 +393,17 @@ class Deskbell:
         sock.setblocking(False)
         return server, sock
 
-    async def _customer_page(self, token: str) -> str | None:
+    async def _customer_page(self, token: str, said: str = "") -> str | None:
         view = await customer_page.page(self.desk, token)
-        return None if view is None else self.pages.render("ticket", page=view)
+        return None if view is None else self.pages.render("ticket", page=view,
+                                                            said=customer_page.OUTCOMES.get(said, ""))
+
+    async def _page_action(self, token: str, action: str, csrf: str, nonce: str) -> str | int:
+        try:
+            said = await customer_page.act(self.desk, token, action=action, csrf=csrf, nonce=nonce)
+        except customer_page.Forbidden:
+            return 403
+        return 404 if said is None else said
 
     async def metrics_text(self) -> str:
         c = await reports.counts(self.db)

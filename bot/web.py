@@ -16,12 +16,12 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from slack_sdk import signature
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,7 +44,8 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
                   twilio_sms: TwilioHandler | None = None,
                   twilio_status: TwilioHandler | None = None,
                   files: FileHandler | None = None,
-                  customer_page: PageHandler | None = None, page_requests_per_minute: int = 30,
+                  customer_page: PageHandler | None = None, page_action: PageAction | None = None,
+                  page_requests_per_minute: int = 30,
                   page_logo_origin: str = "") -> ASGIApp:
     if slack_handler is not None and not slack_signing_secret:
         raise ValueError("POST /slack/events needs slack.signing_secret to verify Slack's requests")
@@ -107,13 +108,32 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         if not page_limit.allow(client):
             return PlainTextResponse("Too many requests; try again in a minute.", status_code=429,
                                      headers={**page_headers, "Retry-After": "60"})
-        html = await customer_page(request.path_params["token"]) if customer_page else None
+        said = request.query_params.get("done", "")[:20]
+        html = await customer_page(request.path_params["token"], said) if customer_page else None
         if html is None:  # one answer for every link that does not open a ticket: no oracle
             return HTMLResponse(pages.render("not_found"), status_code=404, headers=page_headers)
         return HTMLResponse(html, headers=page_headers)
 
+    async def ticket_page_action(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        if not page_limit.allow(client):
+            return PlainTextResponse("Too many requests; try again in a minute.", status_code=429,
+                                     headers={**page_headers, "Retry-After": "60"})
+        # A plain urlencoded form of three short fields (read here: no multipart parser needed).
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
+                                             max_num_fields=20).items()}
+        token = request.path_params["token"]
+        result = await page_action(token, form.get("action", ""), form.get("csrf", ""),
+                                   form.get("nonce", "")) if page_action else 404
+        if isinstance(result, int):
+            page = pages.render("not_found") if result == 404 else "Forbidden"
+            return HTMLResponse(page, status_code=result, headers=page_headers)
+        # Post/redirect/get: a reload shows the page, it does not post again.
+        return RedirectResponse(f"/t/{token}?done={quote(result)}", status_code=303, headers=page_headers)
+
     routes = [Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/t/{token}", ticket_page, methods=["GET"]),
+              Route("/t/{token}", ticket_page_action, methods=["POST"]),
               Route("/metrics", metrics_endpoint),
               Route("/slack/events", slack_events, methods=["POST"]),
               Route("/files/{id}", file_download, methods=["GET"])]
@@ -132,8 +152,11 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
 
 
 TwilioHandler = Callable[[bytes, "str | None", "str | None"], Awaitable[tuple[int, str, str]]]
-# token → the page's HTML, or None (one generic 404 for every link that opens nothing).
-PageHandler = Callable[[str], Awaitable["str | None"]]
+# (token, what the last action said) → the page's HTML, or None (one generic 404 for every
+# link that opens nothing).
+PageHandler = Callable[[str, str], Awaitable["str | None"]]
+# (token, action, csrf, nonce) → what to tell the customer, or the status to answer (403, 404).
+PageAction = Callable[[str, str, str, str], Awaitable["str | int"]]
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
                 "X-Content-Type-Options": "nosniff"}
 pages = WebPages()

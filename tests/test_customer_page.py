@@ -15,10 +15,10 @@ from email.message import EmailMessage
 import aiohttp
 
 from bot.config import Settings
-from bot.core import actions, page_links
+from bot.core import actions, page_links, reports
 from bot.core.staff import Actor
 from tests.browser import Browser, browser  # noqa: F401  (the fixture)
-from tests.conftest import DOMAIN, deliver, running, settings_dict
+from tests.conftest import DOMAIN, deliver, running, settings_dict, wait_until
 
 SECRET, OLD_SECRET = "page-secret-now", "page-secret-before"
 NOTE = "Internal: this customer owes us 3 invoices, be firm."
@@ -109,3 +109,40 @@ async def test_one_address_asking_too_often_is_slowed_down(tmp_path, relay):
         base = app.settings.web.public_url
         statuses = [(await get(f"{base}/t/1.0.guess{n}"))[0] for n in range(7)]
     assert statuses == [404] * 5 + [429, 429]
+
+
+def form_fields(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', html))
+
+
+async def post(url: str, data: dict[str, str]) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=data, allow_redirects=False) as answer:
+            return answer.status, answer.headers.get("Location", "")
+
+
+async def test_close_and_reopen_from_the_page_once_each_and_only_with_its_form(tmp_path, relay, fake_slack):
+    settings = page_settings(tmp_path, relay, slack_url=fake_slack.url)
+    async with running(settings) as app:
+        await deliver(app, customer_mail())
+        [ack] = await relay.wait_for(1)
+        link = re.search(r"https?://\S+/t/\S+", ack.get_body(("plain",)).get_content()).group(0)
+        _, _, html = await get(link)
+        fields = form_fields(html)
+        assert 'value="close"' in html and 'value="reopen"' not in html
+        refused = await post(link, {"action": "close", "nonce": fields["nonce"]})  # no CSRF token
+        forged = await post(link, {"action": "close", "nonce": "n1", "csrf": "0" * 32})
+        done = await post(link, {**fields, "action": "close"})
+        again = await post(link, {**fields, "action": "close"})  # the same form, posted twice
+        shown = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        _, _, after = await get(link.split("?")[0] + "?done=closed")
+        reopen = await post(link, {**form_fields(after), "action": "reopen"})
+        reopened = await reports.show_ticket(app.db, 1, now=app.clock.now())
+        await wait_until(lambda: any("from their page" in str(c.args) for c in fake_slack.thread_replies()))
+    assert refused[0] == 403 and forged[0] == 403
+    assert done[0] == 303 and done[1].endswith("?done=closed") and again[0] == 303
+    assert shown["status"] == "closed"
+    closings = [e for e in shown["events"] if e["kind"] == "status" and e["data"]["to"] == "closed"]
+    assert len(closings) == 1 and closings[0]["actor"] == "customer:ann1@example.net"
+    assert "Thank you: your request is closed." in after and 'value="reopen"' in after
+    assert reopen[0] == 303 and reopened["status"] == "open"

@@ -420,6 +420,7 @@ class TicketsConfig(_Model):
     mobile_response_via: Literal["sms", "email", "both"] = "sms"
     sms_reopen_window_days: int = Field(7, ge=0)
     reply_lock_minutes: int = Field(10, ge=1)
+    reopen_window_days: int = Field(14, ge=0)  # a customer may reopen from their page this long after
 
 
 class BusinessHours(_Model):

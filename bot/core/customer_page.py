@@ -10,14 +10,20 @@ given).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.core import attachment_files, page_links
+from bot.core import attachment_files, groups, intents, lifecycle, page_links
+from bot.core.actions import IdempotencyKey, seen_before
 from bot.core.desk import Desk
+from bot.core.errors import TicketNotFound
+from bot.core.tickets import load_ticket, ticket_view
 from bot.store import models as m
 
 STATUS_WORDS = {"new": "Received, waiting for our team", "open": "Being worked on",
@@ -52,6 +58,10 @@ class PageView:
     group: str
     messages: tuple[PublicMessage, ...]
     logo_url: str = ""
+    csrf: str = ""  # proves a form came from this page (bound to the link)
+    nonce: str = ""  # names this rendering's forms: the same form posted twice acts once
+    can_close: bool = False
+    can_reopen: bool = False
 
 
 def link_for(settings: Settings, ticket_id: int, requester_id: int, *, now: datetime) -> str | None:
@@ -99,7 +109,77 @@ async def page(desk: Desk, token: str) -> PageView | None:
     return PageView(number=ticket.id, subject=ticket.subject, status=ticket.status,
                     status_words=STATUS_WORDS.get(ticket.status, ticket.status),
                     handler=_first_name(assignee.name if assignee else "") or group.name, group=group.name,
-                    messages=messages, logo_url=settings.customer_page.logo_url)
+                    messages=messages, logo_url=settings.customer_page.logo_url,
+                    csrf=csrf_token(settings, token), nonce=secrets.token_urlsafe(12),
+                    can_close=ticket.status != "closed", can_reopen=_reopenable(settings, ticket, now))
+
+
+def csrf_token(settings: Settings, token: str) -> str:
+    """A form's proof that it came from this link's page (a page elsewhere cannot know it)."""
+    secret = settings.customer_page.link_secret.get_secret_value().encode()
+    return hmac.new(secret, f"csrf:{token}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _reopenable(settings: Settings, ticket: m.Ticket, now: datetime) -> bool:
+    finished = ticket.closed_at or ticket.resolved_at
+    return (ticket.status in ("resolved", "closed") and finished is not None
+            and now - finished <= timedelta(days=settings.tickets.reopen_window_days))
+
+
+class Forbidden(Exception):
+    """A form without this page's CSRF token."""
+
+
+ACTIONS = {"close": "closed", "reopen": "open"}
+
+
+# What the page says after a button (codes, so a link cannot make the page say anything else).
+OUTCOMES = {"closed": "Thank you: your request is closed.", "reopened": "Your request is open again.",
+            "too_late": "This request can no longer be reopened here: write to us and we will open a new one.",
+            "unknown": "That is not something this page can do."}
+
+
+async def act(desk: Desk, token: str, *, action: str, csrf: str, nonce: str) -> str | None:
+    """A button pressed on the page: ``close`` ("my problem is solved") or ``reopen``. Returns
+    an ``OUTCOMES`` code, None when the link opens nothing (404); raises ``Forbidden`` without
+    the page's CSRF token. Posting the same form again changes nothing."""
+    settings, now = desk.settings, desk.clock.now()
+    link = page_links.parse(token)
+    if link is None or not settings.customer_page.link_secret.get_secret_value():
+        return None
+    async with desk.db.transaction() as s:
+        try:
+            ticket: m.Ticket | None = await load_ticket(s, link.ticket_id, for_update=True)
+        except TicketNotFound:
+            ticket = None
+        requester = ticket.requester_id if ticket is not None else _UNKNOWN_REQUESTER
+        if not page_links.valid(link, requester, secrets=_secrets(settings), now=now) or ticket is None:
+            return None
+        if not hmac.compare_digest(csrf_token(settings, token), csrf):
+            raise Forbidden("this form did not come from the request's page")
+        if action not in ACTIONS or not nonce or len(nonce) > 64:
+            return "unknown"
+        if await seen_before(s, IdempotencyKey("page", f"{ticket.id}:{action}:{nonce}"), now=now):
+            return _done(action)
+        if action == "reopen" and not _reopenable(settings, ticket, now):
+            return "too_late"
+        contact = await s.get_one(m.Contact, ticket.requester_id)
+        actor = f"customer:{contact.email or contact.phone or ''}"
+        if await lifecycle.change_status(s, ticket, ACTIONS[action], settings=settings, actor=actor, now=now,
+                                         reason="from the customer's page"):
+            said = "closed it (the problem is solved)" if action == "close" else "reopened it"
+            await intents.post_notice_in_thread(s, ticket_id=ticket.id, now=now,
+                                                text=f"The customer {said} from their page.")
+            group = await s.get_one(m.HandlerGroup, ticket.group_id)
+            await intents.update_card(s, ticket_id=ticket.id, now=now,
+                                      ticket=await ticket_view(s, ticket, settings=settings, now=now),
+                                      last_action=f"The customer {said} from their page",
+                                      repost_to=groups.card_channel(group, settings))
+    return _done(action)
+
+
+def _done(action: str) -> str:
+    return "closed" if action == "close" else "reopened"
 
 
 def _first_name(name: str | None) -> str:
