@@ -6,11 +6,16 @@ head, as ``deskbell db upgrade`` leaves it: the app does not migrate PostgreSQL 
 Tests about SQLite itself are marked ``only_on_sqlite``; they are skipped on PostgreSQL. Tests
 about PostgreSQL itself (``pg_url``, ``postgres_server``) run in either pass, except where
 ``DESKBELL_TEST_SKIP_POSTGRES`` is set: ./scripts/test sets it for its SQLite pass.
+
+The PostgreSQL pass runs only the tests that reach the test database; the others (config,
+mail parsing, rendering, the CLI's help...) run the same code in both passes, so they are left
+to the SQLite pass (see ``uses_database``: found by itself, ``pytest.mark.database`` where not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import os
 import smtplib
@@ -18,6 +23,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import pytest
@@ -44,8 +50,155 @@ def only_on_sqlite(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(ON_POSTGRESQL, reason=f"about SQLite itself: {reason}")
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pg.shutdown()
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _Sorting.left_out:
+        # Every test chosen runs in the SQLite pass only (./scripts/test tests/test_config.py):
+        # nothing to do here is no failure.
+        session.exitstatus = pytest.ExitCode.OK
+
+
+# ----- which tests the PostgreSQL pass runs ------------------------------------------------------
+
+# A test reaches the test database through one of these fixtures, or through one of these helpers
+# (named by the test, its fixtures, or the suite's functions and classes they name in turn).
+DATABASE_FIXTURES = frozenset({"app_settings", "pg_url", "pg_databases", "postgres_server"})
+DATABASE_HELPERS = frozenset({"database_url", "settings_dict", "database_value", "rename_table"})
+_EVERYONES = frozenset({"_postgresql_for_each_test"})  # autouse; names pg_databases for every test
+_USES_DATABASE = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "database: the test reaches the test database in a way tests/conftest.py cannot "
+                   "see (uses_database), so the PostgreSQL pass runs it too")
+
+
+def uses_database(item: pytest.Item) -> bool:
+    """Whether ``item`` reaches the test database: it asks for a database fixture, or it, its
+    fixtures or its parameters name a database helper or fixture (directly or through the suite's
+    own functions and classes), or it is marked ``database``. The SQLite pass checks the answer:
+    a test said not to that makes a database fails there (``database_url``)."""
+    if _USES_DATABASE not in item.stash:
+        item.stash[_USES_DATABASE] = _uses_database(item)
+    return item.stash[_USES_DATABASE]
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    if item.get_closest_marker("database") or not isinstance(item, pytest.Function):
+        return True
+    if DATABASE_FIXTURES & set(item.fixturenames):
+        return True
+    code: list[Any] = [item.function]
+    code += [d.func for name, defs in item._fixtureinfo.name2fixturedefs.items()
+             if name not in _EVERYONES for d in defs]
+    code += [value for value in getattr(getattr(item, "callspec", None), "params", {}).values()
+             if _of_the_suite(value)]
+    return _reaches_database(code)
+
+
+def _of_the_suite(obj: Any) -> bool:
+    return ((inspect.isfunction(obj) or inspect.isclass(obj))
+            and getattr(obj, "__module__", "").partition(".")[0] == "tests")
+
+
+def _suite_module(obj: Any) -> bool:
+    return inspect.ismodule(obj) and obj.__name__.partition(".")[0] == "tests"
+
+
+def _names(code: CodeType) -> tuple[set[str], set[str]]:
+    """The global and attribute names ``code`` uses, and its string constants (a fixture asked
+    for by name), nested functions included."""
+    names, strings = set(code.co_names), set()
+    for const in code.co_consts:
+        if isinstance(const, str):
+            strings.add(const)
+        elif isinstance(const, CodeType):
+            inner_names, inner_strings = _names(const)
+            names |= inner_names
+            strings |= inner_strings
+    return names, strings
+
+
+def _reaches_database(start: list[Any]) -> bool:
+    seen: set[int] = set()
+    todo = [inspect.unwrap(f) for f in start]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if inspect.isclass(obj):
+            for member in vars(obj).values():
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                elif isinstance(member, property):
+                    member = member.fget
+                if inspect.isfunction(member):
+                    todo.append(inspect.unwrap(member))
+            continue
+        if not inspect.isfunction(obj):
+            continue
+        names, strings = _names(obj.__code__)
+        if names & (DATABASE_HELPERS | DATABASE_FIXTURES) or strings & DATABASE_FIXTURES:
+            return True
+        for name in names:
+            found = obj.__globals__.get(name)
+            # A module of the suite (helpers.make_settings(...)): what the code names in it.
+            candidates = [getattr(found, n, None) for n in names] if _suite_module(found) else [found]
+            todo += [inspect.unwrap(c) for c in candidates if _of_the_suite(c)]
+    return False
+
+
+class _Sorting:
+    left_out = 0  # tests the PostgreSQL pass leaves to the SQLite one
+    database_free = False  # the running test is said not to reach the database
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m: what is left of what was asked for
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRESQL:
+        return
+    kept = [item for item in items if uses_database(item)]
+    if len(kept) < len(items):
+        left = [item for item in items if not uses_database(item)]
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+        _Sorting.left_out = len(left)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if _Sorting.left_out:
+        return (f"PostgreSQL pass: {_Sorting.left_out} tests that never reach the database are left "
+                "to the SQLite pass")
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _Sorting.database_free = not uses_database(item)
+    try:
+        return (yield)
+    finally:
+        _Sorting.database_free = False
+
+
+_WRONGLY_SORTED = (
+    "this test reaches the test database, yet conftest.py's uses_database found none of "
+    f"{', '.join(sorted(DATABASE_FIXTURES | DATABASE_HELPERS))} in its code or its fixtures' code, "
+    "so the PostgreSQL pass would leave it out: mark it @pytest.mark.database")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    # Skipped for wanting PostgreSQL in the SQLite pass (tests/pg.py), by a test the PostgreSQL
+    # pass would leave out: it would never run at all.
+    if (report.skipped and isinstance(report.longrepr, tuple)
+            and "DESKBELL_TEST_SKIP_POSTGRES" in report.longrepr[2] and not uses_database(item)):
+        report.outcome = "failed"
+        report.longrepr = _WRONGLY_SORTED
+    return report
 
 
 class _TestDatabases:
@@ -74,6 +227,8 @@ def database_url(tmp_path: Path) -> str:
     """The database a test's settings point at: SQLite's ``deskbell.db`` in ``tmp_path``, or on
     PostgreSQL a fresh database at head (the same one for the same ``tmp_path`` in one test,
     as the file would be)."""
+    if _Sorting.database_free:
+        pytest.fail(_WRONGLY_SORTED, pytrace=False)
     if not ON_POSTGRESQL:
         return f"sqlite+aiosqlite:///{tmp_path / 'deskbell.db'}"
     if _TestDatabases.maker is None:
