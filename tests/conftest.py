@@ -1,8 +1,10 @@
 """Shared fixtures: a fake Slack, a relay sink, and a whole Deskbell running on loopback port 0.
 
 ``DESKBELL_TEST_DATABASE`` picks the database every test's settings get: ``sqlite`` (default, a
-file in the test's tmp_path) or ``postgresql`` (a fresh database per test, already migrated to
-head, as ``deskbell db upgrade`` leaves it: the app does not migrate PostgreSQL by itself).
+file in the test's tmp_path) or ``postgresql`` (a fresh database per test). Either starts at
+head, a copy of one the session migrated, as ``deskbell db upgrade`` leaves it: the app does not
+migrate PostgreSQL by itself, and migrating a new SQLite file from scratch for every test would
+be much of the suite's time (``settings_dict(..., migrated=False)`` leaves that to the app).
 Tests about SQLite itself are marked ``only_on_sqlite``; they are skipped on PostgreSQL. Tests
 about PostgreSQL itself (``pg_url``, ``postgres_server``) run in either pass, except where
 ``DESKBELL_TEST_SKIP_POSTGRES`` is set: ./scripts/test sets it for its SQLite pass.
@@ -15,11 +17,14 @@ to the SQLite pass (see ``uses_database``: found by itself, ``pytest.mark.databa
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import io
 import os
+import shutil
 import smtplib
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
@@ -32,6 +37,8 @@ from bot.app import Deskbell
 from bot.clock import Clock
 from bot.config import Settings
 from bot.core import spool
+from bot.store import migrate
+from bot.store.db import Database
 from tests.fakes import FakeSlack, RelaySink
 from tests.imapserver import Dovecot, dovecot_binary
 from tests import pg
@@ -51,7 +58,10 @@ def only_on_sqlite(reason: str) -> pytest.MarkDecorator:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    pg.shutdown()
+    try:
+        pg.shutdown()
+    finally:
+        _SQLiteTemplate.remove()
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _Sorting.left_out:
         # Every test chosen runs in the SQLite pass only (./scripts/test tests/test_config.py):
         # nothing to do here is no failure.
@@ -223,14 +233,50 @@ def _postgresql_for_each_test(request: pytest.FixtureRequest) -> Any:
         _TestDatabases.maker = None
 
 
-def database_url(tmp_path: Path) -> str:
+class _SQLiteTemplate:
+    """A SQLite file the session migrated to head once; a test's ``deskbell.db`` is a copy."""
+
+    path: Path | None = None
+
+    @classmethod
+    def copy_to(cls, target: Path) -> None:
+        if cls.path is None:
+            path = Path(tempfile.mkdtemp(prefix="deskbell-sqlite-")) / "template.db"
+
+            async def upgrade() -> None:
+                db = Database(f"sqlite+aiosqlite:///{path}")
+                try:
+                    await migrate.upgrade(db)
+                finally:
+                    await db.dispose()
+
+            # On a loop of its own: the caller may be a coroutine, inside the test's loop.
+            with concurrent.futures.ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, upgrade()).result()
+            with closing(sqlite3.connect(path)) as con:  # all of it in the one file
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cls.path = path
+        shutil.copyfile(cls.path, target)
+
+    @classmethod
+    def remove(cls) -> None:
+        if cls.path is not None:
+            shutil.rmtree(cls.path.parent, ignore_errors=True)
+            cls.path = None
+
+
+def database_url(tmp_path: Path, *, migrated: bool = True) -> str:
     """The database a test's settings point at: SQLite's ``deskbell.db`` in ``tmp_path``, or on
-    PostgreSQL a fresh database at head (the same one for the same ``tmp_path`` in one test,
-    as the file would be)."""
+    PostgreSQL a fresh database (the same one for the same ``tmp_path`` in one test, as the
+    file would be); at head, except a SQLite file asked for with ``migrated=False``, which is
+    left for the app to make."""
     if _Sorting.database_free:
         pytest.fail(_WRONGLY_SORTED, pytrace=False)
     if not ON_POSTGRESQL:
-        return f"sqlite+aiosqlite:///{tmp_path / 'deskbell.db'}"
+        path = tmp_path / "deskbell.db"
+        if migrated and not path.exists():
+            _SQLiteTemplate.copy_to(path)
+        return f"sqlite+aiosqlite:///{path}"
     if _TestDatabases.maker is None:
         raise RuntimeError("a PostgreSQL test database is only made while a test runs")
     if tmp_path not in _TestDatabases.made:
@@ -239,11 +285,13 @@ def database_url(tmp_path: Path) -> str:
 
 
 def settings_dict(tmp_path: Path, *, slack_url: str | None = None, relay_port: int = 9,
-                  slack_token: str | None = "xoxb-test-token", **overrides: Any) -> dict[str, Any]:
+                  slack_token: str | None = "xoxb-test-token", migrated: bool = True,
+                  **overrides: Any) -> dict[str, Any]:
     given = overrides.get("database")
     data: dict[str, Any] = {
         # Not made when the test names its own database (a PostgreSQL one would be wasted).
-        "database": {} if isinstance(given, dict) and "url" in given else {"url": database_url(tmp_path)},
+        "database": {} if isinstance(given, dict) and "url" in given else {
+            "url": database_url(tmp_path, migrated=migrated)},
         "smtp_in": {"listen": "127.0.0.1:0", "domains": [DOMAIN]},
         "web": {"listen": "127.0.0.1:0"},
         "email_out": {"host": "127.0.0.1", "port": relay_port, "from_address": f"support@{DOMAIN}",

@@ -92,7 +92,8 @@ def message(n: int) -> tuple[str, bytes]:
 
 
 async def test_starts_on_defaults_queues_cards_without_slack_then_posts(tmp_path, fake_slack, relay):
-    config = write_config(tmp_path, relay_port=relay.port)  # no Slack token
+    # No Slack token, and on SQLite no database file yet: the first start makes it.
+    config = write_config(tmp_path, relay_port=relay.port, migrated=False)
     bot = BotProcess(config, tmp_path).start()
     assert b"Slack     off" in bot.stdout and b"cards are queued" in bot.stdout
     _, raw = message(1)
