@@ -10,12 +10,14 @@ installs PostgreSQL when it is missing.
 A test's database is a copy of a template migrated once per session (``CREATE DATABASE …
 TEMPLATE``: a file copy, far quicker than running the migrations again), made and dropped over
 one connection kept on a thread of its own, so synchronous code (fixtures, ``settings_dict``
-inside a running test) can ask for one. Must not touch databases it did not create.
+inside a running test) can ask for one; the next copy is made while the test before runs. Must
+not touch databases it did not create.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -206,6 +208,7 @@ class Databases:
         self._thread.start()
         self._lock = asyncio.Lock()
         self._pending: list[Any] = []
+        self._spare: concurrent.futures.Future[str] | None = None  # the next copy, being made
         self._strategy = ""
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -229,10 +232,27 @@ class Databases:
                     await asyncio.sleep(0.25)
 
     def create(self, *, template: bool = True) -> str:
-        """A new database (a copy of the migrated template, or empty): its asyncpg URL."""
+        """A new database (a copy of the migrated template, or empty): its asyncpg URL. A copy
+        is the one made in the background since the last was asked for (or, if that failed, a
+        new one); the next is started at once."""
+        if not (template and self.template):
+            return self._call(self._create(copy=False))
+        spare, self._spare = self._spare, None
+        url = None
+        if spare is not None:
+            try:
+                url = spare.result(timeout=120)
+            except Exception:  # noqa: BLE001 — the server restarted meanwhile (an outage drill)
+                url = None
+        if url is None:
+            url = self._call(self._create(copy=True))
+        self._spare = asyncio.run_coroutine_threadsafe(self._create(copy=True), self._loop)
+        return url
+
+    async def _create(self, *, copy: bool) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
-        copy = f" TEMPLATE {self.template}{self._strategy}" if template and self.template else ""
-        self._call(self._execute(f"CREATE DATABASE {name}{copy}"))
+        source = f" TEMPLATE {self.template}{self._strategy}" if copy else ""
+        await self._execute(f"CREATE DATABASE {name}{source}")
         return with_database(self.server, name, driver="asyncpg")
 
     def drop(self, url: str) -> None:
@@ -264,6 +284,12 @@ class Databases:
             self._strategy = " STRATEGY FILE_COPY"
 
     def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                self.drop(spare.result(timeout=120))
+            except Exception:  # noqa: BLE001 — never made: nothing to drop
+                pass
         for pending in self._pending:
             try:
                 pending.result(timeout=120)
