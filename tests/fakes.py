@@ -100,7 +100,9 @@ class FakeSlack:
         app.router.add_post("/upload/{id}", self._upload)
         app.router.add_get("/private/{id}", self._private)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app, access_log=None)
+        # At the end, an answer still being waited for (its caller killed meanwhile, say, while
+        # upload_answer_delay runs) is cut short rather than waited out.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
