@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import customer_page, filetypes, groups, intents
+from bot.core import filetypes, groups, intents, page_links
 from bot.core.desk import Desk
 from bot.core.threader import new_message_id, reply_address
 from bot.core.views import AttachmentView, MessageView, OutgoingEmail, TicketView
@@ -133,7 +133,7 @@ async def send_all(s: AsyncSession, desk: Desk, drafts: list[Draft], *,
             from_name=d.from_name, text=d.body, staff_name=d.staff_name, group=d.group,
             history=d.history, first_message=d.first_message,
             attachments=tuple(AttachmentView.of(row) for row in outgoing_files(s, out, d.files)),
-            page_url=customer_page.link_for(settings, d.ticket.id, d.ticket.requester_id, now=now))
+            page_url=page_links.link_for(settings, d.ticket.id, d.ticket.requester_id, now=now))
         intents.customer_email(s, ticket_id=d.ticket.id, message_id=out.id,
                                sender=settings.email_out.from_address, mail=mail, now=now)
     return [o[4] if o is not None else None for o in outgoing]

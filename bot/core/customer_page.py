@@ -64,17 +64,6 @@ class PageView:
     can_reopen: bool = False
 
 
-def link_for(settings: Settings, ticket_id: int, requester_id: int, *, now: datetime) -> str | None:
-    """The page's signed link for this ticket's requester; None when the page is off."""
-    page = settings.customer_page
-    secret = page.link_secret.get_secret_value()
-    if not secret:
-        return None
-    signed = page_links.token(ticket_id, requester_id, secret=secret, now=now,
-                              ttl=timedelta(days=page.link_ttl_days))
-    return f"{settings.web.public_url.rstrip('/')}/t/{signed}"
-
-
 def _secrets(settings: Settings) -> list[str]:
     page = settings.customer_page
     return [page.link_secret.get_secret_value(), *(s.get_secret_value() for s in page.previous_link_secrets)]

@@ -15,6 +15,8 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.config import Settings
+
 MAC_BYTES = 18  # 144 bits: 24 characters in the link
 
 
@@ -56,3 +58,13 @@ def valid(link: PageToken, requester_id: int, *, secrets: list[str], now: dateti
         if secret:
             matched |= hmac.compare_digest(_mac(secret, link.ticket_id, requester_id, link.expires), link.mac)
     return matched and link.expires >= now.timestamp()
+
+
+def link_for(settings: Settings, ticket_id: int, requester_id: int, *, now: datetime) -> str | None:
+    """The page's signed link for this ticket's requester; None when the page is off."""
+    page = settings.customer_page
+    secret = page.link_secret.get_secret_value()
+    if not secret:
+        return None
+    signed = token(ticket_id, requester_id, secret=secret, now=now, ttl=timedelta(days=page.link_ttl_days))
+    return f"{settings.web.public_url.rstrip('/')}/t/{signed}"
