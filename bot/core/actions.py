@@ -256,11 +256,11 @@ def _check_email_size(desk: Desk, text: str, files: Sequence[Attachment] = ()) -
     if size > limit:
         raise BadRequest(f"the reply is too long to send by email ({len(text.encode()):,} bytes of text; "
                          f"the mail limit is {limit:,} bytes with both its parts): shorten it")
-    for f in sorted(files, key=lambda f: -f.size):
-        if size + mail_size(files) > limit:
-            raise BadRequest(f"{f.name} ({f.size:,} bytes) makes the mail {size + mail_size(files):,} bytes, "
-                             f"over email_out.max_message_bytes ({limit:,}): send it without that file")
-        break
+    total = size + mail_size(files)
+    if files and total > limit:
+        biggest = max(files, key=lambda f: f.size)
+        raise BadRequest(f"{biggest.name} ({biggest.size:,} bytes) makes the mail {total:,} bytes, "
+                         f"over email_out.max_message_bytes ({limit:,}): send it without that file")
 
 
 def mail_size(files: Sequence[Attachment]) -> int:
