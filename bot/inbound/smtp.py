@@ -35,6 +35,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, s
 
 from bot.clock import Clock
 from bot.core.spool import Arrival
+from bot.inbound.smtp_data import ERR_451, ERR_552, DataReceiver, next_piece
 from bot.fdlimit import open_file_limit
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,9 @@ OK_250 = "250 2.0.0 Ok: queued as {}"
 ERR_421 = "421 4.3.2 Service shutting down, try again later"
 ERR_421_BUSY = "421 4.7.0 Too many connections, try again later"
 ERR_421_IDLE = "421 4.4.2 {} Error: timeout exceeded"
-ERR_451 = "451 4.3.0 Temporary failure storing your message, please retry"
 ERR_451_BUSY = "451 4.3.2 Too many messages in transfer, try again later"
 ERR_452_RCPT = "452 4.5.3 Too many recipients"
-ERR_500_LINE = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
 ERR_550 = "550 5.1.1 <{}>: recipient address not accepted here (we do not relay)"
-ERR_552 = "552 5.3.4 Message size exceeds fixed maximum message size"
 ERR_553 = "553 5.1.3 <{}>: bad recipient address syntax"
 
 # aiosmtpd's own wording → enhanced status codes (RFC 3463) that MTAs log and act on.
@@ -165,41 +163,20 @@ class DeskbellSMTP(SMTP):
 
     async def _receive(self, message: IO[bytes]) -> str | None:
         """Copy the message into ``message`` up to the line ".", removing each line's
-        transparent dot (RFC 5321 §4.5.2); return the error to answer, if any.
-
-        Lines end with CRLF only: a bare LF or CR is data, so ``\\n.\\n`` cannot end a message
-        early (SMTP smuggling). Past a limit the rest is still read to the end and dropped, and
-        the error answered only then (RFC 5321 §4.2.5), so it is not taken for commands.
-        """
-        size, error, mid_line = 0, None, False
+        transparent dot (RFC 5321 §4.5.2); return the error to answer, if any (see
+        ``smtp_data``: a bare LF or CR is data, and past a limit the rest is read, then
+        refused)."""
+        receiver = DataReceiver(message, size_limit=self.data_size_limit or 0,
+                                line_limit=self.line_length_limit)
         while True:
             try:
-                line = await self._reader.readuntil(b"\r\n")
-            except asyncio.LimitOverrunError as overrun:  # longer than the reader may buffer
-                line = await self._reader.read(overrun.consumed)
-                error = error or ERR_500_LINE
+                piece = await next_piece(self._reader)
             except asyncio.CancelledError:  # connection lost or timed out, as in aiosmtpd
                 log.debug("smtp connection lost during DATA peer=%s", self.session and self.session.peer)
                 self._writer.close()
                 raise
-            if line == b".\r\n" and not mid_line:
-                return error
-            stuffed = not mid_line and line.startswith(b".")
-            mid_line = not line.endswith(b"\r\n")
-            if error is not None:
-                continue
-            # The transparent dot counts towards neither the line nor the size limit.
-            size += len(line) - stuffed
-            if self.data_size_limit and size > self.data_size_limit:
-                error = ERR_552
-            elif len(line) - stuffed > self.line_length_limit:
-                error = ERR_500_LINE
-            else:
-                try:
-                    message.write(line[1:] if stuffed else line)
-                except OSError as exc:  # disk full: our failure, the sender retries
-                    log.error("smtp cannot store a message in transfer: %s", exc)
-                    error = ERR_451
+            if receiver.feed(piece):
+                return receiver.error
 
 
 async def _read_back(message: IO[bytes]) -> bytes:
