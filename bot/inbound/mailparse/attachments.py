@@ -25,7 +25,7 @@ from bot.messages import Attachment
 def _add_leaf_attachment(
     part: Message, ctype: str, disposition: str | None, filename: str | None, walk: _Walk
 ) -> None:
-    data = _payload_bytes(part)
+    data = _payload_bytes(part, walk)
     index = len(walk.attachments) + 1
     name = _sanitize_name(filename, ctype, index)
     is_tnef = ctype in _TNEF_TYPES or (
@@ -60,7 +60,7 @@ def _add_message_attachment(part: Message, ctype: str, walk: _Walk) -> None:
         if subject:
             name = _sanitize_name(_collapse(subject)[:200] + ".eml", ctype, index)
     else:
-        data = _payload_bytes(part)
+        data = _payload_bytes(part, walk)
         name = _sanitize_name(_filename(part, walk), ctype, index)
     walk.attachments.append(Attachment(name=name, content_type=ctype, data=data))
 
@@ -73,4 +73,4 @@ def _flatten(msg: Message, walk: _Walk) -> bytes:
     except (RecursionError, *_HEADER_ERRORS) as exc:
         walk.defect(f"attached message not re-serialisable ({type(exc).__name__})")
         return b""
-    return buffer.getvalue()
+    return walk.lifted.restore_bytes(buffer.getvalue())

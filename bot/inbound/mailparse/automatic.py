@@ -193,7 +193,7 @@ def _returned_ids(msg: Message, our_domain: str | None) -> list[str]:
 
 def _original_ids(part: Message, ctype: str, walk: _Walk) -> list[str]:
     if ctype == "text/rfc822-headers":
-        headers = BytesParser(policy=compat32).parsebytes(_payload_bytes(part), headersonly=True)
+        headers = BytesParser(policy=compat32).parsebytes(_payload_bytes(part, walk), headersonly=True)
     else:
         payload = part.get_payload()
         headers = payload[0] if isinstance(payload, list) and payload else None
@@ -221,7 +221,7 @@ def _delivery_status(
         blocks = [b for b in payload if isinstance(b, Message)]
     else:
         # Some MTAs base64-encode the status; the parser then keeps it as one string.
-        text = _decode_bytes(_payload_bytes(part), "utf-8", walk, "delivery-status")
+        text = _decode_bytes(_payload_bytes(part, walk), "utf-8", walk, "delivery-status")
         blocks = [
             BytesParser(policy=compat32).parsebytes(chunk.encode("utf-8"), headersonly=True)
             for chunk in text.replace("\r\n", "\n").split("\n\n")

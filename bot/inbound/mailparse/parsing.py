@@ -20,6 +20,7 @@ from email.policy import compat32
 from email.policy import default as default_policy
 
 from bot.core.errors import MailParseError
+from bot.inbound.mailparse.lifting import lift
 from bot.inbound.mailparse.parts import _HEADER_ERRORS, MAX_PARTS, _Walk
 
 # Parsing-cost limits for the stdlib parser (see _defuse).
@@ -59,7 +60,8 @@ _TEXT_LINE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 def _parse_bytes(raw: bytes, walk: _Walk) -> Message:
     """Parse with the modern policy, falling back to the lenient legacy one, then headers only."""
-    data = _defuse(_repair_header_section(raw, walk), walk)
+    # Lifting first: the defusing scans then read kilobytes, not the bodies' megabytes.
+    data = _defuse(lift(_repair_header_section(raw, walk), walk.lifted), walk)
     # Some relays prepend blank lines; the header section then looks empty to the parser.
     candidates = [data]
     if data[:1] in (b"\r", b"\n", b" ", b"\t"):

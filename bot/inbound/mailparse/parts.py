@@ -5,7 +5,7 @@ tell the decoders what undeclared 8-bit bytes elsewhere in it probably are). The
 a part's Content-Type (parsed once per part), Content-Disposition and payload without letting
 the stdlib's header errors out, and ``_iter_parts`` visits the tree without recursion. Must not
 decide what a part is (body text, attachment, report: the modules that use these do) and must
-not import the rest of the package. No ticket logic here.
+not import the rest of the package but ``lifting`` (the bodies cut out before parsing). No ticket logic here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import email.utils
 from dataclasses import dataclass, field
 from email.message import Message
 
+from bot.inbound.mailparse.lifting import Lifted
 from bot.messages import Attachment
 
 # A tree this deep is an attack or a broken generator, never a real client; past it the parts are
@@ -50,6 +51,8 @@ class _Walk:
     # Charset labels the message declares (Content-Type charset parameters, RFC 2047 words), in
     # the order met, lower-cased, without repeats.
     declared_charsets: list[str] = field(default_factory=list)
+    # Big base64 bodies decoded before parsing; their parts hold a marker (see lifting.py).
+    lifted: Lifted = field(default_factory=Lifted)
 
     def defect(self, text: str) -> None:
         if text not in self.defects and len(self.defects) < MAX_DEFECTS:
@@ -98,8 +101,15 @@ def _disposition(part: Message, walk: _Walk) -> str | None:
         return None
 
 
-def _payload_bytes(part: Message) -> bytes:
+def _payload_bytes(part: Message, walk: _Walk) -> bytes:
     """Transfer-decoded payload; bad base64/quoted-printable degrade, the parser notes a defect."""
+    payload = part.get_payload()
+    if isinstance(payload, str) and walk.lifted.prefix in payload:
+        decoded = walk.lifted.decoded(payload)
+        # As the stdlib decides whether to decode (its get_payload reads the field the same way).
+        if decoded is not None and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+            return decoded
+        part.set_payload(walk.lifted.restore_text(payload))
     data = part.get_payload(decode=True)
     if isinstance(data, bytes):
         return data

@@ -124,7 +124,7 @@ def _choose_alternative(rendered: list[tuple[str, str]]) -> tuple[str, str]:
 
 
 def _leaf_text(part: Message, walk: _Walk, ctype: str) -> str:
-    data = _payload_bytes(part)
+    data = _payload_bytes(part, walk)
     text = _decode_bytes(data, _param(part, "charset", walk), walk, ctype)
     if ctype == "text/html":
         return _html_to_text(_clean(text), walk)
