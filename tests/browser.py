@@ -10,6 +10,7 @@ for Python through ``executable_path`` (Playwright's own browser download is nev
         assert (await page.widths()).overflow == 0       # no horizontal scrolling at 375 px
         assert await page.count("table.tickets tr") == 3
         await page.screenshot("digest-375")              # → $DESKBELL_TEST_ARTIFACTS/<module>/digest-375.png
+        assert await page.accessibility_violations() == []   # axe-core: nothing serious or critical
 
 One Chromium serves the whole session (started on first use, stopped when pytest ends); each
 ``open()`` gets a fresh browser context (no shared cookies or cache), closed when the test ends.
@@ -18,16 +19,21 @@ git-ignored) so that a failing run can be looked at.
 
 Chromium ends with Playwright's driver process, which ends with pytest, even on ``kill -9``.
 Without Chromium (or Playwright) the fixture skips, except under CI, where that is a failure:
-./scripts/test installs Debian's ``chromium`` when it is missing.
+./scripts/test installs Debian's ``chromium`` when it is missing. The accessibility check runs
+axe-core, whose script comes with the ``axe-playwright-python`` package of the test extra; without
+it that check skips in the same way.
 
 Must not: reach the network (every request other than file:, data:, about:, blob: and loopback
 http(s) is aborted and listed in ``page.blocked``), download a browser, touch the user's Chromium
-profile (each run gets a temporary one), or leave a Chromium process behind.
+profile (each run gets a temporary one), or leave a Chromium process behind. Nor may the
+accessibility check loosen what it checks: axe-core is evaluated from outside the page (the way
+DevTools runs a snippet), so a page keeps its own Content-Security-Policy, ``script-src`` and all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -36,7 +42,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -82,6 +88,42 @@ class Widths:
     def overflow(self) -> int:
         """How far the page scrolls sideways: 0 when it fits."""
         return max(0, self.scroll_width - self.viewport_width)
+
+
+class Violation(NamedTuple):
+    """One axe-core rule a page breaks, and where."""
+
+    rule: str                  # axe's rule id: "color-contrast", "image-alt", "label", …
+    impact: str                # "minor", "moderate", "serious" or "critical"
+    help: str                  # what the rule asks for, in a sentence
+    targets: tuple[str, ...]   # a CSS selector for each element that breaks it
+
+
+SERIOUS = ("serious", "critical")
+
+
+@functools.cache
+def _axe_source() -> str:
+    """axe-core's script, as the ``axe-playwright-python`` package ships it (read once)."""
+    try:
+        from importlib.resources import files
+
+        return files("axe_playwright_python").joinpath("axe.min.js").read_text(encoding="utf-8")
+    except (ImportError, OSError) as e:
+        missing = f"axe-core is not available ({e}): pip install -e '.[test]' brings axe-playwright-python"
+    if _in_ci():
+        pytest.fail(f"the accessibility checks need axe-core in CI: {missing}")
+    pytest.skip(missing)
+
+
+# axe.run() over the whole document, violations only (passes and "incomplete" would fill the
+# result with thousands of nodes to ship back for nothing).
+_AXE_RUN = """async impacts => {
+    const results = await axe.run(document, {resultTypes: ["violations"]});
+    return results.violations
+        .filter(v => impacts === null || impacts.includes(v.impact))
+        .map(v => [v.id, v.impact, v.help, v.nodes.map(n => n.target.flat().join(" >>> "))]);
+}"""
 
 
 class Chromium:
@@ -205,6 +247,24 @@ class Page:
             self._page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
         )
         return path
+
+    async def accessibility_violations(self, impact: tuple[str, ...] | None = SERIOUS) -> list[Violation]:
+        """What axe-core finds wrong with the page: its violations of the impacts given (serious
+        and critical ones by default; ``None`` for every impact), in the order axe reports them.
+
+        axe-core's default rule set runs: WCAG 2.x A and AA (text contrast below 4.5:1, an image
+        without ``alt``, a field without a label, no ``lang``, …) and axe's best practices; its
+        AAA and experimental rules stay off, as they do by default.
+        The script is evaluated through the DevTools protocol, not added as a ``<script>``, so it
+        runs under the page's own CSP (``default-src 'none'`` included) and leaves no trace in
+        the document for the rules to see; evaluating it again on the same page is harmless.
+        """
+        source = _axe_source()
+        found = await self.evaluate("() => typeof window.axe === 'object'")
+        if not found:
+            await self.evaluate(source)
+        rows = await self.evaluate(_AXE_RUN, None if impact is None else list(impact))
+        return [Violation(rule, level, text, tuple(targets)) for rule, level, text, targets in rows]
 
     async def call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         """For what the methods above do not offer: ``await fn(playwright_page)`` on the browser's

@@ -91,3 +91,64 @@ async def test_a_page_served_on_loopback_opens(browser: Browser) -> None:
         assert page.blocked == []
     finally:
         await runner.cleanup()
+
+
+# Text at 1.5:1 on white, a picture with no text alternative, a field nobody can name.
+INACCESSIBLE = """<!doctype html><html lang="en"><head><title>Your request</title></head><body><main>
+<h1>Your request</h1>
+<p style="color:#c6c6c6;background:#fff">Status: being worked on</p>
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" width="40" height="40">
+<form><input type="text" name="reply"></form>
+</main></body></html>"""
+
+ACCESSIBLE = """<!doctype html><html lang="en"><head><title>Your request</title></head><body><main>
+<h1>Your request</h1>
+<p style="color:#1f2328;background:#fff">Status: being worked on</p>
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" width="40" height="40" alt="Example Support">
+<form><label>Your reply <input type="text" name="reply"></label></form>
+</main></body></html>"""
+
+
+async def test_axe_names_each_serious_violation_and_where_it_is(browser: Browser) -> None:
+    page = await browser.open(INACCESSIBLE, width=375)
+    found = {v.rule: v for v in await page.accessibility_violations()}
+    assert set(found) == {"color-contrast", "image-alt", "label"}, found
+    assert found["color-contrast"].impact == "serious" and found["color-contrast"].targets == ("p",)
+    assert found["image-alt"].impact == "critical" and found["image-alt"].targets == ("img",)
+    assert found["label"].impact == "critical" and found["label"].targets == ("input",)
+    assert all(v.help for v in found.values())
+
+
+async def test_axe_finds_nothing_serious_on_a_page_that_has_it_right(browser: Browser) -> None:
+    page = await browser.open(ACCESSIBLE, width=375)
+    assert await page.accessibility_violations() == []
+    everything = await page.accessibility_violations(impact=None)  # minor and moderate ones too
+    assert all(v.impact in ("minor", "moderate") for v in everything), everything
+
+
+async def test_axe_runs_on_a_page_whose_csp_forbids_every_script(browser: Browser) -> None:
+    async def ticket(request: web.Request) -> web.Response:
+        return web.Response(text=INACCESSIBLE, content_type="text/html",
+                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"})
+
+    app = web.Application()
+    app.router.add_get("/", ticket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        page = await browser.open_url(f"http://127.0.0.1:{runner.addresses[0][1]}/", width=375)
+        assert await page.evaluate("document.querySelectorAll('script').length") == 0
+        rules = sorted(v.rule for v in await page.accessibility_violations())
+        # The page's CSP still holds: a script tag it is given does not run.
+        ran = await page.evaluate("""() => new Promise(done => {
+            const s = document.createElement('script');
+            s.textContent = 'window.ran = true';
+            document.head.append(s);
+            setTimeout(() => done(window.ran === true), 50);
+        })""")
+    finally:
+        await runner.cleanup()
+    assert rules == ["color-contrast", "image-alt", "label"]
+    assert ran is False
