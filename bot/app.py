@@ -82,6 +82,7 @@ class Deskbell:
         self._stop = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
         self.intake: IntakeWorker | None = None
+        self._page_door: SpoolWriter | None = None
         self.smtp_server: SmtpServer | None = None
         self.imap_pollers: list[tuple[AccountPoller, Leadership]] = []
         self.imap_ssl_context: ssl.SSLContext | None = None  # None: the system's trusted CAs
@@ -364,6 +365,7 @@ class Deskbell:
         if bolt is not None and secret:
             slack_handler = self.ack_first.wrap(AsyncSlackRequestHandler(bolt).handle)
         twilio = self._twilio_webhooks()
+        self._page_door = self._spool_writer()  # messages customers write on their pages
         app = build_web_app(ping=self.db.ping, metrics=self.metrics_text, slack_handler=slack_handler,
                             # Slack stamps requests with real time: verify against real time
                             # even when DESKBELL_NOW shifts our clock (as bolt does).
@@ -393,14 +395,24 @@ class Deskbell:
         sock.setblocking(False)
         return server, sock
 
-    async def _customer_page(self, token: str, said: str = "") -> str | None:
-        view = await customer_page.page(self.desk, token)
+    async def _customer_page(self, token: str, said: str = "", rate: int | None = None) -> str | None:
+        view = await customer_page.page(self.desk, token, rate=rate)
         return None if view is None else self.pages.render("ticket", page=view,
                                                             said=customer_page.OUTCOMES.get(said, ""))
 
-    async def _page_action(self, token: str, action: str, csrf: str, nonce: str) -> str | int:
+    async def _page_action(self, token: str, form: dict[str, str]) -> str | int:
+        """A form posted on a customer's page: a message goes to the spool (the page's door),
+        any other action to core at once. An HTTP status when it opens nothing or is forged."""
         try:
-            said = await customer_page.act(self.desk, token, action=action, csrf=csrf, nonce=nonce)
+            if form.get("action") != "message":
+                said = await customer_page.act(self.desk, token, form)
+            else:
+                arrival = await customer_page.message_arrival(self.desk, token, form)
+                if isinstance(arrival, spool.Arrival):
+                    assert self._page_door is not None
+                    await self._page_door.write(arrival)  # committed before the page says "sent"
+                    arrival = "sent"
+                said = arrival
         except customer_page.Forbidden:
             return 403
         return 404 if said is None else said

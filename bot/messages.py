@@ -60,7 +60,7 @@ class InboundMessage:
     own id for the delivery, e.g. the SMTP queue id, separately.)
     """
 
-    channel: str  # "email" | "sms"
+    channel: str  # "email" | "sms" | "web" (written on the ticket's page)
     source_id: str
     raw: bytes  # the exact bytes received
     received_at: datetime
@@ -84,3 +84,5 @@ class InboundMessage:
     # Authentication-Results headers, topmost first: ((authserv-id, ((method, result), …)), …).
     # Anyone can write one; core decides which to trust.
     auth_results: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # The ticket a door proved the sender may write to (the page's signed link); None otherwise.
+    ticket_hint: int | None = None

@@ -109,7 +109,9 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
             return PlainTextResponse("Too many requests; try again in a minute.", status_code=429,
                                      headers={**page_headers, "Retry-After": "60"})
         said = request.query_params.get("done", "")[:20]
-        html = await customer_page(request.path_params["token"], said) if customer_page else None
+        rate = request.query_params.get("rate", "")[:1]  # a rating link of the close mail
+        html = await customer_page(request.path_params["token"], said,
+                                   int(rate) if rate.isdigit() else None) if customer_page else None
         if html is None:  # one answer for every link that does not open a ticket: no oracle
             return HTMLResponse(pages.render("not_found"), status_code=404, headers=page_headers)
         return HTMLResponse(html, headers=page_headers)
@@ -119,12 +121,11 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
         if not page_limit.allow(client):
             return PlainTextResponse("Too many requests; try again in a minute.", status_code=429,
                                      headers={**page_headers, "Retry-After": "60"})
-        # A plain urlencoded form of three short fields (read here: no multipart parser needed).
+        # A plain urlencoded form of a few fields (read here: no multipart parser needed).
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
                                              max_num_fields=20).items()}
         token = request.path_params["token"]
-        result = await page_action(token, form.get("action", ""), form.get("csrf", ""),
-                                   form.get("nonce", "")) if page_action else 404
+        result = await page_action(token, form) if page_action else 404
         if isinstance(result, int):
             page = pages.render("not_found") if result == 404 else "Forbidden"
             return HTMLResponse(page, status_code=result, headers=page_headers)
@@ -152,11 +153,11 @@ def build_web_app(*, ping: Callable[[], Awaitable[None]],
 
 
 TwilioHandler = Callable[[bytes, "str | None", "str | None"], Awaitable[tuple[int, str, str]]]
-# (token, what the last action said) → the page's HTML, or None (one generic 404 for every
+# (token, what the last action said, the score a rating link chose) → the page's HTML, or None (one generic 404 for every
 # link that opens nothing).
-PageHandler = Callable[[str, str], Awaitable["str | None"]]
-# (token, action, csrf, nonce) → what to tell the customer, or the status to answer (403, 404).
-PageAction = Callable[[str, str, str, str], Awaitable["str | int"]]
+PageHandler = Callable[[str, str, "int | None"], Awaitable["str | None"]]
+# (token, the posted form) → what to tell the customer, or the status to answer (403, 404).
+PageAction = Callable[[str, dict[str, str]], Awaitable["str | int"]]
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
                 "X-Content-Type-Options": "nosniff"}
 pages = WebPages()

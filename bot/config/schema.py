@@ -421,6 +421,7 @@ class TicketsConfig(_Model):
     sms_reopen_window_days: int = Field(7, ge=0)
     reply_lock_minutes: int = Field(10, ge=1)
     reopen_window_days: int = Field(14, ge=0)  # a customer may reopen from their page this long after
+    rating_change_days: int = Field(7, ge=0)  # a closing may be rated, and the rating changed, this long after
 
 
 class BusinessHours(_Model):

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import groups, intents, lifecycle
 from bot.core.customer_mail import recipient, send_to_customer
-from bot.core.customer_sms import send_sms
+from bot.core.customer_sms import send_sms, text_closing
 from bot.core.desk import Desk
 from bot.core.errors import BadRequest, Contended, Rejected
 from bot.core.lifecycle import STATUSES
@@ -646,10 +646,20 @@ async def close(desk: Desk, *, actor: Actor, number: int, key: IdempotencyKey | 
         if ticket.status == "closed":
             return f"#{ticket.id} is already closed.", ""
         await _set_status(desk, s, ticket, staff, "closed", now)
-        if notify_customer and ticket.via_email and not await _opened_by_robot(s, ticket):
+        if not notify_customer or await _opened_by_robot(s, ticket):
+            return f"#{ticket.id} closed.", f"{staff_label(staff)} closed the ticket"
+        if ticket.via_email:
             await send_to_customer(s, desk, ticket=ticket, view=await ticket_view(s, ticket, settings=desk.settings, now=now),
                                    template="ticket_closed", kind="automatic", now=now,
                                    auto_submitted="auto-generated")
+        elif ticket.channel == "sms":
+            contact = await s.get_one(m.Contact, ticket.requester_id)
+            why_not = await text_closing(s, desk.settings, ticket=ticket, contact=contact, now=now,
+                                         group=await s.get_one(m.HandlerGroup, ticket.group_id),
+                                         said=f"Your request #{ticket.id} is closed.")
+            if why_not:
+                return f"#{ticket.id} closed; the customer was not texted: {why_not}", \
+                    f"{staff_label(staff)} closed the ticket"
         return f"#{ticket.id} closed.", f"{staff_label(staff)} closed the ticket"
 
     return await _act(desk, actor=actor, number=number, action="close", key=key, work=work)

@@ -25,6 +25,7 @@ from bot.messages import Attachment
 from bot.store import models as m
 
 MAX_REFERENCES = 10  # enough for every client to thread; keeps the header short
+CLOSE_CONFIRMATIONS = ("ticket_closed", "ticket_auto_closed")  # they ask for a rating
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ async def send_all(s: AsyncSession, desk: Desk, drafts: list[Draft], *,
             from_name=d.from_name, text=d.body, staff_name=d.staff_name, group=d.group,
             history=d.history, first_message=d.first_message,
             attachments=tuple(AttachmentView.of(row) for row in outgoing_files(s, out, d.files)),
-            page_url=page_links.link_for(settings, d.ticket.id, d.ticket.requester_id, now=now))
+            page_url=page_links.link_for(settings, d.ticket.id, d.ticket.requester_id, now=now),
+            ask_rating=d.template in CLOSE_CONFIRMATIONS and settings.tickets.rating_change_days > 0)
         intents.customer_email(s, ticket_id=d.ticket.id, message_id=out.id,
                                sender=settings.email_out.from_address, mail=mail, now=now)
     return [o[4] if o is not None else None for o in outgoing]

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import attachment_files, groups, intents, lifecycle, page_links
+from bot.core import attachment_files, groups, intents, lifecycle, page_links, ratings
 from bot.core.actions import IdempotencyKey, seen_before
 from bot.core.desk import Desk
 from bot.core.errors import TicketNotFound
+from bot.core.spool import Arrival
 from bot.core.tickets import load_ticket, ticket_view
+from bot.core.views import RatingView
 from bot.store import models as m
 
 STATUS_WORDS = {"new": "Received, waiting for our team", "open": "Being worked on",
@@ -62,6 +67,9 @@ class PageView:
     nonce: str = ""  # names this rendering's forms: the same form posted twice acts once
     can_close: bool = False
     can_reopen: bool = False
+    can_rate: bool = False  # closed recently enough to be rated (core.ratings)
+    rating: RatingView | None = None  # this closing's rating, when given
+    rate_choice: int | None = None  # the score a rating link in the close mail chose
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -69,7 +77,10 @@ def _secrets(settings: Settings) -> list[str]:
     return [page.link_secret.get_secret_value(), *(s.get_secret_value() for s in page.previous_link_secrets)]
 
 
-async def page(desk: Desk, token: str) -> PageView | None:
+async def page(desk: Desk, token: str, *, rate: int | None = None) -> PageView | None:
+    """The page a link opens, or None. ``rate``: the score of the close mail's rating link
+    followed (the page offers it chosen; only the form's button records it, so a mail
+    scanner that follows every link in a mail rates nothing)."""
     settings, now = desk.settings, desk.clock.now()
     link = page_links.parse(token)
     if link is None or not settings.customer_page.link_secret.get_secret_value():
@@ -84,6 +95,7 @@ async def page(desk: Desk, token: str) -> PageView | None:
         rows = (await s.execute(select(m.Message, m.Staff.name).outerjoin(m.Staff, m.Staff.id == m.Message.staff_id)
                                 .where(m.Message.ticket_id == ticket.id, m.Message.kind.in_(("inbound", "outbound")))
                                 .order_by(m.Message.id))).all()
+        rated = await ratings.current(s, ticket)
         files: dict[int, list[m.AttachmentRow]] = {}
         for row in (await s.scalars(select(m.AttachmentRow).where(
                 m.AttachmentRow.message_id.in_([message.id for message, _ in rows])).order_by(m.AttachmentRow.id))).all():
@@ -100,7 +112,10 @@ async def page(desk: Desk, token: str) -> PageView | None:
                     handler=_first_name(assignee.name if assignee else "") or group.name, group=group.name,
                     messages=messages, logo_url=settings.customer_page.logo_url,
                     csrf=csrf_token(settings, token), nonce=secrets.token_urlsafe(12),
-                    can_close=ticket.status != "closed", can_reopen=_reopenable(settings, ticket, now))
+                    can_close=ticket.status != "closed", can_reopen=_reopenable(settings, ticket, now),
+                    can_rate=ratings.open_for_rating(settings, ticket, now),
+                    rating=RatingView.of(rated) if rated is not None else None,
+                    rate_choice=rate if rate in ratings.SCORES else None)
 
 
 def csrf_token(settings: Settings, token: str) -> str:
@@ -119,34 +134,68 @@ class Forbidden(Exception):
     """A form without this page's CSRF token."""
 
 
-ACTIONS = {"close": "closed", "reopen": "open"}
+STATUS_ACTIONS = {"close": "closed", "reopen": "open"}
+MAX_MESSAGE_CHARS = 10_000
 
 
 # What the page says after a button (codes, so a link cannot make the page say anything else).
 OUTCOMES = {"closed": "Thank you: your request is closed.", "reopened": "Your request is open again.",
             "too_late": "This request can no longer be reopened here: write to us and we will open a new one.",
+            "sent": "Thank you: your message is on its way to us. It appears below in a moment.",
+            "empty": "There was nothing to send: write your message, then press Send.",
+            "too_long": f"That message is too long for this page ({MAX_MESSAGE_CHARS:,} characters at most): "
+                        "please shorten it, or send it by email.",
+            "rated": "Thank you for your rating.", "rating_changed": "Your rating has been changed.",
+            "rating_unchanged": "Thank you for your rating.",
+            "rating_too_late": "This request can no longer be rated.",
+            "no_score": "Choose a rating from 1 to 5, then press Send rating.",
             "unknown": "That is not something this page can do."}
+_RATING_OUTCOMES = {"rated": "rated", "changed": "rating_changed", "unchanged": "rating_unchanged",
+                    "too_late": "rating_too_late", "bad_score": "no_score"}
 
 
-async def act(desk: Desk, token: str, *, action: str, csrf: str, nonce: str) -> str | None:
-    """A button pressed on the page: ``close`` ("my problem is solved") or ``reopen``. Returns
-    an ``OUTCOMES`` code, None when the link opens nothing (404); raises ``Forbidden`` without
-    the page's CSRF token. Posting the same form again changes nothing."""
-    settings, now = desk.settings, desk.clock.now()
+async def _proved(s: AsyncSession, desk: Desk, token: str, csrf: str, *, lock: bool = True) -> m.Ticket | None:
+    """The ticket a link opens (``lock``: for the caller's write transaction); None when it
+    opens nothing (404). Raises ``Forbidden`` when the form lacks this page's CSRF token."""
+    settings = desk.settings
     link = page_links.parse(token)
     if link is None or not settings.customer_page.link_secret.get_secret_value():
         return None
+    try:
+        ticket: m.Ticket | None = await load_ticket(s, link.ticket_id, for_update=lock)
+    except TicketNotFound:
+        ticket = None
+    requester = ticket.requester_id if ticket is not None else _UNKNOWN_REQUESTER
+    if not page_links.valid(link, requester, secrets=_secrets(settings), now=desk.clock.now()) or ticket is None:
+        return None
+    if not hmac.compare_digest(csrf_token(settings, token), csrf):
+        raise Forbidden("this form did not come from the request's page")
+    return ticket
+
+
+def _nonce(form: Mapping[str, str]) -> str | None:
+    nonce = form.get("nonce", "")
+    return nonce if nonce and len(nonce) <= 64 else None
+
+
+async def act(desk: Desk, token: str, form: Mapping[str, str]) -> str | None:
+    """A button pressed on the page: ``close`` ("my problem is solved"), ``reopen``, or
+    ``rate`` (``score`` 1–5, ``comment``). Returns an ``OUTCOMES`` code, None when the link
+    opens nothing (404); raises ``Forbidden`` without the page's CSRF token. Posting the same
+    form again changes nothing."""
+    settings, now = desk.settings, desk.clock.now()
+    action, nonce = form.get("action", ""), _nonce(form)
     async with desk.db.transaction() as s:
-        try:
-            ticket: m.Ticket | None = await load_ticket(s, link.ticket_id, for_update=True)
-        except TicketNotFound:
-            ticket = None
-        requester = ticket.requester_id if ticket is not None else _UNKNOWN_REQUESTER
-        if not page_links.valid(link, requester, secrets=_secrets(settings), now=now) or ticket is None:
+        ticket = await _proved(s, desk, token, form.get("csrf", ""))
+        if ticket is None:
             return None
-        if not hmac.compare_digest(csrf_token(settings, token), csrf):
-            raise Forbidden("this form did not come from the request's page")
-        if action not in ACTIONS or not nonce or len(nonce) > 64:
+        if action == "rate":  # rating the same closing again replaces it: no nonce needed
+            score = form.get("score", "")
+            outcome = await ratings.rate(s, settings, ticket, score=int(score) if score.isdigit() else 0,
+                                         comment=form.get("comment", "")[:ratings.MAX_COMMENT * 2],
+                                         via="page", now=now)
+            return _RATING_OUTCOMES[outcome]
+        if action not in STATUS_ACTIONS or nonce is None:
             return "unknown"
         if await seen_before(s, IdempotencyKey("page", f"{ticket.id}:{action}:{nonce}"), now=now):
             return _done(action)
@@ -154,8 +203,8 @@ async def act(desk: Desk, token: str, *, action: str, csrf: str, nonce: str) -> 
             return "too_late"
         contact = await s.get_one(m.Contact, ticket.requester_id)
         actor = f"customer:{contact.email or contact.phone or ''}"
-        if await lifecycle.change_status(s, ticket, ACTIONS[action], settings=settings, actor=actor, now=now,
-                                         reason="from the customer's page"):
+        if await lifecycle.change_status(s, ticket, STATUS_ACTIONS[action], settings=settings, actor=actor,
+                                         now=now, reason="from the customer's page"):
             said = "closed it (the problem is solved)" if action == "close" else "reopened it"
             await intents.post_notice_in_thread(s, ticket_id=ticket.id, now=now,
                                                 text=f"The customer {said} from their page.")
@@ -165,6 +214,33 @@ async def act(desk: Desk, token: str, *, action: str, csrf: str, nonce: str) -> 
                                       last_action=f"The customer {said} from their page",
                                       repost_to=groups.card_channel(group, settings))
     return _done(action)
+
+
+async def message_arrival(desk: Desk, token: str, form: Mapping[str, str]) -> Arrival | str | None:
+    """A message written on the page, proved (link and form) and made into what the page's
+    door spools (``channel`` web, the ticket and requester inside): from there it goes the way
+    of every customer message, through intake, reopening the ticket as a mail would. Returns
+    the ``Arrival``, or an ``OUTCOMES`` code when there is nothing to send, or None (404);
+    raises ``Forbidden`` without the page's CSRF token. The form's nonce names the message, so
+    posting it twice spools it once."""
+    text = form.get("message", "").replace("\r\n", "\n").strip()
+    nonce = _nonce(form)
+    async with desk.db.reading() as s:
+        ticket = await _proved(s, desk, token, form.get("csrf", ""), lock=False)
+        if ticket is None:
+            return None
+        contact = await s.get_one(m.Contact, ticket.requester_id)
+    if nonce is None:
+        return "unknown"
+    if not text:
+        return "empty"
+    if len(text) > MAX_MESSAGE_CHARS:
+        return "too_long"
+    address = contact.email or contact.phone or ""
+    document = {"ticket": ticket.id, "address": address, "name": contact.name or "", "body": text}
+    return Arrival(channel="web", door="page", source_id=f"t{ticket.id}:{nonce}",
+                   data=json.dumps(document, ensure_ascii=False).encode("utf-8"),
+                   received_at=desk.clock.now(), sender_key=address)
 
 
 def _done(action: str) -> str:

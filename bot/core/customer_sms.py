@@ -14,13 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import intents
+from bot.core import intents, page_links
 from bot.core.customer_mail import outgoing_files
 from bot.core.errors import BadRequest
+from bot.core.segments import sms_length
 from bot.messages import Attachment
 from bot.store import models as m
 
 MAX_SMS_CHARS = 1600  # what SMS providers take as one (concatenated) message
+RATING_QUESTION = "How did we do? Reply with a number from 1 (poor) to 5 (great)."
 
 
 def subject_of(text: str) -> str:
@@ -73,8 +75,31 @@ async def send_sms(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, con
     media = outgoing_files(s, out, files)
     if media:
         await s.flush()  # their ids name them in the signed links
+    link = page_links.link_for(settings, ticket.id, ticket.requester_id, now=now)
     intents.customer_sms(s, ticket_id=ticket.id, message_id=out.id, to=contact.phone, from_=from_,
                          template="staff_reply", now=now, media=[row.id for row in media],
                          values={"text": body, "staff_name": sender, "group": group.name,
-                                 "ticket_number": ticket.id})
+                                 "ticket_number": ticket.id, "page_url": link if fits(body, link) else None})
     return out
+
+
+def fits(text: str, link: str | None) -> bool:
+    """Whether ``link`` on a line of its own after ``text`` costs no more segments than the
+    text alone: the page link rides along only when the customer pays nothing for it."""
+    if not link:
+        return False
+    return sms_length(f"{text}\n{link}").segments <= max(1, sms_length(text).segments)
+
+
+async def text_closing(s: AsyncSession, settings: Settings, *, ticket: m.Ticket, contact: m.Contact,
+                       group: m.HandlerGroup, said: str, now: datetime) -> str | None:
+    """Tell a customer who texts that their ticket is closed, and ask for a rating (a digit in
+    answer; ``core.ratings``) unless ratings are off. Returns why they were not texted (opted
+    out, no number to text from), or None."""
+    question = f" {RATING_QUESTION}" if settings.tickets.rating_change_days else ""
+    try:
+        await send_sms(s, settings, ticket=ticket, contact=contact, group=group, kind="automatic",
+                       body=said + question, now=now)
+    except BadRequest as exc:
+        return str(exc)
+    return None

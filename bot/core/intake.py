@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core import acknowledgements, filetypes, groups, intents, lifecycle, sender_checks, sms_keywords, spool
+from bot.core import acknowledgements, filetypes, groups, intents, lifecycle, ratings, sender_checks, sms_keywords, spool
 from bot.core.desk import Desk
 from bot.core.errors import Contended, Rejected
 from bot.core.spool import SpoolEntry
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestResult:
-    outcome: str  # created | appended | duplicate | bounce | quarantined | keyword
+    outcome: str  # created | appended | duplicate | bounce | quarantined | keyword | rated
     ticket_number: int | None = None
     message_id: int | None = None
     detail: str = ""
@@ -208,8 +208,13 @@ async def _route(s: AsyncSession, desk: Desk, item: Parsed, msg: InboundMessage,
     returned = _returned_to(msg, desk.settings.email_out.reply_domain)
     if msg.bounce is not None or returned is not None:
         return await _bounce(s, desk, item, msg, returned)
+    if msg.ticket_hint is not None and await s.get(m.Ticket, msg.ticket_hint) is None:
+        q = await _hold(s, desk, item, reason="unknown ticket", detail=f"#{msg.ticket_hint}")
+        return IngestResult("quarantined", detail=f"quarantine #{q}: no ticket #{msg.ticket_hint}")
     contact = await _contact(s, msg, now=desk.clock.now())
     keyword = sms_keywords.keyword(msg.body) if msg.channel == "sms" else None
+    if keyword is None and msg.channel == "sms" and (rated := await _rating_text(s, desk, msg, contact)):
+        return rated
     if keyword is not None:
         # A carrier keyword changes what we may send; on a ticket it is shown, never reopens it.
         await sms_keywords.apply(s, desk, msg, contact, keyword)
@@ -530,7 +535,25 @@ async def _held_more(s: AsyncSession, channel: str, *, more: int, hour: datetime
                     ordering_key=key).due_at = end
 
 
+async def _rating_text(s: AsyncSession, desk: Desk, msg: InboundMessage, contact: m.Contact) -> IngestResult | None:
+    """A text that is one digit from 1 to 5, answering the close confirmation of the sender's
+    newest ticket (closed, recently enough to rate): their rating, not a message that reopens
+    it. With a ticket of theirs still open, a digit is a message for that one."""
+    digit = msg.body.strip().rstrip(".!")
+    if len(digit) != 1 or not digit.isdigit() or int(digit) not in ratings.SCORES:
+        return None
+    ticket = await s.scalar(select(m.Ticket).where(m.Ticket.requester_id == contact.id)
+                            .order_by(m.Ticket.id.desc()).limit(1))
+    if ticket is None or not ratings.open_for_rating(desk.settings, ticket, desk.clock.now()):
+        return None
+    outcome = await ratings.rate(s, desk.settings, ticket, score=int(digit), via="sms", now=desk.clock.now())
+    return IngestResult("rated", ticket_number=ticket.id, detail=f"{digit}/5 ({outcome})")
+
+
 async def _contact(s: AsyncSession, msg: InboundMessage, *, now: datetime) -> m.Contact:
+    if msg.ticket_hint is not None:  # written on the ticket's page: its requester, proved by the link
+        ticket = await s.get_one(m.Ticket, msg.ticket_hint)
+        return await s.get_one(m.Contact, ticket.requester_id)
     email = msg.channel == "email"
     address = msg.sender_address.lower() if email else msg.sender_address
     if len(address) > (320 if email else 32):

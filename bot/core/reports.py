@@ -17,7 +17,7 @@ from bot.core import intents, sla, spool, weighing
 from bot.core.desk import Desk
 from bot.core.errors import TicketNotFound
 from bot.core.lifecycle import OPEN_STATUSES
-from bot.core.tickets import load_ticket, ticket_view
+from bot.core.tickets import load_ticket, rating_of, ticket_view
 from bot.core.views import MessageView, TicketView, account_of
 from bot.store import models as m
 from bot.store.db import Database
@@ -122,6 +122,9 @@ async def show_ticket(db: Database, number: int, *, now: datetime,
                              "inline": a.inline}
                             for a in attachments.get(x.id, [])],
         } for x in messages]
+        rating = await rating_of(s, t)
+        result["rating"] = ({"score": rating.score, "comment": rating.comment, "at": _iso(rating.at)}
+                            if rating is not None else None)
         events = (await s.scalars(select(m.Event).where(m.Event.ticket_id == t.id)
                                   .order_by(m.Event.id))).all()
         result["events"] = [{"kind": e.kind, "actor": e.actor, "data": e.data,

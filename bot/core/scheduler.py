@@ -29,9 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import digest_delivery, groups, intents, lifecycle, sla
 from bot.core.customer_mail import send_to_customer
-from bot.core.customer_sms import send_sms
+from bot.core.customer_sms import text_closing
 from bot.core.desk import Desk
-from bot.core.errors import BadRequest
 from bot.core.tickets import ticket_view
 from bot.store import models as m
 from bot.store import upsert
@@ -234,12 +233,11 @@ async def _auto_close(desk: Desk, s: AsyncSession, ticket: m.Ticket, now: dateti
     told = "the customer was told"
     if ticket.channel == "sms" and contact.phone:
         group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        try:
-            await send_sms(s, desk.settings, ticket=ticket, contact=contact, group=group, kind="automatic",
-                           body=f"Your request #{ticket.id} was resolved {days} days ago and is now "
-                                f"closed. Text us again if you still need help.", now=now)
-        except BadRequest as exc:  # opted out, or no number to text from: close all the same
-            told = f"the customer was not texted: {exc}"
+        why_not = await text_closing(s, desk.settings, ticket=ticket, contact=contact, group=group, now=now,
+                                     said=f"Your request #{ticket.id} was resolved {days} days ago and is now "
+                                          f"closed. Text us again if you still need help.")
+        if why_not:  # opted out, or no number to text from: close all the same
+            told = f"the customer was not texted: {why_not}"
     elif await send_to_customer(s, desk, ticket=ticket, template="ticket_auto_closed", kind="automatic",
                                 view=await ticket_view(s, ticket, settings=desk.settings, now=now),
                                 now=now, auto_submitted="auto-generated") is None:

@@ -92,6 +92,9 @@ async def find_ticket(session: AsyncSession, msg: InboundMessage, *, contact_id:
         if contact_id is None or now is None:
             return None
         return await _by_phone(session, contact_id, since=now - sms_reopen_window)
+    if msg.ticket_hint is not None:  # written on the ticket's own page: the signed link proved it
+        ticket = await session.get(m.Ticket, msg.ticket_hint)
+        return ThreadMatch(ticket, "page") if ticket is not None else None
     for rcpt in msg.recipients:
         token = reply_token_of(rcpt, reply_domain=reply_domain)
         if token:

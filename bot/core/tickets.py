@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.core import sla, weighing
 from bot.core.errors import TicketNotFound
-from bot.core.views import TicketView
+from bot.core.views import RatingView, TicketView
 from bot.store import models as m
 
 
@@ -61,4 +61,12 @@ async def ticket_view(s: AsyncSession, ticket: m.Ticket, *, settings: Settings,
                          first_responded_at=clocks.first_response_met_at,
                          idle_minutes=weighing.idle_minutes(settings, ticket, now=now),
                          idle=weighing.is_idle(settings, ticket, now=now),
-                         business_timezone=sla.calendar_hours(settings, group.name).timezone)
+                         business_timezone=sla.calendar_hours(settings, group.name).timezone,
+                         rating=None if new else await rating_of(s, ticket))
+
+
+async def rating_of(s: AsyncSession, ticket: m.Ticket) -> RatingView | None:
+    """The newest rating, of whichever closing (a reopened ticket keeps showing it)."""
+    row = await s.scalar(select(m.Rating).where(m.Rating.ticket_id == ticket.id)
+                         .order_by(m.Rating.closed_at.desc()).limit(1))
+    return RatingView.of(row) if row is not None else None

@@ -65,6 +65,24 @@ def _restore(hint: Any, data: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class RatingView:
+    """A customer's rating of a closing (core.ratings)."""
+
+    score: int  # 1-5
+    comment: str
+    at: datetime  # when it was given, or last changed
+
+    @classmethod
+    def of(cls, row: m.Rating) -> "RatingView":
+        return cls(score=row.score, comment=row.comment, at=row.updated_at)
+
+
+def stars(score: int) -> str:
+    """``★★★★☆`` for 4: the card's and the thread's picture of a score."""
+    return "★" * score + "☆" * (5 - score)
+
+
+@dataclass(frozen=True)
 class ContactView:
     name: str
     email: str | None
@@ -166,6 +184,7 @@ class TicketView:
     follow_up_at: datetime | None = None
     action_required_at: datetime | None = None
     business_timezone: str = "UTC"  # the group's business hours: where a date means a day
+    rating: RatingView | None = None  # the customer's newest rating of a closing
 
     @classmethod
     def of(cls, t: m.Ticket, *, group: str, requester: m.Contact, assignee: str | None = None,
@@ -225,6 +244,7 @@ class OutgoingEmail:
     first_message: MessageView | None = None  # what the customer wrote (acknowledgements)
     attachments: tuple[AttachmentView, ...] = ()  # files staff sent with it (bytes by sha256)
     page_url: str | None = None  # the ticket's signed page (customer_page), when it is on
+    ask_rating: bool = False  # a close confirmation with rating links to the page (core.ratings)
 
 
 @dataclass(frozen=True)

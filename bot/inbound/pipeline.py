@@ -22,6 +22,7 @@ from bot.core.errors import Contended, Rejected
 from bot.core.intake import IngestResult, Parsed
 from bot.core.spool import Arrival, SpoolEntry
 from bot.inbound.mailparse import parse_email
+from bot.inbound.pageparse import parse_page_message
 from bot.inbound.smsparse import parse_sms
 from bot.messages import InboundMessage
 from bot.store.db import Database
@@ -67,7 +68,7 @@ class IntakeWorker:
         self.desk, self.db, self.clock = desk, desk.db, desk.clock
         self.our_domain = our_domain  # where our Message-IDs live: bounces are matched by them
         self.batch, self.poll_seconds = batch, poll_seconds
-        self.parsers: dict[str, Parser] = {"email": self._parse_email, "sms": _parse_sms}
+        self.parsers: dict[str, Parser] = {"email": self._parse_email, "sms": _parse_sms, "web": _parse_page}
         self._wake = asyncio.Event()
         self._stopping = False
         self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (when, entries)
@@ -201,3 +202,8 @@ class IntakeWorker:
 
 def _parse_sms(entry: SpoolEntry) -> InboundMessage:
     return parse_sms(entry.data, received_at=entry.received_at, door=entry.door)
+
+
+def _parse_page(entry: SpoolEntry) -> InboundMessage:
+    return parse_page_message(entry.data, source_id=entry.source_id, received_at=entry.received_at,
+                              door=entry.door)

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core.filetypes import extension, is_executable
-from bot.core.views import AttachmentView, CardView, MessageView, QuarantineView, TicketView
+from bot.core.views import AttachmentView, CardView, MessageView, QuarantineView, TicketView, stars
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -180,6 +180,8 @@ def ticket_card(card: CardView, *, new_card_url: str | None = None) -> dict[str,
     footer = [f"{card.message_count} customer message{'s' if card.message_count != 1 else ''}"]
     if card.attachment_count:
         footer.append(f"📎 {card.attachment_count} file{'s' if card.attachment_count != 1 else ''}")
+    if t.rating:
+        footer.append(f"Rated {stars(t.rating.score)} {t.rating.score}/5")
     if card.last_action:
         footer.append(card.last_action)
     blocks.append(context(" · ".join(footer)))

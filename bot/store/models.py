@@ -451,6 +451,23 @@ class DigestSend(Base):
     updated_at: Mapped[datetime]
 
 
+class Rating(Base):
+    """A customer's rating of one closing of their ticket (1–5 and an optional comment). A
+    ticket closed again after a reopening is rated afresh; within ``tickets.rating_change_days``
+    of its closing the customer may change their rating, which updates this row."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("ticket_id", "closed_at", name="uq_ratings_closing"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    closed_at: Mapped[datetime]  # the closing rated (the ticket's closed_at then)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    via: Mapped[str] = mapped_column(String(16))  # page | sms
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class SchedulerJob(Base):
     """When each scheduler job last made a pass, and up to which instant it looked."""
 
