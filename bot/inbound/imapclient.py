@@ -196,6 +196,10 @@ class ImapSession:
         if client is None:
             return
         if self.alive and client.protocol.state != aioimaplib.LOGOUT:
+            if client.has_pending_idle():
+                # Stopped mid-IDLE: a server reads no command until DONE (RFC 2177), so a bare
+                # LOGOUT would only wait out the timeout.
+                client.idle_done()
             try:
                 await asyncio.wait_for(self._guard(client.logout()), min(self.timeout, 5))
             except Exception:  # noqa: BLE001 — leaving anyway; the server cleans up
