@@ -124,3 +124,12 @@ async def test_an_endless_line_is_not_held_in_memory():
     while not receiver.feed(await next_piece(reader)):
         pass
     assert receiver.error == ERR_500_LINE
+
+
+def test_the_long_line_check_agrees_with_measuring_every_line():
+    receiver = DataReceiver(io.BytesIO(), size_limit=0, line_limit=100)
+    rng = random.Random(2920)
+    for _ in range(20_000):
+        lines = b"".join(b"x" * rng.choice([0, 1, 40, 97, 98, 99, 100, 150, 199, 250])
+                         + rng.choice([b"", b"\r", b"\n", b"."]) + b"\r\n" for _ in range(rng.randint(1, 12)))
+        assert receiver._has_long_line(lines) is (max(map(len, lines.split(b"\r\n"))) + 2 > 100), lines
