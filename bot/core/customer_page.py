@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -77,6 +79,34 @@ def _secrets(settings: Settings) -> list[str]:
     return [page.link_secret.get_secret_value(), *(s.get_secret_value() for s in page.previous_link_secrets)]
 
 
+# The whole page in one statement, built once: the ticket with its group, assignee and this
+# closing's rating, then one row per public message and file (the ticket's columns repeated).
+# A customer's page is opened often and must cost little more than a static one (bench/customer_page.py).
+_Assignee, _Author = aliased(m.Staff), aliased(m.Staff)
+_T, _M, _A, _R = m.Ticket, m.Message, m.AttachmentRow, m.Rating
+_PAGE = (select(_T.id, _T.subject, _T.status, _T.requester_id, _T.closed_at, _T.resolved_at,
+                m.HandlerGroup.name, _Assignee.name, _R.score, _R.comment, _R.updated_at,
+                _M.id, _M.kind, _M.created_at, _M.body, _Author.name,
+                _A.id, _A.name, _A.size, _A.sha256, _A.withheld)
+         .join(m.HandlerGroup, m.HandlerGroup.id == _T.group_id)
+         .outerjoin(_Assignee, _Assignee.id == _T.assignee_id)
+         .outerjoin(_R, and_(_R.ticket_id == _T.id, _R.closed_at == _T.closed_at))
+         .outerjoin(_M, and_(_M.ticket_id == _T.id, or_(_M.kind == "inbound", _M.kind == "outbound")))
+         .outerjoin(_Author, _Author.id == _M.staff_id)
+         .outerjoin(_A, _A.message_id == _M.id)
+         .where(_T.id == bindparam("ticket"))
+         .order_by(_M.id, _A.id))
+
+
+@dataclass(frozen=True)
+class _Closing:
+    """What ``_reopenable`` and ``ratings.open_for_rating`` read of a ticket."""
+
+    status: str
+    closed_at: datetime | None
+    resolved_at: datetime | None
+
+
 async def page(desk: Desk, token: str, *, rate: int | None = None) -> PageView | None:
     """The page a link opens, or None. ``rate``: the score of the close mail's rating link
     followed (the page offers it chosen; only the form's button records it, so a mail
@@ -85,36 +115,33 @@ async def page(desk: Desk, token: str, *, rate: int | None = None) -> PageView |
     link = page_links.parse(token)
     if link is None or not settings.customer_page.link_secret.get_secret_value():
         return None
-    async with desk.db.reading() as s:
-        ticket = await s.get(m.Ticket, link.ticket_id)
-        requester = ticket.requester_id if ticket is not None else _UNKNOWN_REQUESTER
-        if not page_links.valid(link, requester, secrets=_secrets(settings), now=now) or ticket is None:
-            return None
-        group = await s.get_one(m.HandlerGroup, ticket.group_id)
-        assignee = await s.get(m.Staff, ticket.assignee_id) if ticket.assignee_id else None
-        rows = (await s.execute(select(m.Message, m.Staff.name).outerjoin(m.Staff, m.Staff.id == m.Message.staff_id)
-                                .where(m.Message.ticket_id == ticket.id, m.Message.kind.in_(("inbound", "outbound")))
-                                .order_by(m.Message.id))).all()
-        rated = await ratings.current(s, ticket)
-        files: dict[int, list[m.AttachmentRow]] = {}
-        for row in (await s.scalars(select(m.AttachmentRow).where(
-                m.AttachmentRow.message_id.in_([message.id for message, _ in rows])).order_by(m.AttachmentRow.id))).all():
-            files.setdefault(row.message_id, []).append(row)
-    messages = tuple(PublicMessage(
-        from_customer=message.kind == "inbound",
-        author="You" if message.kind == "inbound" else _first_name(staff_name) or group.name,
-        at=message.created_at, body=message.body,
-        files=tuple(PublicFile(f.name, f.size, attachment_files.link_for(settings, f.id, now=now)
-                               if f.sha256 and not f.withheld else None) for f in files.get(message.id, [])))
-        for message, staff_name in rows)
-    return PageView(number=ticket.id, subject=ticket.subject, status=ticket.status,
-                    status_words=STATUS_WORDS.get(ticket.status, ticket.status),
-                    handler=_first_name(assignee.name if assignee else "") or group.name, group=group.name,
-                    messages=messages, logo_url=settings.customer_page.logo_url,
+    rows = await desk.db.read_rows(_PAGE, ticket=link.ticket_id)
+    requester = rows[0][3] if rows else _UNKNOWN_REQUESTER
+    if not page_links.valid(link, requester, secrets=_secrets(settings), now=now) or not rows:
+        return None
+    (number, subject, status, _, closed_at, resolved_at, group, assignee,
+     score, comment, rated_at) = rows[0][:11]
+    messages: list[PublicMessage] = []
+    for message_id, talk in itertools.groupby((row[11:] for row in rows if row[11] is not None),
+                                              key=lambda row: row[0]):
+        first, *more = talk
+        _, kind, at, body, author = first[:5]
+        files = tuple(PublicFile(name, size, attachment_files.link_for(settings, file_id, now=now)
+                                 if sha256 and not withheld else None)
+                      for file_id, name, size, sha256, withheld in (row[5:] for row in (first, *more))
+                      if file_id is not None)
+        messages.append(PublicMessage(from_customer=kind == "inbound",
+                                      author="You" if kind == "inbound" else _first_name(author) or group,
+                                      at=at, body=body, files=files))
+    closing = _Closing(status, closed_at, resolved_at)
+    return PageView(number=number, subject=subject, status=status,
+                    status_words=STATUS_WORDS.get(status, status),
+                    handler=_first_name(assignee) or group, group=group,
+                    messages=tuple(messages), logo_url=settings.customer_page.logo_url,
                     csrf=csrf_token(settings, token), nonce=secrets.token_urlsafe(12),
-                    can_close=ticket.status != "closed", can_reopen=_reopenable(settings, ticket, now),
-                    can_rate=ratings.open_for_rating(settings, ticket, now),
-                    rating=RatingView.of(rated) if rated is not None else None,
+                    can_close=status != "closed", can_reopen=_reopenable(settings, closing, now),
+                    can_rate=ratings.open_for_rating(settings, closing, now),
+                    rating=RatingView(score, comment, rated_at) if score is not None else None,
                     rate_choice=rate if rate in ratings.SCORES else None)
 
 
@@ -124,7 +151,7 @@ def csrf_token(settings: Settings, token: str) -> str:
     return hmac.new(secret, f"csrf:{token}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _reopenable(settings: Settings, ticket: m.Ticket, now: datetime) -> bool:
+def _reopenable(settings: Settings, ticket: m.Ticket | _Closing, now: datetime) -> bool:
     finished = ticket.closed_at or ticket.resolved_at
     return (ticket.status in ("resolved", "closed") and finished is not None
             and now - finished <= timedelta(days=settings.tickets.reopen_window_days))

@@ -13,6 +13,7 @@ render anything. No I/O besides the database.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +29,7 @@ MAX_COMMENT = 1000
 WORDS = {1: "very poor", 2: "poor", 3: "okay", 4: "good", 5: "great"}
 
 
-def open_for_rating(settings: Settings, ticket: m.Ticket, now: datetime) -> bool:
+def open_for_rating(settings: Settings, ticket: m.Ticket | Any, now: datetime) -> bool:
     """A closed ticket, closed recently enough to be rated (or its rating changed); never
     when ratings are off (``tickets.rating_change_days: 0``)."""
     return (settings.tickets.rating_change_days > 0 and ticket.status == "closed" and ticket.closed_at is not None

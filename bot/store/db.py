@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.request import pathname2url
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Select, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -97,6 +97,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._on_outbox: list[Callable[[], None]] = []
         self._sqlite_inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
+        self._sqlite_selects: dict[Select[Any], tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]] = {}
         if self.is_sqlite:
             url = one_hop_url(url)
             # SQLite has one writer; a one-connection write pool queues our own writers in
@@ -162,6 +163,35 @@ class Database:
         self._sqlite_inserts[(table.name, names)] = compiled.string, processors
         return compiled.string, processors
 
+    async def read_rows(self, statement: Select[Any], **params: Any) -> list[tuple]:
+        """The rows of one SELECT, each column converted by its type as a session would, read
+        in one call: no session and no ORM objects. For a hot read that one statement answers
+        (a customer's page): on SQLite it runs on a read connection's thread in one hop (a
+        session crosses threads once per step), elsewhere on one pooled connection. Use it with
+        statements built once: each one's SQL is compiled once and kept."""
+        if not self.is_sqlite:
+            async with self.read_engine.connect() as conn:
+                return [tuple(row) for row in (await conn.execute(statement, params)).all()]
+        compiled = self._sqlite_selects.get(statement) or self._sqlite_select(statement)
+        sql, values, processors = compiled
+        rows = await run_on_connection(self.read_engine, _fetch_all, sql, values(params))
+        return [tuple(value if convert is None else convert(value) for value, convert in zip(row, processors))
+                for row in rows]
+
+    def _sqlite_select(self, statement: Select[Any]) -> tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]:
+        dialect = self.read_engine.dialect
+        compiled = statement.compile(dialect=dialect)  # no expanding IN lists: they compile per call
+        names = compiled.positiontup or []
+
+        def values(params: dict[str, Any]) -> tuple:
+            given = compiled.construct_params(params)
+            return tuple(given[name] for name in names)
+
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in statement.selected_columns]
+        self._sqlite_selects[statement] = compiled.string, values, processors
+        return self._sqlite_selects[statement]
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; loaded rows stay usable after the block ends."""
@@ -207,6 +237,11 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+def _fetch_all(conn: sqlite3.Connection, sql: str, values: tuple) -> list[tuple]:
+    """On a read connection's thread: one SELECT (one snapshot: it is a statement of its own)."""
+    return conn.execute(sql, values).fetchall()
 
 
 def _commit_many(conn: sqlite3.Connection, sql: str, values: list[tuple]) -> None:
