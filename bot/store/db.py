@@ -97,7 +97,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._on_outbox: list[Callable[[], None]] = []
         self._sqlite_inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
-        self._sqlite_selects: dict[Select[Any], tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]] = {}
+        self._selects: dict[Select[Any], tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]] = {}
         if self.is_sqlite:
             url = one_hop_url(url)
             # SQLite has one writer; a one-connection write pool queues our own writers in
@@ -165,23 +165,25 @@ class Database:
 
     async def read_rows(self, statement: Select[Any], **params: Any) -> list[tuple]:
         """The rows of one SELECT, each column converted by its type as a session would, read
-        in one call: no session and no ORM objects. For a hot read that one statement answers
-        (a customer's page): on SQLite it runs on a read connection's thread in one hop (a
-        session crosses threads once per step), elsewhere on one pooled connection. Use it with
-        statements built once: each one's SQL is compiled once and kept."""
-        if not self.is_sqlite:
+        in one call on one pooled connection: no session, no transaction of SQLAlchemy's (its
+        BEGIN and ROLLBACK are round trips of their own) and no ORM objects. For a hot read
+        that one statement answers (a customer's page); on SQLite it is one hop to the
+        connection's thread, where a session crosses threads once per step. Use it with
+        statements built once: each one's SQL is compiled once and kept. One statement is one
+        snapshot on both databases."""
+        sql, values, processors = self._selects.get(statement) or self._compile_select(statement)
+        if self.is_sqlite:
+            rows = await run_on_connection(self.read_engine, _fetch_all, sql, values(params))
+        else:
             async with self.read_engine.connect() as conn:
-                return [tuple(row) for row in (await conn.execute(statement, params)).all()]
-        compiled = self._sqlite_selects.get(statement) or self._sqlite_select(statement)
-        sql, values, processors = compiled
-        rows = await run_on_connection(self.read_engine, _fetch_all, sql, values(params))
+                rows = await (await conn.get_raw_connection()).driver_connection.fetch(sql, *values(params))
         return [tuple(value if convert is None else convert(value) for value, convert in zip(row, processors))
                 for row in rows]
 
-    def _sqlite_select(self, statement: Select[Any]) -> tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]:
+    def _compile_select(self, statement: Select[Any]) -> tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]:
         dialect = self.read_engine.dialect
         compiled = statement.compile(dialect=dialect)  # no expanding IN lists: they compile per call
-        names = compiled.positiontup or []
+        names = compiled.positiontup or []  # in the order of the placeholders (? or $n)
 
         def values(params: dict[str, Any]) -> tuple:
             given = compiled.construct_params(params)
@@ -189,8 +191,8 @@ class Database:
 
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
                       for column in statement.selected_columns]
-        self._sqlite_selects[statement] = compiled.string, values, processors
-        return self._sqlite_selects[statement]
+        self._selects[statement] = compiled.string, values, processors
+        return self._selects[statement]
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
