@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -74,23 +76,28 @@ async def test_requests_off_this_machine_are_refused_and_listed(browser: Browser
     assert await page.texts("p") == ["Digest"]
 
 
-async def test_a_page_served_on_loopback_opens(browser: Browser) -> None:
-    async def ticket(request: web.Request) -> web.Response:
-        return web.Response(text="<h1>Your ticket #7</h1>", content_type="text/html")
+@contextlib.asynccontextmanager
+async def serving(answer: web.Response) -> AsyncIterator[str]:
+    """``answer`` to every GET / on a loopback port; yields the page's URL."""
+    async def page(request: web.Request) -> web.Response:
+        return answer
 
     app = web.Application()
-    app.router.add_get("/", ticket)
+    app.router.add_get("/", page)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        port = runner.addresses[0][1]
-        page = await browser.open_url(f"http://127.0.0.1:{port}/", width=375)
-        assert await page.texts("h1") == ["Your ticket #7"]
-        assert page.blocked == []
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
     finally:
         await runner.cleanup()
+
+
+async def test_a_page_served_on_loopback_opens(browser: Browser) -> None:
+    async with serving(web.Response(text="<h1>Your ticket #7</h1>", content_type="text/html")) as url:
+        page = await browser.open_url(url, width=375)
+        assert await page.texts("h1") == ["Your ticket #7"]
+        assert page.blocked == []
 
 
 # Text at 1.5:1 on white, a picture with no text alternative, a field nobody can name.
@@ -127,18 +134,9 @@ async def test_axe_finds_nothing_serious_on_a_page_that_has_it_right(browser: Br
 
 
 async def test_axe_runs_on_a_page_whose_csp_forbids_every_script(browser: Browser) -> None:
-    async def ticket(request: web.Request) -> web.Response:
-        return web.Response(text=INACCESSIBLE, content_type="text/html",
-                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"})
-
-    app = web.Application()
-    app.router.add_get("/", ticket)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        page = await browser.open_url(f"http://127.0.0.1:{runner.addresses[0][1]}/", width=375)
+    strict = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
+    async with serving(web.Response(text=INACCESSIBLE, content_type="text/html", headers=strict)) as url:
+        page = await browser.open_url(url, width=375)
         assert await page.evaluate("document.querySelectorAll('script').length") == 0
         rules = sorted(v.rule for v in await page.accessibility_violations())
         # The page's CSP still holds: a script tag it is given does not run.
@@ -148,7 +146,5 @@ async def test_axe_runs_on_a_page_whose_csp_forbids_every_script(browser: Browse
             document.head.append(s);
             setTimeout(() => done(window.ran === true), 50);
         })""")
-    finally:
-        await runner.cleanup()
     assert rules == ["color-contrast", "image-alt", "label"]
     assert ran is False
