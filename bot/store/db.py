@@ -34,6 +34,7 @@ OUTBOX_FLAG = "outbox_enqueued"
 # PostgreSQL defaults (config: database.pool_size, database.statement_timeout_seconds).
 POOL_SIZE = 10
 STATEMENT_TIMEOUT = 30.0
+HOT_READ_POOL_SIZE = 2  # connections kept for ``read_rows`` (a customer's page), beside POOL_SIZE
 # Readiness waits this long for SQLite's write lock, not the writers' 10 s busy_timeout.
 WRITE_PROBE_TIMEOUT = 2.0
 
@@ -85,6 +86,10 @@ def _server_pool(*, pool_size: int, statement_timeout: float) -> dict[str, Any]:
     }
 
 
+class _Dropped(Exception):
+    """The server had closed the pooled connection a read was sent on."""
+
+
 class Database:
     """One database: a write path and a read path (the same pool on PostgreSQL)."""
 
@@ -111,6 +116,10 @@ class Database:
             self.write_engine = create_async_engine(url, echo=echo, **_server_pool(
                 pool_size=pool_size, statement_timeout=statement_timeout))
             self.read_engine = self.write_engine
+            # Hot one-statement reads (``read_rows``) skip the pool's ping, a round trip as
+            # long as the read itself; a connection the server dropped is retried instead.
+            self._hot_read_engine = create_async_engine(url, echo=echo, **{**_server_pool(
+                pool_size=HOT_READ_POOL_SIZE, statement_timeout=statement_timeout), "pool_pre_ping": False})
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -175,10 +184,29 @@ class Database:
         if self.is_sqlite:
             rows = await run_on_connection(self.read_engine, _fetch_all, sql, values(params))
         else:
-            async with self.read_engine.connect() as conn:
-                rows = await (await conn.get_raw_connection()).driver_connection.fetch(sql, *values(params))
+            rows = await self._fetch(sql, values(params))
         return [tuple(value if convert is None else convert(value) for value, convert in zip(row, processors))
                 for row in rows]
+
+    async def _fetch(self, sql: str, values: tuple) -> list[Any]:
+        """One statement on a pooled PostgreSQL connection, once more on a fresh one when the
+        server had dropped the first (a restart, a terminated backend): the pool does not ping
+        these connections before handing them out."""
+        try:
+            return await self._fetch_once(sql, values)
+        except _Dropped:
+            return await self._fetch_once(sql, values)
+
+    async def _fetch_once(self, sql: str, values: tuple) -> list[Any]:
+        async with self._hot_read_engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            try:
+                return await driver.fetch(sql, *values)
+            except Exception as exc:
+                if not driver.is_closed():
+                    raise  # the statement's own failure
+                await conn.invalidate()  # never handed out again
+                raise _Dropped from exc
 
     def _compile_select(self, statement: Select[Any]) -> tuple[str, Callable[[dict[str, Any]], tuple], list[Any]]:
         dialect = self.read_engine.dialect
@@ -239,6 +267,8 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+        if not self.is_sqlite:
+            await self._hot_read_engine.dispose()
 
 
 def _fetch_all(conn: sqlite3.Connection, sql: str, values: tuple) -> list[tuple]:

@@ -7,7 +7,8 @@ joins, literal values compiled into the statement, and the parameter of each cal
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, or_, select
+import pytest
+from sqlalchemy import bindparam, or_, select, text
 
 from bot.core import spool
 from bot.store import models as m
@@ -33,3 +34,18 @@ async def test_rows_come_back_typed_as_a_session_reads_them(db):  # noqa: F811
     assert envelope_to == ["+15550100", "+15550101"] and quarantine is None
     assert [row[1] for row in again] == [f"SM{3:032d}"]
     assert await db.read_rows(_ENTRIES, sender="+1999") == []
+
+
+@pytest.mark.database
+async def test_a_read_on_a_connection_the_server_dropped_is_sent_again(db):  # noqa: F811
+    """PostgreSQL: the hot-read pool does not ping its connections, so a backend the server
+    terminated (a restart does the same) must cost a retry, not an error."""
+    if db.is_sqlite:
+        pytest.skip("about PostgreSQL's pooled connections")
+    await spool.record(db, [arrival(4)])
+    assert len(await db.read_rows(_ENTRIES, sender="+15550000004")) == 1  # a pooled connection now
+    async with db.write_engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    rows = await db.read_rows(_ENTRIES, sender="+15550000004")
+    assert [row[1] for row in rows] == [f"SM{4:032d}"]
