@@ -74,6 +74,14 @@ class PageView:
     rate_choice: int | None = None  # the score a rating link in the close mail chose
 
 
+def _link(settings: Settings, token: str) -> page_links.PageToken | None:
+    """What a token names, before its MAC is checked against the ticket; None when it names
+    nothing or the page is off."""
+    if not settings.customer_page.link_secret.get_secret_value():
+        return None
+    return page_links.parse(token)
+
+
 def _secrets(settings: Settings) -> list[str]:
     page = settings.customer_page
     return [page.link_secret.get_secret_value(), *(s.get_secret_value() for s in page.previous_link_secrets)]
@@ -112,8 +120,8 @@ async def page(desk: Desk, token: str, *, rate: int | None = None) -> PageView |
     followed (the page offers it chosen; only the form's button records it, so a mail
     scanner that follows every link in a mail rates nothing)."""
     settings, now = desk.settings, desk.clock.now()
-    link = page_links.parse(token)
-    if link is None or not settings.customer_page.link_secret.get_secret_value():
+    link = _link(settings, token)
+    if link is None:
         return None
     rows = await desk.db.read_rows(_PAGE, ticket=link.ticket_id)
     requester = rows[0][3] if rows else _UNKNOWN_REQUESTER
@@ -185,8 +193,8 @@ async def _proved(s: AsyncSession, desk: Desk, token: str, csrf: str, *, lock: b
     """The ticket a link opens (``lock``: for the caller's write transaction); None when it
     opens nothing (404). Raises ``Forbidden`` when the form lacks this page's CSRF token."""
     settings = desk.settings
-    link = page_links.parse(token)
-    if link is None or not settings.customer_page.link_secret.get_secret_value():
+    link = _link(settings, token)
+    if link is None:
         return None
     try:
         ticket: m.Ticket | None = await load_ticket(s, link.ticket_id, for_update=lock)
